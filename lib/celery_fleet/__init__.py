@@ -1,0 +1,59 @@
+"""celery_fleet: the tested Python behind the fleet's Ansible filters (no Ansible import here).
+
+Interface used by the roles through ``plugins/filter/celery_fleet.py`` (keep these names; a change
+must be recorded here):
+
+============================================  ===================================================
+filter                                        function
+============================================  ===================================================
+``worker | celery_fleet_worker``               ``workers.normalize_worker(worker) -> dict``
+``worker | celery_fleet_worker_argv(app_module, celery_bin)``
+                                              ``workers.worker_argv(worker, app_module, celery_bin)
+                                              -> list[str]``
+``argv | celery_fleet_systemd_cmdline``        ``workers.systemd_cmdline(argv) -> str``
+``argv | celery_fleet_supervisor_cmdline``     ``workers.supervisor_cmdline(argv) -> str``
+``worker | celery_fleet_stop_timeout(margin=30)``
+                                              ``workers.stop_timeout(worker, margin=30) -> int``
+``workers | celery_fleet_pool_packages``       ``workers.pool_packages(workers) -> list[str]``
+``worker | celery_fleet_worker_environment``   ``workers.worker_environment(worker) -> dict[str, str]``
+                                              (added: ``environment`` plus REMAP_SIGTERM)
+``workers_by_host | celery_fleet_validation_errors(queues, visibility_timeout, beat_hosts,
+broker_by_host=None)``                         ``validation.validate_fleet(...) -> list[str]``
+============================================  ===================================================
+
+Recorded changes to the agreed signatures:
+
+- ``validate_fleet``'s ``visibility_timeout`` also accepts a mapping inventory host -> seconds (or
+  None), since the Redis transport option is set per host in the app's environment file; the
+  redelivery happens at the shortest timeout among the clients of one broker. An int (or None,
+  meaning kombu's default of 3600 s) still applies to every host.
+
+Every error is a ``FleetError`` (a ``ValueError``); its message names the worker, the host when known,
+the field and what is allowed, e.g. ``worker 'io' on host 'w1': field 'pool': 'fork' is not one of
+prefork, gevent, eventlet, threads, solo``. The filter file turns it into ``AnsibleFilterError``.
+"""
+
+from celery_fleet.errors import FleetError, Problem
+from celery_fleet.validation import validate_fleet
+from celery_fleet.workers import (
+    normalize_worker,
+    pool_packages,
+    stop_timeout,
+    supervisor_cmdline,
+    systemd_cmdline,
+    worker_argv,
+    worker_environment,
+)
+
+__all__ = [
+    "FleetError",
+    "Problem",
+    "normalize_worker",
+    "pool_packages",
+    "stop_timeout",
+    "supervisor_cmdline",
+    "systemd_cmdline",
+    "validate_fleet",
+    "worker_argv",
+    "worker_environment",
+]

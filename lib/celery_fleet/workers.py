@@ -1,0 +1,579 @@
+"""One Celery worker spec: defaults, type checks, its command line and how to quote that line.
+
+The argument builder (:func:`worker_argv`) is the only place a worker's command line is made;
+the systemd and the supervisord templates both render its output, quoted for their own parser
+by :func:`systemd_cmdline` and :func:`supervisor_cmdline`. Nothing here imports Ansible.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from celery_fleet.errors import FleetError, Problem
+
+POOLS = ("prefork", "gevent", "eventlet", "threads", "solo")
+LOGLEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+STATES = ("present", "absent")
+OPTIMIZATIONS = ("fair", "default")
+REMAP_SIGNALS = ("SIGQUIT", "SIGINT")
+
+# Pool sizes used when a worker sets neither concurrency nor autoscale. Celery's own default is the
+# number of CPUs of the host it lands on, which makes the live check "runs the declared concurrency"
+# impossible and differs between GPU and CPU hosts: the fleet states a number instead.
+DEFAULT_CONCURRENCY = {"prefork": 2, "threads": 4, "gevent": 10, "eventlet": 10, "solo": 1}
+# Celery's worker guide: these two are implemented by the prefork pool only.
+PREFORK_ONLY_FIELDS = ("max_tasks_per_child", "max_memory_per_child")
+AUTOSCALE_POOLS = ("prefork", "gevent")
+# Pools that need a package besides celery in the app's virtualenv.
+POOL_PACKAGES = {"gevent": "gevent", "eventlet": "eventlet"}
+# Stop timeout when the worker sets neither stop_timeout nor time_limit (seconds).
+DEFAULT_STOP_TIMEOUT = 600
+
+# A worker name becomes part of a systemd unit name, a supervisord program name, file names and the
+# Celery node name (``<name>@%h``): lower case letters, digits, '_' and '-' are safe in all of them
+# ('@' is systemd's template separator and Celery's node separator, ':' is supervisord's group
+# separator, '.' would look like a unit suffix). 40 characters keep the unit name short.
+WORKER_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+# A queue name is a Redis key (under the ACL key prefix) and one item of ``--queues=a,b``:
+# no ',' nor whitespace; '.' is common in Celery queue names and harmless.
+QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# Celery node name: name@host with the expansions %h (host name), %n (its first label), %d (domain).
+HOSTNAME_RE = re.compile(r"^(?:[A-Za-z0-9_.-]|%[hnd])+@(?:[A-Za-z0-9_.-]|%[hnd])+$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+APP_MODULE_RE = re.compile(
+    r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?::[A-Za-z_][A-Za-z0-9_.]*)?$"
+)
+# Environment keys a worker may not set through its unit: secrets go to the app's environment file
+# (a unit's Environment= is readable over D-Bus), REMAP_SIGTERM has its own field.
+SECRET_ENV_RE = re.compile(r"PASSWORD|SECRET|TOKEN|CELERY_BROKER_URL|CELERY_RESULT_BACKEND", re.IGNORECASE)
+
+# Flags the fleet sets itself, mapped to the worker field that manages them. extra_args may not
+# repeat them: Celery takes the last occurrence, so a duplicate silently overrides the declared spec
+# that the live verification checks.
+MANAGED_FLAGS = {
+    "-A": "celery_app_module",
+    "--app": "celery_app_module",
+    "-n": "hostname",
+    "--hostname": "hostname",
+    "-Q": "queues",
+    "--queues": "queues",
+    "-P": "pool",
+    "--pool": "pool",
+    "-c": "concurrency",
+    "--concurrency": "concurrency",
+    "--autoscale": "autoscale",
+    "-l": "loglevel",
+    "--loglevel": "loglevel",
+    "-O": "optimization",
+    "--optimization": "optimization",
+    "-E": "events",
+    "--task-events": "events",
+    "--events": "events",
+    "--prefetch-multiplier": "prefetch_multiplier",
+    "--max-tasks-per-child": "max_tasks_per_child",
+    "--max-memory-per-child": "max_memory_per_child",
+    "--time-limit": "time_limit",
+    "--soft-time-limit": "soft_time_limit",
+}
+# Flags that break the deployment whatever their value.
+FORBIDDEN_FLAGS = {
+    "-D": "a detached worker escapes its process manager, which then restarts it forever",
+    "--detach": "a detached worker escapes its process manager, which then restarts it forever",
+    "--uid": "the service runs as the app's user already",
+    "--gid": "the service runs as the app's group already",
+    "-b": "the broker URL carries a password and comes from the environment file, never argv",
+    "--broker": "the broker URL carries a password and comes from the environment file, never argv",
+    "--result-backend": "the backend URL carries a password and comes from the environment file, never argv",
+}
+BEAT_FLAGS = ("-B", "--beat")
+# Celery config assignments after '--' that would carry a secret.
+SECRET_CONFIG_RE = re.compile(r"^\.?(broker_url|result_backend|broker_write_url|broker_read_url)=", re.I)
+
+FIELDS = (
+    "name",
+    "state",
+    "queues",
+    "pool",
+    "allow_solo",
+    "concurrency",
+    "autoscale",
+    "max_tasks_per_child",
+    "max_memory_per_child",
+    "prefetch_multiplier",
+    "loglevel",
+    "hostname",
+    "events",
+    "time_limit",
+    "soft_time_limit",
+    "optimization",
+    "stop_timeout",
+    "soft_shutdown_timeout",
+    "remap_sigterm",
+    "memory_deny_write_execute",
+    "environment",
+    "extra_args",
+)
+
+
+def _choices(values: Iterable[str]) -> str:
+    return ", ".join(values)
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else f"{type(value).__name__} {value!r}"
+
+
+class _Checker:
+    """Collects every problem of one worker spec instead of stopping at the first."""
+
+    def __init__(self, worker: Mapping[str, Any], label: str) -> None:
+        self.worker = worker
+        self.label = label
+        self.problems: list[Problem] = []
+
+    def fail(self, field: str, detail: str) -> None:
+        self.problems.append(Problem(field, detail, self.label))
+
+    def choice(
+        self, field: str, allowed: tuple[str, ...], default: str | None, *, upper: bool = False
+    ) -> Any:
+        value = self.worker.get(field)
+        if value is None:
+            return default
+        probe = value.upper() if upper and isinstance(value, str) else value
+        if not isinstance(value, str) or probe not in allowed:
+            self.fail(field, f"{_show(value)} is not one of {_choices(allowed)}")
+            return default
+        return probe
+
+    def boolean(self, field: str, default: bool) -> bool:
+        value = self.worker.get(field)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(field, f"{_show(value)} is not a boolean (true or false)")
+            return default
+        return value
+
+    def integer(self, field: str, minimum: int, unit: str = "") -> int | None:
+        value = self.worker.get(field)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.fail(field, f"{_show(value)} is not an integer >= {minimum}{unit}")
+            return None
+        return int(value)
+
+    def seconds(self, field: str, minimum: float = 0.0, *, strict: bool = True) -> int | float | None:
+        value = self.worker.get(field)
+        if value is None:
+            return None
+        bad = isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+        if bad or (value <= minimum if strict else value < minimum):
+            relation = ">" if strict else ">="
+            self.fail(field, f"{_show(value)} is not a number of seconds {relation} {minimum:g}")
+            return None
+        return int(value) if isinstance(value, int) else float(value)
+
+
+def _worker_label(worker: Mapping[str, Any], index: int | None) -> str:
+    name = worker.get("name")
+    if isinstance(name, str) and name:
+        return name
+    return f"#{index}" if index is not None else "#?"
+
+
+def check_worker(worker: Any, index: int | None = None) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """Normalize one worker spec, returning (spec or None, every problem found).
+
+    ``index`` (1-based position in the host's list) names a worker that has no usable name.
+    """
+    if not isinstance(worker, Mapping):
+        label = f"#{index}" if index is not None else "#?"
+        return None, [Problem("celery_workers", f"{_show(worker)} is not a mapping (a worker spec)", label)]
+    c = _Checker(worker, _worker_label(worker, index))
+
+    for key in worker:
+        if key not in FIELDS:
+            c.fail(str(key), f"unknown field; allowed fields are {_choices(FIELDS)}")
+
+    name = worker.get("name")
+    if name is None:
+        c.fail("name", "is required")
+    elif not isinstance(name, str) or not WORKER_NAME_RE.match(name):
+        c.fail(
+            "name",
+            f"{_show(name)} is not a valid worker name (^[a-z0-9][a-z0-9_-]{{0,39}}$: it names the unit)",
+        )
+
+    queues = _check_queues(c)
+    state = c.choice("state", STATES, "present")
+    pool = c.choice("pool", POOLS, "prefork")
+    allow_solo = c.boolean("allow_solo", False)
+    if pool == "solo" and not allow_solo:
+        c.fail(
+            "pool",
+            "'solo' runs one task at a time (a chord's parallel tasks run one after another); "
+            "use prefork, gevent, eventlet or threads, or set allow_solo: true",
+        )
+
+    concurrency = c.integer("concurrency", 1)
+    autoscale = _check_autoscale(c, pool)
+    if autoscale is not None and concurrency is not None:
+        c.fail("concurrency", "cannot be combined with autoscale (the pool size follows autoscale: max,min)")
+    if pool == "solo" and concurrency not in (None, 1):
+        c.fail("concurrency", f"{concurrency} with pool 'solo': the solo pool runs exactly 1 task at a time")
+    if concurrency is None and autoscale is None:
+        concurrency = DEFAULT_CONCURRENCY.get(pool or "prefork")
+
+    limits = {
+        field: c.integer(field, 1, " (KiB)" if "memory" in field else "") for field in PREFORK_ONLY_FIELDS
+    }
+    for field, value in limits.items():
+        if value is not None and pool != "prefork":
+            c.fail(field, f"is supported by pool prefork only, not {pool!r} (Celery worker guide)")
+
+    time_limit = c.seconds("time_limit")
+    soft_time_limit = c.seconds("soft_time_limit")
+    if time_limit is not None and soft_time_limit is not None and soft_time_limit >= time_limit:
+        c.fail(
+            "soft_time_limit",
+            f"{soft_time_limit:g} must be below time_limit {time_limit:g} (the soft limit warns first)",
+        )
+
+    spec: dict[str, Any] = {
+        "name": name,
+        "state": state,
+        "queues": queues,
+        "pool": pool,
+        "allow_solo": allow_solo,
+        "concurrency": concurrency,
+        "autoscale": autoscale,
+        "max_tasks_per_child": limits["max_tasks_per_child"],
+        "max_memory_per_child": limits["max_memory_per_child"],
+        "prefetch_multiplier": c.integer("prefetch_multiplier", 1),
+        "loglevel": c.choice("loglevel", LOGLEVELS, "INFO", upper=True),
+        "hostname": _check_hostname(c, name),
+        "events": c.boolean("events", True),
+        "time_limit": time_limit,
+        "soft_time_limit": soft_time_limit,
+        "optimization": c.choice("optimization", OPTIMIZATIONS, None),
+        "stop_timeout": c.integer("stop_timeout", 1, " (seconds)"),
+        "soft_shutdown_timeout": c.seconds("soft_shutdown_timeout", strict=False),
+        "remap_sigterm": c.choice("remap_sigterm", REMAP_SIGNALS, None),
+        "memory_deny_write_execute": c.boolean("memory_deny_write_execute", False),
+        "environment": _check_environment(c),
+        "extra_args": _check_extra_args(c),
+    }
+    if c.problems:
+        return None, c.problems
+    return spec, []
+
+
+def _check_queues(c: _Checker) -> list[str]:
+    queues = c.worker.get("queues")
+    if queues is None or (isinstance(queues, list | tuple) and len(queues) == 0):
+        c.fail(
+            "queues", "must be a non-empty list of queue names (without -Q a worker consumes only 'celery')"
+        )
+        return []
+    if not isinstance(queues, list | tuple):
+        c.fail("queues", f"{_show(queues)} is not a list of queue names")
+        return []
+    result: list[str] = []
+    for queue in queues:
+        if not isinstance(queue, str) or not QUEUE_NAME_RE.match(queue):
+            c.fail(
+                "queues", f"{_show(queue)} is not a valid queue name (^[A-Za-z0-9][A-Za-z0-9_.-]{{0,99}}$)"
+            )
+        elif queue in result:
+            c.fail("queues", f"{queue!r} is listed twice")
+        else:
+            result.append(queue)
+    return result
+
+
+def _check_autoscale(c: _Checker, pool: str | None) -> list[int] | None:
+    value = c.worker.get("autoscale")
+    if value is None:
+        return None
+    parts: list[Any]
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",")]
+        parts = [int(p) if p.isdigit() else p for p in parts]
+    elif isinstance(value, list | tuple):
+        parts = list(value)
+    else:
+        parts = []
+    ints = [p for p in parts if isinstance(p, int) and not isinstance(p, bool)]
+    if len(parts) != 2 or len(ints) != 2 or ints[0] < 1 or ints[1] < 0 or ints[0] < ints[1]:
+        c.fail("autoscale", f"{_show(value)} is not [max, min] (or 'max,min') with max >= 1, max >= min >= 0")
+        return None
+    if pool not in AUTOSCALE_POOLS:
+        c.fail("autoscale", f"is supported by pools {_choices(AUTOSCALE_POOLS)} only, not {pool!r}")
+    return ints
+
+
+def _check_hostname(c: _Checker, name: Any) -> str:
+    value = c.worker.get("hostname")
+    if value is None:
+        return f"{name}@%h"
+    if not isinstance(value, str) or not HOSTNAME_RE.match(value):
+        c.fail(
+            "hostname",
+            f"{_show(value)} is not a Celery node name 'name@host' (letters, digits, '_', '.', '-' "
+            "and the expansions %h, %n, %d)",
+        )
+        return f"{name}@%h"
+    return value
+
+
+def _check_environment(c: _Checker) -> dict[str, str]:
+    value = c.worker.get("environment")
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        c.fail("environment", f"{_show(value)} is not a mapping of variable names to strings")
+        return {}
+    result: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not ENV_NAME_RE.match(key):
+            c.fail("environment", f"{_show(key)} is not a variable name (^[A-Za-z_][A-Za-z0-9_]*$)")
+        elif key == "REMAP_SIGTERM":
+            c.fail(
+                "environment", "'REMAP_SIGTERM' is set through the field remap_sigterm (SIGQUIT or SIGINT)"
+            )
+        elif SECRET_ENV_RE.search(key):
+            c.fail(
+                "environment",
+                f"{key!r} looks like a secret: a unit's environment is readable over D-Bus; "
+                "put it in the app's environment file (celery_app_environment)",
+            )
+        elif isinstance(item, bool) or not isinstance(item, str | int | float):
+            c.fail("environment", f"{key}: {_show(item)} is not a string or number")
+        else:
+            result[key] = str(item)
+    return result
+
+
+def _flag_name(arg: str) -> str:
+    """'--queues=a' -> '--queues', '-c4' -> '-c', '-Q' -> '-Q', 'value' -> ''."""
+    if arg.startswith("--"):
+        return arg.split("=", 1)[0]
+    if arg.startswith("-") and len(arg) >= 2:
+        return arg[:2]
+    return ""
+
+
+def _check_extra_args(c: _Checker) -> list[str]:
+    value = c.worker.get("extra_args")
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple) or not all(isinstance(a, str) for a in value):
+        c.fail("extra_args", f"{_show(value)} is not a list of strings (one argument each)")
+        return []
+    options = True  # after a bare '--' Celery reads config assignments (key=value), not flags
+    for arg in value:
+        if "\x00" in arg or "\n" in arg or "\r" in arg:
+            c.fail("extra_args", f"{arg!r} contains a NUL or line break")
+        elif "://" in arg:
+            c.fail("extra_args", f"{arg!r} looks like a URL: URLs carry passwords; use the environment file")
+        elif arg == "--":
+            options = False
+        elif not options:
+            if SECRET_CONFIG_RE.match(arg):
+                c.fail("extra_args", f"{arg!r} sets a broker/backend URL: it belongs in the environment file")
+        elif _flag_name(arg) in MANAGED_FLAGS:
+            flag = _flag_name(arg)
+            c.fail(
+                "extra_args",
+                f"{flag!r} duplicates the managed field {MANAGED_FLAGS[flag]!r}; set that instead",
+            )
+        elif _flag_name(arg) in FORBIDDEN_FLAGS:
+            c.fail("extra_args", f"{_flag_name(arg)!r} is not allowed: {FORBIDDEN_FLAGS[_flag_name(arg)]}")
+    return list(value)
+
+
+def normalize_worker(worker: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the worker spec with every field present and defaults filled; raise FleetError if invalid.
+
+    Idempotent: a normalized spec normalizes to itself.
+    """
+    spec, problems = check_worker(worker)
+    if spec is None:
+        raise FleetError(problems)
+    return spec
+
+
+def embeds_beat(worker: Mapping[str, Any]) -> bool:
+    """True when the (normalized) worker runs an embedded beat scheduler (-B/--beat in extra_args)."""
+    for arg in worker.get("extra_args") or []:
+        if arg == "--":
+            return False
+        if arg == "--beat" or (arg.startswith("-B") and not arg.startswith("--")):
+            return True
+    return False
+
+
+def node_name(hostname: str, host: str) -> str:
+    """Expand a worker's hostname field the way Celery does, with ``host`` as the machine's host name."""
+    short, _, domain = host.partition(".")
+    keys = {"h": host, "n": short, "d": domain}
+    return re.sub(r"%([hnd])", lambda m: keys[m.group(1)], hostname)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def worker_argv(worker: Mapping[str, Any], app_module: str, celery_bin: str) -> list[str]:
+    """The worker's command line as an argument list, secrets never included.
+
+    ``[celery_bin, "-A", app_module, "worker", --hostname, --queues, --pool, --concurrency or
+    --autoscale, --loglevel, optional flags..., *extra_args]`` and, when soft_shutdown_timeout is
+    set, ``-- worker_soft_shutdown_timeout=<s>`` (Celery has no flag for it; the worker command
+    reads config assignments after a bare ``--``).
+    """
+    spec = normalize_worker(worker)
+    problems = []
+    if not isinstance(app_module, str) or not APP_MODULE_RE.match(app_module):
+        problems.append(
+            Problem(
+                "celery_app_module",
+                f"{_show(app_module)} is not a module path (pkg.module or pkg.module:app)",
+            )
+        )
+    if not isinstance(celery_bin, str) or not celery_bin.startswith("/") or re.search(r"\s", celery_bin):
+        problems.append(
+            Problem("celery_bin", f"{_show(celery_bin)} is not an absolute path without whitespace")
+        )
+    if problems:
+        raise FleetError([Problem(p.field, p.detail, spec["name"]) for p in problems])
+
+    argv = [
+        celery_bin,
+        "-A",
+        app_module,
+        "worker",
+        f"--hostname={spec['hostname']}",
+        f"--queues={','.join(spec['queues'])}",
+        f"--pool={spec['pool']}",
+    ]
+    if spec["autoscale"] is not None:
+        argv.append(f"--autoscale={spec['autoscale'][0]},{spec['autoscale'][1]}")
+    else:
+        argv.append(f"--concurrency={spec['concurrency']}")
+    argv.append(f"--loglevel={spec['loglevel']}")
+    if spec["events"]:
+        argv.append("--task-events")
+    optional: list[tuple[str, Callable[[Any], str]]] = [
+        ("prefetch_multiplier", str),
+        ("max_tasks_per_child", str),
+        ("max_memory_per_child", str),
+        ("time_limit", _number),
+        ("soft_time_limit", _number),
+        ("optimization", str),
+    ]
+    for field, render in optional:
+        if spec[field] is not None:
+            argv.append(f"--{field.replace('_', '-')}={render(spec[field])}")
+    argv.extend(spec["extra_args"])
+    if spec["soft_shutdown_timeout"] is not None:
+        if "--" not in spec["extra_args"]:
+            argv.append("--")
+        argv.append(f"worker_soft_shutdown_timeout={_number(spec['soft_shutdown_timeout'])}")
+    return argv
+
+
+def worker_environment(worker: Mapping[str, Any]) -> dict[str, str]:
+    """Environment variables of the worker's service: its ``environment`` plus REMAP_SIGTERM if set."""
+    spec = normalize_worker(worker)
+    env = dict(spec["environment"])
+    if spec["remap_sigterm"] is not None:
+        env["REMAP_SIGTERM"] = spec["remap_sigterm"]
+    return env
+
+
+_SYSTEMD_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+_SYSTEMD_PLAIN_RE = re.compile(r"^[A-Za-z0-9_@%+=:,./$-]+$")
+
+
+def _systemd_word(arg: str) -> str:
+    if "\x00" in arg:
+        raise FleetError([Problem("argv", f"{arg!r} contains a NUL byte, which no command line can carry")])
+    # Specifiers (%h is the user's HOME, not the host name) and $VAR are expanded inside quotes
+    # too: double them everywhere.
+    arg = arg.replace("%", "%%").replace("$", "$$")
+    if arg == ";":
+        return "\\;"  # a lone ';' separates commands in Exec lines
+    if _SYSTEMD_PLAIN_RE.match(arg):
+        return arg
+    out = []
+    for ch in arg:
+        if ch in _SYSTEMD_ESCAPES:
+            out.append(_SYSTEMD_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def systemd_cmdline(argv: list[str]) -> str:
+    """Quote an argument list for a systemd ``ExecStart=`` line (systemd's rules, not the shell's).
+
+    Words with whitespace, quotes, backslashes or control characters are double-quoted with C
+    escapes; ``%`` becomes ``%%`` and ``$`` becomes ``$$`` in every word.
+    """
+    return " ".join(_systemd_word(arg) for arg in argv)
+
+
+_SUPERVISOR_PLAIN_RE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+
+
+def _supervisor_word(arg: str) -> str:
+    if any(ch in arg for ch in "\x00\n\r"):
+        raise FleetError(
+            [Problem("argv", f"{arg!r} contains a NUL or line break, which supervisord cannot carry")]
+        )
+    if not _SUPERVISOR_PLAIN_RE.match(arg):
+        arg = "'" + arg.replace("'", "'\"'\"'") + "'"
+        # supervisord's ini parser starts an inline comment at ';' or '#' after whitespace, even inside
+        # quotes: close and reopen the quote in between ('a '';b' is shlex's "a ;b").
+        arg = re.sub(r"(\s)([;#])", r"\1''\2", arg)
+    # supervisord expands %(ENV_X)s in command= before splitting it with shlex.
+    return arg.replace("%", "%%")
+
+
+def supervisor_cmdline(argv: list[str]) -> str:
+    """Quote an argument list for supervisord's ``command=`` (shlex rules, ``%`` doubled)."""
+    return " ".join(_supervisor_word(arg) for arg in argv)
+
+
+def stop_timeout(worker: Mapping[str, Any], margin: int = 30) -> int:
+    """Seconds the process manager waits for a warm shutdown before it kills the worker.
+
+    ``stop_timeout`` if set; else ``time_limit`` (rounded up) + soft_shutdown_timeout + ``margin``;
+    else DEFAULT_STOP_TIMEOUT (600 s), since the app's own task_time_limit is not known here.
+    """
+    spec = normalize_worker(worker)
+    if isinstance(margin, bool) or not isinstance(margin, int) or margin < 0:
+        raise FleetError([Problem("margin", f"{_show(margin)} is not an integer >= 0", spec["name"])])
+    if spec["stop_timeout"] is not None:
+        return int(spec["stop_timeout"])
+    if spec["time_limit"] is None:
+        return DEFAULT_STOP_TIMEOUT
+    return math.ceil(spec["time_limit"] + (spec["soft_shutdown_timeout"] or 0)) + margin
+
+
+def pool_packages(workers: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Distribution names the app's virtualenv needs beyond celery for these (present) workers, sorted."""
+    needed = set()
+    for worker in workers:
+        spec = normalize_worker(worker)
+        if spec["state"] == "present" and spec["pool"] in POOL_PACKAGES:
+            needed.add(POOL_PACKAGES[spec["pool"]])
+    return sorted(needed)

@@ -1,0 +1,43 @@
+"""Filters of celery-fleet: thin wrappers around the tested package lib/celery_fleet."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+# The logic is a plain package next to the plugins (unit-tested without Ansible): make it importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib"))
+
+from ansible.errors import AnsibleFilterError
+from celery_fleet import validation, workers
+from celery_fleet.errors import FleetError
+
+
+def _ansible_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except FleetError as exc:
+            raise AnsibleFilterError(str(exc)) from exc
+
+    return wrapper
+
+
+class FilterModule:
+    """celery_fleet_* filters; see lib/celery_fleet/__init__.py for the interface."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "celery_fleet_worker": _ansible_errors(workers.normalize_worker),
+            "celery_fleet_worker_argv": _ansible_errors(workers.worker_argv),
+            "celery_fleet_worker_environment": _ansible_errors(workers.worker_environment),
+            "celery_fleet_systemd_cmdline": _ansible_errors(workers.systemd_cmdline),
+            "celery_fleet_supervisor_cmdline": _ansible_errors(workers.supervisor_cmdline),
+            "celery_fleet_stop_timeout": _ansible_errors(workers.stop_timeout),
+            "celery_fleet_pool_packages": _ansible_errors(workers.pool_packages),
+            "celery_fleet_validation_errors": _ansible_errors(validation.validate_fleet),
+        }
