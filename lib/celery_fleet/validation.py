@@ -36,6 +36,7 @@ def validate_fleet(
     """
     problems: list[Problem] = []
     present: list[tuple[str, dict[str, Any]]] = []  # (host, spec) of valid present workers
+    invalid_queues: set[str] = set()  # queues of invalid workers: reported already, count as covered
 
     if not isinstance(workers_by_host, Mapping):
         return [str(Problem("celery_workers", "expected a mapping of inventory host to worker list"))]
@@ -49,7 +50,11 @@ def validate_fleet(
             problems.extend(p.on_host(host) for p in errors)
             if isinstance(worker, Mapping) and isinstance(worker.get("name"), str):
                 names[worker["name"]] += 1
-            if spec is not None and spec["state"] == "present":
+            if spec is None or spec["state"] != "present":
+                continue
+            if errors:
+                invalid_queues.update(spec["queues"])
+            else:
                 present.append((host, spec))
         for name, count in names.items():
             if count > 1:
@@ -64,7 +69,7 @@ def validate_fleet(
                 )
 
     problems.extend(_node_name_problems(present))
-    problems.extend(_queue_coverage_problems(queues, present))
+    problems.extend(_queue_coverage_problems(queues, present, invalid_queues))
     problems.extend(_visibility_problems(visibility_timeout, present, broker_by_host))
     problems.extend(_beat_problems(beat_hosts, present))
     return [str(p) for p in problems]
@@ -90,12 +95,14 @@ def _node_name_problems(present: list[tuple[str, dict[str, Any]]]) -> list[Probl
     return problems
 
 
-def _queue_coverage_problems(queues: Any, present: list[tuple[str, dict[str, Any]]]) -> list[Problem]:
+def _queue_coverage_problems(
+    queues: Any, present: list[tuple[str, dict[str, Any]]], invalid_queues: set[str]
+) -> list[Problem]:
     if queues is None:
         return []
     if not isinstance(queues, list | tuple):
         return [Problem("celery_queues", f"{queues!r} is not a list of queue names")]
-    consumed = {queue for _, spec in present for queue in spec["queues"]}
+    consumed = invalid_queues | {queue for _, spec in present for queue in spec["queues"]}
     problems = []
     for queue in queues:
         if not isinstance(queue, str) or not QUEUE_NAME_RE.match(queue):

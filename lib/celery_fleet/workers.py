@@ -187,8 +187,10 @@ def _worker_label(worker: Mapping[str, Any], index: int | None) -> str:
 
 
 def check_worker(worker: Any, index: int | None = None) -> tuple[dict[str, Any] | None, list[Problem]]:
-    """Normalize one worker spec, returning (spec or None, every problem found).
+    """Normalize one worker spec, returning (spec, every problem found).
 
+    The spec is best effort when there are problems (None when the worker is not a mapping): fleet
+    rules may read its queues, so that one typo does not also report its queues as unconsumed.
     ``index`` (1-based position in the host's list) names a worker that has no usable name.
     """
     if not isinstance(worker, Mapping):
@@ -268,9 +270,7 @@ def check_worker(worker: Any, index: int | None = None) -> tuple[dict[str, Any] 
         "environment": _check_environment(c),
         "extra_args": _check_extra_args(c),
     }
-    if c.problems:
-        return None, c.problems
-    return spec, []
+    return spec, c.problems
 
 
 def _check_queues(c: _Checker) -> list[str]:
@@ -403,7 +403,7 @@ def normalize_worker(worker: Mapping[str, Any]) -> dict[str, Any]:
     Idempotent: a normalized spec normalizes to itself.
     """
     spec, problems = check_worker(worker)
-    if spec is None:
+    if spec is None or problems:
         raise FleetError(problems)
     return spec
 

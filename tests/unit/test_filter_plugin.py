@@ -1,0 +1,82 @@
+"""The filter entry file loads through Ansible's plugin loader; FleetError becomes AnsibleFilterError."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ansible_errors = pytest.importorskip("ansible.errors")
+loader = pytest.importorskip("ansible.plugins.loader")
+
+FILTER_DIR = Path(__file__).resolve().parents[2] / "plugins" / "filter"
+FILTERS = {
+    "celery_fleet_worker",
+    "celery_fleet_worker_argv",
+    "celery_fleet_worker_environment",
+    "celery_fleet_systemd_cmdline",
+    "celery_fleet_supervisor_cmdline",
+    "celery_fleet_stop_timeout",
+    "celery_fleet_pool_packages",
+    "celery_fleet_validation_errors",
+}
+
+
+@pytest.fixture(scope="module")
+def filter_loader():
+    loader.init_plugin_loader()
+    loader.filter_loader.add_directory(str(FILTER_DIR))
+    return loader.filter_loader
+
+
+@pytest.mark.parametrize("name", sorted(FILTERS))
+def test_ansible_loader_finds_filter(filter_loader, name):
+    # Act
+    plugin = filter_loader.get(name)
+
+    # Assert
+    assert plugin is not None
+    assert callable(plugin.j2_function)
+
+
+def test_filter_module_registers_exactly_the_documented_filters():
+    # Arrange
+    spec = importlib.util.spec_from_file_location("celery_fleet_filter_entry", FILTER_DIR / "celery_fleet.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    # Act
+    names = set(module.FilterModule().filters())
+
+    # Assert
+    assert names == FILTERS
+
+
+def test_filter_turns_fleet_error_into_ansible_filter_error(filter_loader):
+    # Arrange
+    normalize = filter_loader.get("celery_fleet_worker").j2_function
+
+    # Act
+    with pytest.raises(ansible_errors.AnsibleFilterError) as caught:
+        normalize({"name": "io", "queues": ["a"], "pool": "fork"})
+
+    # Assert
+    assert "worker 'io': field 'pool': 'fork' is not one of prefork, gevent" in str(caught.value)
+
+
+def test_filter_argv_through_loader(filter_loader):
+    argv = filter_loader.get("celery_fleet_worker_argv").j2_function(
+        {"name": "io", "queues": ["a"]}, "celery_demo.app", "/v/bin/celery"
+    )
+
+    assert argv[:4] == ["/v/bin/celery", "-A", "celery_demo.app", "worker"]
+
+
+def test_validation_errors_filter_returns_a_list(filter_loader):
+    errors = filter_loader.get("celery_fleet_validation_errors").j2_function(
+        {"w1": [{"name": "io", "queues": ["a"]}]}, ["a", "b"], 3600, []
+    )
+
+    assert errors == [
+        "field 'celery_queues': queue 'b' is consumed by no present worker on any host; "
+        "tasks routed to it would wait forever: add it to some worker's queues"
+    ]

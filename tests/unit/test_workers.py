@@ -1,0 +1,542 @@
+"""Unit tests of celery_fleet.workers: worker spec, argument builder, quoting, stop timeout, packages."""
+
+import re
+import shlex
+
+import pytest
+from celery_fleet.errors import FleetError
+from celery_fleet.workers import (
+    DEFAULT_STOP_TIMEOUT,
+    normalize_worker,
+    pool_packages,
+    stop_timeout,
+    supervisor_cmdline,
+    systemd_cmdline,
+    worker_argv,
+    worker_environment,
+)
+
+CELERY = "/opt/celery-demo/venv/bin/celery"
+APP = "celery_demo.app"
+
+
+def minimal(**fields):
+    return {"name": "io", "queues": ["designer"], **fields}
+
+
+# --- normalize_worker -----------------------------------------------------------------------------
+
+
+def test_normalize_fills_every_default():
+    # Arrange
+    worker = minimal()
+
+    # Act
+    spec = normalize_worker(worker)
+
+    # Assert
+    assert spec == {
+        "name": "io",
+        "state": "present",
+        "queues": ["designer"],
+        "pool": "prefork",
+        "allow_solo": False,
+        "concurrency": 2,
+        "autoscale": None,
+        "max_tasks_per_child": None,
+        "max_memory_per_child": None,
+        "prefetch_multiplier": None,
+        "loglevel": "INFO",
+        "hostname": "io@%h",
+        "events": True,
+        "time_limit": None,
+        "soft_time_limit": None,
+        "optimization": None,
+        "stop_timeout": None,
+        "soft_shutdown_timeout": None,
+        "remap_sigterm": None,
+        "memory_deny_write_execute": False,
+        "environment": {},
+        "extra_args": [],
+    }
+
+
+def test_normalize_is_idempotent():
+    # Arrange
+    spec = normalize_worker(minimal(pool="gevent", autoscale="20,2", environment={"A": 1}))
+
+    # Act
+    again = normalize_worker(spec)
+
+    # Assert
+    assert again == spec
+
+
+@pytest.mark.parametrize(
+    ("pool", "expected"),
+    [("prefork", 2), ("threads", 4), ("gevent", 10), ("eventlet", 10)],
+)
+def test_default_concurrency_per_pool(pool, expected):
+    assert normalize_worker(minimal(pool=pool))["concurrency"] == expected
+
+
+def test_solo_with_allow_solo_runs_one_task():
+    assert normalize_worker(minimal(pool="solo", allow_solo=True))["concurrency"] == 1
+
+
+@pytest.mark.parametrize(("value", "expected"), [("10,2", [10, 2]), ([4, 0], [4, 0]), ("3, 3", [3, 3])])
+def test_autoscale_forms_normalize_to_max_min(value, expected):
+    spec = normalize_worker(minimal(autoscale=value))
+
+    assert spec["autoscale"] == expected
+    assert spec["concurrency"] is None
+
+
+def test_loglevel_is_case_insensitive():
+    assert normalize_worker(minimal(loglevel="info"))["loglevel"] == "INFO"
+
+
+def test_environment_numbers_become_strings():
+    assert normalize_worker(minimal(environment={"N": 3}))["environment"] == {"N": "3"}
+
+
+# One case per per-worker rule: (worker fields, field named, words of the allowed values/reason).
+INVALID = {
+    "unknown field (typo)": ({"concurency": 4}, "concurency", "allowed fields are name, state, queues"),
+    "missing name": ({"name": None}, "name", "is required"),
+    "invalid name": ({"name": "IO worker"}, "name", "not a valid worker name"),
+    "name with @": ({"name": "io@x"}, "name", "^[a-z0-9][a-z0-9_-]{0,39}$"),
+    "empty queues": ({"queues": []}, "queues", "must be a non-empty list"),
+    "missing queues": ({"queues": None}, "queues", "non-empty list of queue names"),
+    "queues not a list": ({"queues": "a,b"}, "queues", "is not a list of queue names"),
+    "invalid queue name": ({"queues": ["a b"]}, "queues", "'a b' is not a valid queue name"),
+    "duplicate queue": ({"queues": ["a", "a"]}, "queues", "'a' is listed twice"),
+    "unknown pool": (
+        {"pool": "fork"},
+        "pool",
+        "'fork' is not one of prefork, gevent, eventlet, threads, solo",
+    ),
+    "solo without allow_solo": ({"pool": "solo"}, "pool", "set allow_solo: true"),
+    "solo with concurrency": (
+        {"pool": "solo", "allow_solo": True, "concurrency": 4},
+        "concurrency",
+        "exactly 1",
+    ),
+    "concurrency zero": ({"concurrency": 0}, "concurrency", "int 0 is not an integer >= 1"),
+    "concurrency string": ({"concurrency": "4"}, "concurrency", "'4' is not an integer >= 1"),
+    "concurrency bool": ({"concurrency": True}, "concurrency", "bool True is not an integer >= 1"),
+    "autoscale with concurrency": ({"autoscale": [4, 1], "concurrency": 2}, "concurrency", "autoscale"),
+    "autoscale min above max": ({"autoscale": [1, 4]}, "autoscale", "max >= min >= 0"),
+    "autoscale garbage": ({"autoscale": "a,b"}, "autoscale", "is not [max, min]"),
+    "autoscale on threads": (
+        {"pool": "threads", "autoscale": [4, 1]},
+        "autoscale",
+        "pools prefork, gevent only",
+    ),
+    "max_memory_per_child on gevent": (
+        {"pool": "gevent", "max_memory_per_child": 1000},
+        "max_memory_per_child",
+        "pool prefork only, not 'gevent'",
+    ),
+    "max_tasks_per_child on threads": (
+        {"pool": "threads", "max_tasks_per_child": 50},
+        "max_tasks_per_child",
+        "pool prefork only, not 'threads'",
+    ),
+    "max_memory_per_child zero": ({"max_memory_per_child": 0}, "max_memory_per_child", ">= 1 (KiB)"),
+    "prefetch zero": ({"prefetch_multiplier": 0}, "prefetch_multiplier", "integer >= 1"),
+    "unknown loglevel": (
+        {"loglevel": "verbose"},
+        "loglevel",
+        "not one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    ),
+    "hostname without @": ({"hostname": "io"}, "hostname", "is not a Celery node name 'name@host'"),
+    "hostname unknown expansion": ({"hostname": "io@%i"}, "hostname", "expansions %h, %n, %d"),
+    "negative time_limit": ({"time_limit": -1}, "time_limit", "is not a number of seconds > 0"),
+    "soft limit not below hard": (
+        {"time_limit": 60, "soft_time_limit": 60},
+        "soft_time_limit",
+        "below time_limit 60",
+    ),
+    "unknown optimization": ({"optimization": "fast"}, "optimization", "not one of fair, default"),
+    "stop_timeout zero": ({"stop_timeout": 0}, "stop_timeout", ">= 1 (seconds)"),
+    "negative soft shutdown": ({"soft_shutdown_timeout": -1}, "soft_shutdown_timeout", "seconds >= 0"),
+    "unknown remap signal": ({"remap_sigterm": "SIGKILL"}, "remap_sigterm", "not one of SIGQUIT, SIGINT"),
+    "state typo": ({"state": "absnet"}, "state", "not one of present, absent"),
+    "events not bool": ({"events": "yes"}, "events", "not a boolean"),
+    "allow_solo not bool": ({"allow_solo": 1}, "allow_solo", "not a boolean"),
+    "mdwe not bool": ({"memory_deny_write_execute": "no"}, "memory_deny_write_execute", "not a boolean"),
+    "environment not a mapping": ({"environment": ["A=1"]}, "environment", "is not a mapping"),
+    "environment bad name": ({"environment": {"1A": "x"}}, "environment", "is not a variable name"),
+    "environment secret": ({"environment": {"DB_PASSWORD": "x"}}, "environment", "environment file"),
+    "environment broker url": (
+        {"environment": {"CELERY_BROKER_URL": "x"}},
+        "environment",
+        "looks like a secret",
+    ),
+    "environment remap": (
+        {"environment": {"REMAP_SIGTERM": "SIGQUIT"}},
+        "environment",
+        "field remap_sigterm",
+    ),
+    "environment value list": ({"environment": {"A": [1]}}, "environment", "A: list [1] is not a string"),
+    "extra_args not a list": ({"extra_args": "-Ofair"}, "extra_args", "is not a list of strings"),
+    "extra_args queues": (
+        {"extra_args": ["-Q", "x"]},
+        "extra_args",
+        "'-Q' duplicates the managed field 'queues'",
+    ),
+    "extra_args long pool": ({"extra_args": ["--pool=solo"]}, "extra_args", "managed field 'pool'"),
+    "extra_args attached -c": ({"extra_args": ["-c4"]}, "extra_args", "managed field 'concurrency'"),
+    "extra_args app": ({"extra_args": ["--app", "x"]}, "extra_args", "managed field 'celery_app_module'"),
+    "extra_args hostname": ({"extra_args": ["-n", "x@y"]}, "extra_args", "managed field 'hostname'"),
+    "extra_args events": ({"extra_args": ["-E"]}, "extra_args", "managed field 'events'"),
+    "extra_args detach": ({"extra_args": ["--detach"]}, "extra_args", "escapes its process manager"),
+    "extra_args broker": ({"extra_args": ["-b", "x"]}, "extra_args", "never argv"),
+    "extra_args url": ({"extra_args": ["--foo=redis://:pw@h"]}, "extra_args", "looks like a URL"),
+    "extra_args config secret": ({"extra_args": ["--", "broker_url=x"]}, "extra_args", "environment file"),
+    "extra_args newline": ({"extra_args": ["a\nb"]}, "extra_args", "line break"),
+}
+
+
+@pytest.mark.parametrize(("fields", "field", "words"), INVALID.values(), ids=INVALID.keys())
+def test_invalid_worker_is_refused_naming_worker_field_and_allowed(fields, field, words):
+    # Arrange
+    worker = minimal(**fields)
+    name = worker["name"]
+    label = f"worker '{name}'" if isinstance(name, str) else "worker #?"
+
+    # Act
+    with pytest.raises(FleetError) as caught:
+        normalize_worker(worker)
+
+    # Assert
+    message = str(caught.value)
+    assert f"field '{field}': " in message
+    assert words in message
+    assert label in message
+    assert isinstance(caught.value, ValueError)
+
+
+def test_every_problem_of_a_worker_is_reported_at_once():
+    # Arrange
+    worker = {"name": "io", "queues": [], "pool": "fork", "concurrency": 0}
+
+    # Act
+    with pytest.raises(FleetError) as caught:
+        normalize_worker(worker)
+
+    # Assert
+    assert [p.field for p in caught.value.problems] == ["queues", "pool", "concurrency"]
+
+
+def test_non_mapping_worker_is_refused():
+    with pytest.raises(FleetError, match="is not a mapping"):
+        normalize_worker("io")  # type: ignore[arg-type]
+
+
+def test_valid_extra_args_pass_through_unchanged():
+    args = ["--without-mingle", "-X", "celery", "--", "worker_lost_wait=20"]
+
+    assert normalize_worker(minimal(extra_args=args))["extra_args"] == args
+
+
+# --- worker_argv ----------------------------------------------------------------------------------
+
+
+def test_argv_minimal_worker():
+    # Arrange
+    worker = minimal()
+
+    # Act
+    argv = worker_argv(worker, APP, CELERY)
+
+    # Assert
+    assert argv == [
+        CELERY,
+        "-A",
+        APP,
+        "worker",
+        "--hostname=io@%h",
+        "--queues=designer",
+        "--pool=prefork",
+        "--concurrency=2",
+        "--loglevel=INFO",
+        "--task-events",
+    ]
+
+
+def test_argv_every_optional_flag_in_order():
+    # Arrange
+    worker = {
+        "name": "training",
+        "queues": ["training", "extraction"],
+        "concurrency": 1,
+        "max_memory_per_child": 4000000,
+        "max_tasks_per_child": 50,
+        "prefetch_multiplier": 1,
+        "time_limit": 3600,
+        "soft_time_limit": 3300.5,
+        "optimization": "fair",
+        "loglevel": "warning",
+        "hostname": "worker-training@%h",
+        "events": False,
+        "extra_args": ["--without-gossip"],
+        "soft_shutdown_timeout": 10,
+    }
+
+    # Act
+    argv = worker_argv(worker, APP, CELERY)
+
+    # Assert
+    assert argv[4:] == [
+        "--hostname=worker-training@%h",
+        "--queues=training,extraction",
+        "--pool=prefork",
+        "--concurrency=1",
+        "--loglevel=WARNING",
+        "--prefetch-multiplier=1",
+        "--max-tasks-per-child=50",
+        "--max-memory-per-child=4000000",
+        "--time-limit=3600",
+        "--soft-time-limit=3300.5",
+        "--optimization=fair",
+        "--without-gossip",
+        "--",
+        "worker_soft_shutdown_timeout=10",
+    ]
+
+
+def test_argv_autoscale_replaces_concurrency():
+    argv = worker_argv(minimal(pool="gevent", autoscale=[20, 2]), APP, CELERY)
+
+    assert "--autoscale=20,2" in argv
+    assert not any(a.startswith("--concurrency") for a in argv)
+
+
+def test_argv_soft_shutdown_joins_an_existing_config_section():
+    argv = worker_argv(
+        minimal(extra_args=["--", "worker_lost_wait=20"], soft_shutdown_timeout=5.5), APP, CELERY
+    )
+
+    assert argv[-3:] == ["--", "worker_lost_wait=20", "worker_soft_shutdown_timeout=5.5"]
+
+
+def test_argv_never_carries_environment_values():
+    argv = worker_argv(minimal(environment={"FEATURE": "s3cr3t-ish"}), APP, CELERY)
+
+    assert not any("s3cr3t-ish" in a for a in argv)
+
+
+@pytest.mark.parametrize(
+    ("app_module", "celery_bin", "field"),
+    [
+        ("celery demo", CELERY, "celery_app_module"),
+        (APP, "celery", "celery_bin"),
+        (APP, "/a b/celery", "celery_bin"),
+    ],
+)
+def test_argv_refuses_bad_app_module_or_binary(app_module, celery_bin, field):
+    with pytest.raises(FleetError, match=f"worker 'io': field '{field}'"):
+        worker_argv(minimal(), app_module, celery_bin)
+
+
+def test_argv_accepts_app_attribute_form():
+    assert worker_argv(minimal(), "proj.celery:app", CELERY)[2] == "proj.celery:app"
+
+
+# --- worker_environment ---------------------------------------------------------------------------
+
+
+def test_environment_adds_remap_sigterm():
+    env = worker_environment(minimal(environment={"A": "1"}, remap_sigterm="SIGQUIT"))
+
+    assert env == {"A": "1", "REMAP_SIGTERM": "SIGQUIT"}
+
+
+# --- systemd_cmdline ------------------------------------------------------------------------------
+
+_C_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", ";": ";", " ": " "}
+
+
+def parse_systemd_exec(line: str) -> list[str]:
+    """Split an ExecStart= value as systemd does: quotes, C escapes, then %% and $$ (no other specifier)."""
+    words: list[str] = []
+    i, n = 0, len(line)
+    while i < n:
+        while i < n and line[i] in " \t":
+            i += 1
+        if i >= n:
+            break
+        word, quote = [], None
+        while i < n and (quote or line[i] not in " \t"):
+            ch = line[i]
+            if ch == "\\":
+                nxt = line[i + 1]
+                if nxt == "x":
+                    word.append(chr(int(line[i + 2 : i + 4], 16)))
+                    i += 4
+                    continue
+                word.append(_C_ESCAPES[nxt])
+                i += 2
+                continue
+            if quote is None and ch in "\"'":
+                quote = ch
+            elif ch == quote:
+                quote = None
+            else:
+                word.append(ch)
+            i += 1
+        assert quote is None, f"unterminated quote in {line!r}"
+        raw = "".join(word)
+        assert re.fullmatch(r"(?:[^%$]|%%|\$\$)*", raw), f"unescaped specifier or variable in {raw!r}"
+        words.append(raw.replace("%%", "%").replace("$$", "$"))
+    return words
+
+
+ARGV_SAMPLES = {
+    "plain": ["/v/bin/celery", "-A", "celery_demo.app", "worker", "--queues=a,b"],
+    "specifier": ["--hostname=io@%h", "%n.%d", "100%"],
+    "variable": ["$HOME", "${X}", "a$b"],
+    "space": ["--foo=a b", " lead", "trail "],
+    "quotes": ["it's", 'say "hi"', "\"'"],
+    "backslash": ["C:\\path\\", "\\n"],
+    "control": ["tab\there", "line\nbreak", "bell\x07"],
+    "empty and semicolon": ["", ";", "a;b"],
+    "comment chars": ["#x", "a #b", "a ;b"],
+    "unicode": ["café", "日本"],
+}
+
+
+@pytest.mark.parametrize("argv", ARGV_SAMPLES.values(), ids=ARGV_SAMPLES.keys())
+def test_systemd_cmdline_round_trips_through_systemd_rules(argv):
+    # Act
+    line = systemd_cmdline(argv)
+
+    # Assert
+    assert "\n" not in line
+    assert parse_systemd_exec(line) == argv
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["/v/celery", "--hostname=io@%h"], "/v/celery --hostname=io@%%h"),
+        (["a b", "$X"], '"a b" $$X'),
+        (['q"', "b\\"], '"q\\"" "b\\\\"'),
+        ([";"], "\\;"),
+        ([""], '""'),
+    ],
+)
+def test_systemd_cmdline_known_strings(argv, expected):
+    assert systemd_cmdline(argv) == expected
+
+
+def test_systemd_cmdline_refuses_nul():
+    with pytest.raises(FleetError, match="NUL"):
+        systemd_cmdline(["a\x00b"])
+
+
+# --- supervisor_cmdline ---------------------------------------------------------------------------
+
+
+def parse_supervisor_command(value: str) -> list[str]:
+    """What supervisord does with command=: inline comments, %(...)s expansion, then shlex.split."""
+    assert "\n" not in value
+    comment = re.search(r"\s[;#]", value)
+    assert comment is None, f"supervisord would cut {value!r} at an inline comment"
+    return shlex.split(value % {})
+
+
+SUPERVISOR_SAMPLES = {k: v for k, v in ARGV_SAMPLES.items() if k != "control"} | {"tab": ["tab\there"]}
+
+
+@pytest.mark.parametrize("argv", SUPERVISOR_SAMPLES.values(), ids=SUPERVISOR_SAMPLES.keys())
+def test_supervisor_cmdline_round_trips_through_shlex(argv):
+    # Act
+    line = supervisor_cmdline(argv)
+
+    # Assert
+    assert parse_supervisor_command(line) == argv
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["/v/celery", "--hostname=io@%h"], "/v/celery --hostname=io@%%h"),
+        (["a b"], "'a b'"),
+        (["a ;b"], "'a '';b'"),
+        (["it's"], "'it'\"'\"'s'"),
+    ],
+)
+def test_supervisor_cmdline_known_strings(argv, expected):
+    assert supervisor_cmdline(argv) == expected
+
+
+@pytest.mark.parametrize("arg", ["a\nb", "a\rb", "a\x00b"])
+def test_supervisor_cmdline_refuses_line_breaks(arg):
+    with pytest.raises(FleetError, match="supervisord cannot carry"):
+        supervisor_cmdline([arg])
+
+
+def test_both_cmdlines_render_the_same_argv():
+    # Arrange
+    argv = worker_argv(minimal(queues=["a", "b"], hostname="io-%n@%h"), APP, CELERY)
+
+    # Act
+    systemd_words = parse_systemd_exec(systemd_cmdline(argv))
+    supervisor_words = parse_supervisor_command(supervisor_cmdline(argv))
+
+    # Assert
+    assert systemd_words == supervisor_words == argv
+
+
+# --- stop_timeout ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "margin", "expected"),
+    [
+        ({"stop_timeout": 90, "time_limit": 3600}, 30, 90),
+        ({"time_limit": 300}, 30, 330),
+        ({"time_limit": 299.2}, 0, 300),
+        ({"time_limit": 300, "soft_shutdown_timeout": 15}, 30, 345),
+        ({}, 30, DEFAULT_STOP_TIMEOUT),
+    ],
+)
+def test_stop_timeout(fields, margin, expected):
+    assert stop_timeout(minimal(**fields), margin) == expected
+
+
+def test_stop_timeout_default_margin_is_30():
+    assert stop_timeout(minimal(time_limit=10)) == 40
+
+
+def test_stop_timeout_refuses_negative_margin():
+    with pytest.raises(FleetError, match="field 'margin'"):
+        stop_timeout(minimal(), -1)
+
+
+# --- pool_packages --------------------------------------------------------------------------------
+
+
+def test_pool_packages_lists_each_needed_package_once_sorted():
+    # Arrange
+    workers = [
+        minimal(name="a", pool="gevent"),
+        minimal(name="b", pool="gevent"),
+        minimal(name="c", pool="eventlet"),
+        minimal(name="d", pool="threads"),
+    ]
+
+    # Act / Assert
+    assert pool_packages(workers) == ["eventlet", "gevent"]
+
+
+def test_pool_packages_ignores_absent_workers():
+    assert pool_packages([minimal(pool="gevent", state="absent"), minimal(name="p")]) == []
+
+
+def test_pool_packages_refuses_an_invalid_worker():
+    with pytest.raises(FleetError, match="field 'pool'"):
+        pool_packages([minimal(pool="fork")])
