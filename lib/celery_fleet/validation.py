@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery_fleet.errors import Problem
 from celery_fleet.workers import QUEUE_NAME_RE, check_worker, embeds_beat, node_name
@@ -31,8 +32,9 @@ def validate_fleet(
     ``workers_by_host``: inventory host -> its ``celery_workers`` list. ``queues``: the queues the app
     routes to (``celery_queues``), None to skip the coverage check. ``visibility_timeout``: the Redis
     transport option in seconds, for every host or per host (None: kombu's 3600). ``beat_hosts``: the
-    ``celery_beat`` group. ``broker_by_host``: host -> broker address; the visibility rule compares
-    only workers sharing a broker (without it every host shares one).
+    ``celery_beat`` group. ``broker_by_host``: host -> broker address or URL (credentials are dropped,
+    never printed; unset hosts share one unnamed broker); the visibility rule compares only workers
+    sharing a broker (without it every host shares one).
     """
     problems: list[Problem] = []
     present: list[tuple[str, dict[str, Any]]] = []  # (host, spec) of valid present workers
@@ -146,7 +148,7 @@ def _visibility_problems(
         return problems
 
     def broker(host: str) -> str:
-        return (broker_by_host or {}).get(host, "") if broker_by_host is not None else ""
+        return _broker_key((broker_by_host or {}).get(host))
 
     # The message comes back after the *shortest* timeout among the clients of its broker.
     shortest: dict[str, tuple[int, str]] = {}
@@ -170,6 +172,20 @@ def _visibility_problems(
                 )
             )
     return problems
+
+
+def _broker_key(value: Any) -> str:
+    """A broker's identity without credentials: 'redis://u:pw@h:6379/0' -> 'h:6379/0'; unset -> ''."""
+    if not isinstance(value, str) or not value:
+        return ""
+    if "://" not in value:
+        return value
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.hostname or ''}:{port or ''}{parts.path}"
 
 
 def _beat_problems(beat_hosts: Any, present: list[tuple[str, dict[str, Any]]]) -> list[Problem]:

@@ -353,3 +353,21 @@ def test_workers_by_host_not_a_mapping():
 
 def test_celery_queues_not_a_list():
     assert validate({}, "a,b") == ["field 'celery_queues': 'a,b' is not a list of queue names"]
+
+
+def test_broker_urls_compare_without_credentials():
+    # Arrange: two users of one Redis share its visibility timeout; the password shows nowhere
+    fleet = {
+        "w1": [{"name": "t", "queues": ["t"], "time_limit": 1000}],
+        "w2": [{"name": "q", "queues": ["q"]}],
+    }
+    brokers = {"w1": "redis://worker:s3cret@redis1:6379/0", "w2": "redis://other:pw2@redis1:6379/0"}
+
+    # Act
+    errors = validate(fleet, visibility_timeout={"w1": 7200, "w2": 600}, broker_by_host=brokers)
+
+    # Assert
+    assert len(errors) == 1
+    assert "(host 'w2', same broker)" in errors[0]
+    assert "s3cret" not in errors[0]
+    assert "pw2" not in errors[0]
