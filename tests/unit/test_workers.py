@@ -7,6 +7,8 @@ import pytest
 from celery_fleet.errors import FleetError
 from celery_fleet.workers import (
     DEFAULT_STOP_TIMEOUT,
+    embeds_beat,
+    node_name,
     normalize_worker,
     pool_packages,
     stop_timeout,
@@ -343,6 +345,38 @@ def test_argv_refuses_bad_app_module_or_binary(app_module, celery_bin, field):
 
 def test_argv_accepts_app_attribute_form():
     assert worker_argv(minimal(), "proj.celery:app", CELERY)[2] == "proj.celery:app"
+
+
+# --- node_name, embeds_beat ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hostname", "host", "expected"),
+    [
+        ("io@%h", "w1.dc1.example", "io@w1.dc1.example"),
+        ("io@%n", "w1.dc1.example", "io@w1"),
+        ("io-%n@%d", "w1.dc1.example", "io-w1@dc1.example"),
+        ("io@%h", "w1", "io@w1"),
+        ("io@fixed", "w1", "io@fixed"),
+    ],
+)
+def test_node_name_expands_like_celery(hostname, host, expected):
+    assert node_name(hostname, host) == expected
+
+
+@pytest.mark.parametrize(
+    ("extra_args", "expected"),
+    [
+        (["-B"], True),
+        (["--beat"], True),
+        (["-Bs", "/tmp/schedule"], True),
+        (["--without-mingle"], False),
+        (["--", "-B"], False),
+        ([], False),
+    ],
+)
+def test_embeds_beat(extra_args, expected):
+    assert embeds_beat({"extra_args": extra_args}) is expected
 
 
 # --- worker_environment ---------------------------------------------------------------------------
