@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celery_fleet.errors import Problem
-from celery_fleet.workers import QUEUE_NAME_RE, check_worker, embeds_beat, node_name
+from celery_fleet.workers import QUEUE_NAME_RE, check_worker, embeds_beat, format_seconds, node_name
 
 # kombu's Redis transport default visibility_timeout (seconds).
 DEFAULT_VISIBILITY_TIMEOUT = 3600
@@ -160,13 +160,14 @@ def _visibility_problems(
         if spec["time_limit"] is None:
             continue
         timeout, timeout_host = shortest[broker(host)]
+        limit = format_seconds(spec["time_limit"])
         if spec["time_limit"] >= timeout:
             problems.append(
                 Problem(
                     "time_limit",
-                    f"{spec['time_limit']:g} s is not below celery_broker_visibility_timeout {timeout} s "
+                    f"{limit} s is not below celery_broker_visibility_timeout {timeout} s "
                     f"(host '{timeout_host}', same broker): a task running longer is delivered again and "
-                    f"runs twice; raise the visibility timeout above {spec['time_limit']:g}",
+                    f"runs twice; raise the visibility timeout above {limit}",
                     spec["name"],
                     host,
                 )

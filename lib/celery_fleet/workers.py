@@ -7,6 +7,7 @@ by :func:`systemd_cmdline` and :func:`supervisor_cmdline`. Nothing here imports 
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -174,7 +175,9 @@ class _Checker:
         bad = isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
         if bad or (value <= minimum if strict else value < minimum):
             relation = ">" if strict else ">="
-            self.fail(field, f"{_show(value)} is not a number of seconds {relation} {minimum:g}")
+            self.fail(
+                field, f"{_show(value)} is not a number of seconds {relation} {format_seconds(minimum)}"
+            )
             return None
         return int(value) if isinstance(value, int) else float(value)
 
@@ -200,7 +203,9 @@ def check_worker(worker: Any, index: int | None = None) -> tuple[dict[str, Any] 
 
     for key in worker:
         if key not in FIELDS:
-            c.fail(str(key), f"unknown field; allowed fields are {_choices(FIELDS)}")
+            close = difflib.get_close_matches(str(key), FIELDS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            c.fail(str(key), f"unknown field; {hint}allowed fields are {_choices(FIELDS)}")
 
     name = worker.get("name")
     if name is None:
@@ -243,7 +248,8 @@ def check_worker(worker: Any, index: int | None = None) -> tuple[dict[str, Any] 
     if time_limit is not None and soft_time_limit is not None and soft_time_limit >= time_limit:
         c.fail(
             "soft_time_limit",
-            f"{soft_time_limit:g} must be below time_limit {time_limit:g} (the soft limit warns first)",
+            f"{format_seconds(soft_time_limit)} must be below time_limit {format_seconds(time_limit)} "
+            "(the soft limit warns first)",
         )
 
     spec: dict[str, Any] = {
@@ -425,7 +431,8 @@ def node_name(hostname: str, host: str) -> str:
     return re.sub(r"%([hnd])", lambda m: keys[m.group(1)], hostname)
 
 
-def _number(value: float) -> str:
+def format_seconds(value: float) -> str:
+    """3600 -> '3600', 2.5 -> '2.5' (no exponent: 1000000 stays '1000000')."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
@@ -473,8 +480,8 @@ def worker_argv(worker: Mapping[str, Any], app_module: str, celery_bin: str) -> 
         ("prefetch_multiplier", str),
         ("max_tasks_per_child", str),
         ("max_memory_per_child", str),
-        ("time_limit", _number),
-        ("soft_time_limit", _number),
+        ("time_limit", format_seconds),
+        ("soft_time_limit", format_seconds),
         ("optimization", str),
     ]
     for field, render in optional:
@@ -484,7 +491,7 @@ def worker_argv(worker: Mapping[str, Any], app_module: str, celery_bin: str) -> 
     if spec["soft_shutdown_timeout"] is not None:
         if "--" not in spec["extra_args"]:
             argv.append("--")
-        argv.append(f"worker_soft_shutdown_timeout={_number(spec['soft_shutdown_timeout'])}")
+        argv.append(f"worker_soft_shutdown_timeout={format_seconds(spec['soft_shutdown_timeout'])}")
     return argv
 
 

@@ -211,7 +211,7 @@ def test_queue_coverage_skipped_without_celery_queues():
     assert validate({"w1": [{"name": "io", "queues": ["a"]}]}, None) == []
 
 
-@pytest.mark.parametrize(("time_limit", "timeout"), [(3600, 3600), (7200, 3600)])
+@pytest.mark.parametrize(("time_limit", "timeout"), [(3600, 3600), (7200, 3600), (1000000, 3600)])
 def test_visibility_timeout_not_above_time_limit(time_limit, timeout):
     # Arrange
     fleet = {"w1": [{"name": "training", "queues": ["t"], "time_limit": time_limit}]}

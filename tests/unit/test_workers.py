@@ -104,7 +104,11 @@ def test_environment_numbers_become_strings():
 
 # One case per per-worker rule: (worker fields, field named, words of the allowed values/reason).
 INVALID = {
-    "unknown field (typo)": ({"concurency": 4}, "concurency", "allowed fields are name, state, queues"),
+    "unknown field (typo)": (
+        {"concurency": 4},
+        "concurency",
+        "did you mean 'concurrency'? allowed fields are name,",
+    ),
     "missing name": ({"name": None}, "name", "is required"),
     "invalid name": ({"name": "IO worker"}, "name", "not a valid worker name"),
     "name with @": ({"name": "io@x"}, "name", "^[a-z0-9][a-z0-9_-]{0,39}$"),
