@@ -3,25 +3,29 @@
 Interface used by the roles through ``plugins/filter/celery_fleet.py`` (keep these names; a change
 must be recorded here):
 
-============================================  ===================================================
-filter                                        function
-============================================  ===================================================
-``worker | celery_fleet_worker``               ``workers.normalize_worker(worker) -> dict``
-``worker | celery_fleet_worker_argv(app_module, celery_bin)``
-                                              ``workers.worker_argv(worker, app_module, celery_bin)
-                                              -> list[str]``
-``argv | celery_fleet_systemd_cmdline``        ``workers.systemd_cmdline(argv) -> str``
-``argv | celery_fleet_supervisor_cmdline``     ``workers.supervisor_cmdline(argv) -> str``
-``worker | celery_fleet_stop_timeout(margin=30)``
-                                              ``workers.stop_timeout(worker, margin=30) -> int``
-``workers | celery_fleet_pool_packages``       ``workers.pool_packages(workers) -> list[str]``
-``worker | celery_fleet_worker_environment``   ``workers.worker_environment(worker) -> dict[str, str]``
-                                              (added: ``environment`` plus REMAP_SIGTERM)
-``workers_by_host | celery_fleet_validation_errors(queues, visibility_timeout, beat_hosts,
-broker_by_host=None)``                         ``validation.validate_fleet(...) -> list[str]``
-============================================  ===================================================
+- ``worker | celery_fleet_worker`` -> ``workers.normalize_worker(worker) -> dict``
+- ``worker | celery_fleet_worker_argv(app_module, celery_bin)``
+  -> ``workers.worker_argv(worker, app_module, celery_bin) -> list[str]``
+- ``argv | celery_fleet_systemd_cmdline`` -> ``workers.systemd_cmdline(argv) -> str``
+- ``argv | celery_fleet_supervisor_cmdline`` -> ``workers.supervisor_cmdline(argv) -> str``
+- ``worker | celery_fleet_stop_timeout(margin=30)`` -> ``workers.stop_timeout(worker, margin=30) -> int``
+- ``workers | celery_fleet_pool_packages`` -> ``workers.pool_packages(workers) -> list[str]``
+- ``workers_by_host | celery_fleet_validation_errors(queues, visibility_timeout, beat_hosts,
+  broker_by_host=None)`` -> ``validation.validate_fleet(...) -> list[str]``
+- added: ``worker | celery_fleet_worker_environment`` -> ``workers.worker_environment(worker)
+  -> dict[str, str]`` (the worker's ``environment`` plus REMAP_SIGTERM when ``remap_sigterm`` is set)
+- added: ``env | celery_fleet_systemd_environment`` -> ``workers.systemd_environment(env) -> list[str]``
+  (one quoted ``KEY=value`` per ``Environment=`` line)
+- added: ``env | celery_fleet_supervisor_environment`` -> ``workers.supervisor_environment(env) -> str``
+  (the value of supervisord's ``environment=``; empty string for an empty mapping)
 
 Recorded changes to the agreed signatures:
+
+- Added filters (nothing removed or renamed): ``celery_fleet_worker_environment``,
+  ``celery_fleet_systemd_environment``, ``celery_fleet_supervisor_environment``. Quoting an
+  ``Environment=`` value with ``celery_fleet_systemd_cmdline`` would double its ``$`` (systemd
+  expands ``$VAR`` in Exec lines only), and supervisord parses ``environment=`` with other rules
+  than ``command=``.
 
 - ``validate_fleet``'s ``visibility_timeout`` also accepts a mapping inventory host -> seconds (or
   None), since the Redis transport option is set per host in the app's environment file; the
@@ -40,7 +44,9 @@ from celery_fleet.workers import (
     pool_packages,
     stop_timeout,
     supervisor_cmdline,
+    supervisor_environment,
     systemd_cmdline,
+    systemd_environment,
     worker_argv,
     worker_environment,
 )
@@ -52,7 +58,9 @@ __all__ = [
     "pool_packages",
     "stop_timeout",
     "supervisor_cmdline",
+    "supervisor_environment",
     "systemd_cmdline",
+    "systemd_environment",
     "validate_fleet",
     "worker_argv",
     "worker_environment",

@@ -508,12 +508,14 @@ _SYSTEMD_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\
 _SYSTEMD_PLAIN_RE = re.compile(r"^[A-Za-z0-9_@%+=:,./$-]+$")
 
 
-def _systemd_word(arg: str) -> str:
+def _systemd_word(arg: str, *, variables: bool = True) -> str:
     if "\x00" in arg:
         raise FleetError([Problem("argv", f"{arg!r} contains a NUL byte, which no command line can carry")])
-    # Specifiers (%h is the user's HOME, not the host name) and $VAR are expanded inside quotes
-    # too: double them everywhere.
-    arg = arg.replace("%", "%%").replace("$", "$$")
+    # Specifiers (%h is the user's HOME, not the host name) are expanded inside quotes too, and so
+    # is $VAR in Exec lines (not in Environment=): double them everywhere.
+    arg = arg.replace("%", "%%")
+    if variables:
+        arg = arg.replace("$", "$$")
     if arg == ";":
         return "\\;"  # a lone ';' separates commands in Exec lines
     if _SYSTEMD_PLAIN_RE.match(arg):
@@ -538,6 +540,25 @@ def systemd_cmdline(argv: list[str]) -> str:
     return " ".join(_systemd_word(arg) for arg in argv)
 
 
+def systemd_environment(environment: Mapping[str, str]) -> list[str]:
+    """One quoted ``KEY=value`` word per variable, each the value of one ``Environment=`` line.
+
+    Same quoting as :func:`systemd_cmdline` except ``$``, which Environment= does not expand.
+    """
+    return [_systemd_word(f"{key}={value}", variables=False) for key, value in _env_items(environment)]
+
+
+def _env_items(environment: Mapping[str, str]) -> list[tuple[str, str]]:
+    if not isinstance(environment, Mapping):
+        raise FleetError([Problem("environment", f"{_show(environment)} is not a mapping")])
+    items = []
+    for key, value in environment.items():
+        if not isinstance(key, str) or not ENV_NAME_RE.match(key) or not isinstance(value, str):
+            raise FleetError([Problem("environment", f"{key!r}: {_show(value)} is not NAME: string")])
+        items.append((key, value))
+    return items
+
+
 _SUPERVISOR_PLAIN_RE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 
 
@@ -558,6 +579,30 @@ def _supervisor_word(arg: str) -> str:
 def supervisor_cmdline(argv: list[str]) -> str:
     """Quote an argument list for supervisord's ``command=`` (shlex rules, ``%`` doubled)."""
     return " ".join(_supervisor_word(arg) for arg in argv)
+
+
+def supervisor_environment(environment: Mapping[str, str]) -> str:
+    """The value of supervisord's ``environment=``: ``KEY="value",KEY2="value2"``.
+
+    supervisord splits it with a non-POSIX shlex (quotes group, no escapes) and strips quote
+    characters from both ends of each value, and its ini parser cuts at whitespace + ';'/'#': values
+    those rules cannot carry are refused rather than mangled.
+    """
+    pairs = []
+    for key, value in _env_items(environment):
+        quote = '"' if '"' not in value else "'"
+        unfit = (
+            quote in value
+            or value.startswith(("'", '"'))
+            or value.endswith(("'", '"'))
+            or re.search(r"[\x00\n\r]|\s[;#]", value)
+        )
+        if unfit:
+            raise FleetError(
+                [Problem("environment", f"{key}={value!r} cannot be written in supervisord's environment=")]
+            )
+        pairs.append(f"{key}={quote}{value}{quote}".replace("%", "%%"))
+    return ",".join(pairs)
 
 
 def stop_timeout(worker: Mapping[str, Any], margin: int = 30) -> int:

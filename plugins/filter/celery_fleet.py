@@ -37,6 +37,8 @@ class FilterModule:
             "celery_fleet_worker_environment": _ansible_errors(workers.worker_environment),
             "celery_fleet_systemd_cmdline": _ansible_errors(workers.systemd_cmdline),
             "celery_fleet_supervisor_cmdline": _ansible_errors(workers.supervisor_cmdline),
+            "celery_fleet_systemd_environment": _ansible_errors(workers.systemd_environment),
+            "celery_fleet_supervisor_environment": _ansible_errors(workers.supervisor_environment),
             "celery_fleet_stop_timeout": _ansible_errors(workers.stop_timeout),
             "celery_fleet_pool_packages": _ansible_errors(workers.pool_packages),
             "celery_fleet_validation_errors": _ansible_errors(validation.validate_fleet),

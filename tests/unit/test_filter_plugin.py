@@ -15,6 +15,8 @@ FILTERS = {
     "celery_fleet_worker_environment",
     "celery_fleet_systemd_cmdline",
     "celery_fleet_supervisor_cmdline",
+    "celery_fleet_systemd_environment",
+    "celery_fleet_supervisor_environment",
     "celery_fleet_stop_timeout",
     "celery_fleet_pool_packages",
     "celery_fleet_validation_errors",

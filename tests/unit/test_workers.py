@@ -13,7 +13,9 @@ from celery_fleet.workers import (
     pool_packages,
     stop_timeout,
     supervisor_cmdline,
+    supervisor_environment,
     systemd_cmdline,
+    systemd_environment,
     worker_argv,
     worker_environment,
 )
@@ -397,8 +399,8 @@ def test_environment_adds_remap_sigterm():
 _C_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", ";": ";", " ": " "}
 
 
-def parse_systemd_exec(line: str) -> list[str]:
-    """Split an ExecStart= value as systemd does: quotes, C escapes, then %% and $$ (no other specifier)."""
+def parse_systemd_exec(line: str, variables: bool = True) -> list[str]:
+    """Split an Exec/Environment value as systemd does: quotes, C escapes, %% and (Exec only) $$."""
     words: list[str] = []
     i, n = 0, len(line)
     while i < n:
@@ -427,8 +429,12 @@ def parse_systemd_exec(line: str) -> list[str]:
             i += 1
         assert quote is None, f"unterminated quote in {line!r}"
         raw = "".join(word)
-        assert re.fullmatch(r"(?:[^%$]|%%|\$\$)*", raw), f"unescaped specifier or variable in {raw!r}"
-        words.append(raw.replace("%%", "%").replace("$$", "$"))
+        if variables:
+            assert re.fullmatch(r"(?:[^%$]|%%|\$\$)*", raw), f"unescaped specifier or variable in {raw!r}"
+            words.append(raw.replace("%%", "%").replace("$$", "$"))
+        else:
+            assert re.fullmatch(r"(?:[^%]|%%)*", raw), f"unescaped specifier in {raw!r}"
+            words.append(raw.replace("%%", "%"))
     return words
 
 
@@ -527,6 +533,76 @@ def test_both_cmdlines_render_the_same_argv():
 
     # Assert
     assert systemd_words == supervisor_words == argv
+
+
+# --- systemd_environment, supervisor_environment -----------------------------------------------
+
+
+ENV_SAMPLES = {
+    "plain": {"A": "1", "PATH_X": "/usr/bin:/bin"},
+    "dollar stays": {"PRICE": "$5", "REF": "${HOME}"},
+    "specifier": {"HOST": "%h", "P": "100%"},
+    "spaces and commas": {"MSG": "a b, c=d"},
+    "quotes inside": {"Q": "it's", "D": 'say "hi" now'},
+    "empty": {"E": ""},
+}
+
+
+@pytest.mark.parametrize("environment", ENV_SAMPLES.values(), ids=ENV_SAMPLES.keys())
+def test_systemd_environment_round_trips(environment):
+    # Act
+    lines = systemd_environment(environment)
+
+    # Assert
+    parsed = dict(word.split("=", 1) for line in lines for word in parse_systemd_exec(line, variables=False))
+    assert parsed == environment
+
+
+def test_systemd_environment_keeps_dollar_single():
+    assert systemd_environment({"PRICE": "$5", "HOST": "%h"}) == ["PRICE=$5", "HOST=%%h"]
+
+
+def parse_supervisor_environment(value: str) -> dict[str, str]:
+    """supervisor 4's dict_of_key_value_pairs after its %(...)s expansion and ini comment rule."""
+    assert "\n" not in value
+    assert re.search(r"\s[;#]", value) is None, "supervisord would cut at an inline comment"
+    lexer = shlex.shlex(value % {})
+    lexer.wordchars += "/.+-():"
+    tokens = list(lexer)
+    result = {}
+    for i in range(0, len(tokens), 4):
+        key, equals, val = tokens[i : i + 3]
+        assert equals == "="
+        result[key] = val.strip("'\"")
+    return result
+
+
+@pytest.mark.parametrize("environment", ENV_SAMPLES.values(), ids=ENV_SAMPLES.keys())
+def test_supervisor_environment_round_trips(environment):
+    # Act
+    value = supervisor_environment(environment)
+
+    # Assert
+    assert parse_supervisor_environment(value) == environment
+
+
+def test_supervisor_environment_known_string():
+    assert supervisor_environment({"A": "x y", "P": "50%"}) == 'A="x y",P="50%%"'
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["both ' and \"", '"leading', "trailing'", "a ;comment", "a #comment", "line\nbreak"],
+)
+def test_supervisor_environment_refuses_what_supervisord_would_mangle(value):
+    with pytest.raises(FleetError, match="field 'environment': V="):
+        supervisor_environment({"V": value})
+
+
+@pytest.mark.parametrize("environment", [{"1X": "a"}, {"X": 1}, ["X=1"]])
+def test_environment_quoting_refuses_bad_input(environment):
+    with pytest.raises(FleetError, match="field 'environment'"):
+        systemd_environment(environment)
 
 
 # --- stop_timeout ---------------------------------------------------------------------------------
