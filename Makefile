@@ -1,0 +1,62 @@
+# celery-fleet: the two commands of the README are `make demo` and `make test`.
+# Everything else here is a step of those two, runnable alone.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export CELERY_FLEET_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/celery-fleet
+export CELERY_FLEET_WHEELHOUSE ?= $(CELERY_FLEET_CACHE)/wheelhouse
+export ANSIBLE_FORCE_COLOR ?= 0
+export PY_COLORS ?= 0
+INVENTORIES := $(wildcard inventories/*/hosts.yml)
+
+.PHONY: help test venv lint unit syntax images wheelhouse harness molecule demo demo-destroy clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+test: venv lint unit syntax harness molecule ## The whole suite: lint, unit tests, syntax checks, every Molecule scenario
+
+venv: $(BIN)/.installed ## Create the controller virtualenv from requirements/controller.txt
+
+$(BIN)/.installed: requirements/controller.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements/controller.txt
+	@touch $@
+
+lint: venv ## yamllint, ansible-lint (production profile), ruff, secret scan, README variable tables
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --offline
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/scan-secrets.py
+	$(BIN)/python scripts/argspec-table.py --check roles/*/
+
+unit: venv ## Python unit tests (plugins, validation, argument builder)
+	$(BIN)/pytest -q tests/unit
+
+syntax: venv ## ansible-playbook --syntax-check site.yml against every inventory
+	@for inv in $(dir $(INVENTORIES)); do \
+	  echo "syntax-check site.yml -i $$inv"; \
+	  $(BIN)/ansible-playbook --syntax-check site.yml -i $$inv $(VAULT_ARGS) >/dev/null; \
+	done
+
+harness: venv ## Docker engine, base images and wheelhouse (each reused when already up to date)
+	scripts/ensure-docker.sh
+	scripts/build-images.sh
+	PIP=$(BIN)/pip scripts/build-wheelhouse.sh
+
+molecule: venv harness ## Every Molecule scenario (or S="redis workers" for some), with a summary line
+	PATH=$(abspath $(BIN)):$$PATH scripts/run-scenarios.sh $(S)
+
+demo: venv harness ## Bring up the sandbox fleet in containers and run the example workload
+	scripts/demo.sh up
+
+demo-destroy: ## Tear the sandbox fleet down
+	scripts/demo.sh down
+
+clean: ## Remove the virtualenv and local caches (images and wheelhouse stay cached)
+	rm -rf $(VENV) .cache
