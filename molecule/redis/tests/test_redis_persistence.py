@@ -1,0 +1,112 @@
+"""Persistence promises: data survives restart and kill -9; switching AOF on keeps every key."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import Broker, all_brokers, run_playbook
+
+ITEMS = 10_000
+FILL_LIST = (
+    "for i=1,tonumber(ARGV[1]) do redis.call('RPUSH', KEYS[1], i) end return redis.call('LLEN', KEYS[1])"
+)
+FILL_KEYS = "for i=1,tonumber(ARGV[1]) do redis.call('SET', KEYS[1] .. i, i) end return ARGV[1]"
+FSYNC_WINDOW_S = 1.5  # appendfsync everysec: wait past one fsync
+
+
+def dbsize(broker: Broker) -> int:
+    return int(broker.admin("DBSIZE"))
+
+
+def wait_for_new_server(broker: Broker, old_pid: int, limit_s: float = 30) -> float:
+    """Seconds until systemd runs a new server that answers PING (bounded)."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit_s:
+        pid = broker.main_pid()
+        if pid not in (0, old_pid) and broker.admin("PING") == "PONG":
+            return time.monotonic() - start
+        time.sleep(0.2)
+    raise AssertionError(f"{broker.container}: no new {broker.service} answering within {limit_s} s")
+
+
+def test_queue_survives_restart_and_kill_9(broker):
+    broker.admin("DEL", "cf:test:persist:list", "cf:test:persist:late")
+    assert broker.admin("EVAL", FILL_LIST, "1", "cf:test:persist:list", str(ITEMS)) == str(ITEMS)
+    broker.admin("EVAL", FILL_KEYS, "1", "cf:test:persist:key:", "100")
+    time.sleep(FSYNC_WINDOW_S)
+    keys_before = dbsize(broker)
+
+    pid = broker.main_pid()
+    start = time.monotonic()
+    assert broker.sh(f"systemctl restart {broker.service}").returncode == 0
+    restart_s = time.monotonic() - start
+    wait_for_new_server(broker, pid)
+    keys_after_restart = dbsize(broker)
+    items_after_restart = int(broker.admin("LLEN", "cf:test:persist:list"))
+
+    assert broker.admin("EVAL", FILL_LIST, "1", "cf:test:persist:late", str(ITEMS)) == str(ITEMS)
+    time.sleep(FSYNC_WINDOW_S)
+    keys_before_kill = dbsize(broker)
+    pid = broker.main_pid()
+    assert broker.sh(f"kill -9 {pid}").returncode == 0
+    recovery_s = wait_for_new_server(broker, pid)
+    keys_after_kill = dbsize(broker)
+    late_after_kill = int(broker.admin("LLEN", "cf:test:persist:late"))
+    first_after_kill = int(broker.admin("LLEN", "cf:test:persist:list"))
+
+    print(
+        f"{broker.container}: keys {keys_before} -> restart ({restart_s:.2f} s) -> {keys_after_restart}; "
+        f"{keys_before_kill} -> kill -9 (back in {recovery_s:.2f} s) -> {keys_after_kill}; "
+        f"lists {items_after_restart}/{first_after_kill}/{late_after_kill} of {ITEMS}"
+    )
+    assert keys_after_restart == keys_before
+    assert items_after_restart == ITEMS
+    assert keys_after_kill == keys_before_kill
+    assert first_after_kill == ITEMS
+    assert late_after_kill == ITEMS
+
+
+@pytest.fixture(scope="module")
+def aof_switch() -> dict:
+    """Converge every host with appendonly off, add RDB-only data, converge with it on again."""
+    brokers = all_brokers()
+    off = run_playbook("-e", json.dumps({"redis_appendonly": False}))
+    assert off.returncode == 0, off.stdout[-3000:]
+    figures: dict = {}
+    for broker in brokers:
+        appendonly_off = broker.admin("CONFIG", "GET", "appendonly").splitlines()[-1]
+        broker.admin("EVAL", FILL_KEYS, "1", "cf:test:aof:key:", "1000")
+        assert broker.admin("SAVE") == "OK"
+        figures[broker.container] = {
+            "appendonly_off": appendonly_off,
+            "before": dbsize(broker),
+            "pid_before": broker.main_pid(),
+        }
+    start = time.monotonic()
+    on = run_playbook()
+    converge_s = time.monotonic() - start
+    assert on.returncode == 0, on.stdout[-3000:]
+    for broker in brokers:
+        figures[broker.container].update(
+            after=dbsize(broker),
+            appendonly=broker.admin("CONFIG", "GET", "appendonly").splitlines()[-1],
+            pid_after=broker.main_pid(),
+            switched=f"changed: [{broker.container}]"
+            in on.stdout.split("aof | Switch the append-only file on in the running server", 1)[-1].split(
+                "TASK", 1
+            )[0],
+        )
+    print(f"AOF switch converge over {len(brokers)} hosts: {converge_s:.1f} s")
+    return figures
+
+
+def test_switching_aof_on_keeps_every_key(broker, aof_switch):
+    figures = aof_switch[broker.container]
+    print(f"{broker.container}: {figures}")
+    assert figures["appendonly_off"] == "no"
+    assert figures["switched"], "the role did not switch AOF on live"
+    assert figures["pid_after"] != figures["pid_before"], "the server was not restarted"
+    assert figures["appendonly"] == "yes"
+    assert figures["after"] == figures["before"]
