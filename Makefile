@@ -35,8 +35,8 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, secret scan, RE
 	$(BIN)/python scripts/scan-secrets.py
 	$(BIN)/python scripts/argspec-table.py --check roles/*/
 
-unit: venv ## Python unit tests (plugins, validation, argument builder)
-	$(BIN)/pytest -q tests/unit
+unit: venv ## Python unit tests (plugins, validation, argument builder) and controller-side plays
+	$(BIN)/pytest -q tests/unit tests/playbooks
 
 syntax: venv ## ansible-playbook --syntax-check site.yml against every inventory
 	@for inv in $(dir $(INVENTORIES)); do \

@@ -1,0 +1,117 @@
+"""playbooks/new-environment.yml scaffolds an inventory and an encrypted vault, and never overwrites."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+TOP = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SECRETS = {
+    "vault_redis_password",
+    "vault_redis_admin_password",
+    "vault_redis_worker_password",
+    "vault_redis_producer_password",
+    "vault_redis_flower_password",
+    "vault_flower_admin_password",
+}
+
+
+def run(*args: str, cwd: Path = TOP) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(TOP / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+@pytest.fixture
+def scaffold(tmp_path: Path) -> dict[str, Path]:
+    inventories = tmp_path / "inventories"
+    shutil.copytree(
+        TOP / "inventories" / "staging", inventories / "staging", ignore=shutil.ignore_patterns("vault.yml")
+    )
+    password = tmp_path / "vault-pass"
+    password.write_text("test-only-vault-password\n")
+    env_file = tmp_path / "env.yml"
+    env_file.write_text(
+        yaml.safe_dump(
+            {
+                "env_name": "qa",
+                "env_inventories_dir": str(inventories),
+                "env_vault_password_file": str(password),
+                "env_redis_hosts": ["redis-1.qa.internal"],
+                "env_worker_groups": {
+                    "gpu_workers": ["gpu-1.qa.internal"],
+                    "cpu_workers": ["cpu-1.qa.internal"],
+                },
+                "env_ops_hosts": ["ops-1.qa.internal"],
+            }
+        )
+    )
+    return {"inventories": inventories, "password": password, "env_file": env_file}
+
+
+def scaffold_play(scaffold: dict[str, Path]) -> subprocess.CompletedProcess[str]:
+    return run(
+        str(BIN / "ansible-playbook"), "playbooks/new-environment.yml", "-e", f"@{scaffold['env_file']}"
+    )
+
+
+def test_scaffold_writes_inventory_with_every_group(scaffold):
+    result = scaffold_play(scaffold)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    graph = run(
+        str(BIN / "ansible-inventory"),
+        "-i",
+        str(scaffold["inventories"] / "qa"),
+        "--list",
+        "--vault-password-file",
+        str(scaffold["password"]),
+    )
+    groups = json.loads(graph.stdout)
+    assert groups["redis"]["hosts"] == ["redis-1.qa.internal"]
+    assert set(groups["celery_workers"]["children"]) == {"gpu_workers", "cpu_workers"}
+    assert groups["celery_beat"]["hosts"] == ["ops-1.qa.internal"]
+
+
+def test_vault_is_encrypted_and_holds_distinct_strong_secrets(scaffold):
+    scaffold_play(scaffold)
+    vault = scaffold["inventories"] / "qa" / "group_vars" / "all" / "vault.yml"
+
+    view = run(
+        str(BIN / "ansible-vault"), "view", "--vault-password-file", str(scaffold["password"]), str(vault)
+    )
+
+    assert vault.read_text().startswith("$ANSIBLE_VAULT;")
+    assert oct(vault.stat().st_mode & 0o777) == "0o600"
+    secrets = yaml.safe_load(view.stdout)
+    assert set(secrets) == SECRETS
+    assert all(len(value) >= 32 for value in secrets.values())
+    assert len(set(secrets.values())) == len(SECRETS)
+
+
+def test_second_run_changes_nothing_and_keeps_the_vault(scaffold):
+    scaffold_play(scaffold)
+    vault = scaffold["inventories"] / "qa" / "group_vars" / "all" / "vault.yml"
+    before = vault.read_bytes()
+
+    again = scaffold_play(scaffold)
+
+    assert "changed=0" in again.stdout, again.stdout
+    assert vault.read_bytes() == before
+
+
+def test_missing_vault_password_file_fails_with_what_to_set(scaffold):
+    scaffold["password"].unlink()
+
+    result = scaffold_play(scaffold)
+
+    assert result.returncode != 0
+    assert "env_vault_password_file" in result.stdout
+    assert not (scaffold["inventories"] / "qa").exists()
