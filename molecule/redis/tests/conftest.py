@@ -50,6 +50,14 @@ class Broker:
     def config_dir(self) -> str:
         return f"/etc/{self.server}"
 
+    @property
+    def default_user_enabled(self) -> bool:
+        return inventory_vars(self.container).get("redis_default_user_enabled", True)
+
+    @property
+    def data_dir(self) -> str:
+        return inventory_vars(self.container).get("redis_dir") or f"/var/lib/{self.server}"
+
     def password(self, user: str) -> str:
         variables = inventory_vars(self.container)
         if user == "default":

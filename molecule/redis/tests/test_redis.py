@@ -63,7 +63,11 @@ def test_wrong_password_is_refused(broker, user):
 
 @pytest.mark.parametrize("user", ALL_USERS)
 def test_each_user_authenticates_with_its_password(broker, user):
-    assert broker.cli_run("PING", user=user) == "PONG"
+    reply = broker.cli_run("PING", user=user)
+    if user == "default" and not broker.default_user_enabled:
+        assert "WRONGPASS" in reply, reply  # `user default off` refuses even its old password
+    else:
+        assert reply == "PONG", reply
 
 
 @pytest.mark.parametrize("user", CELERY_USERS)
@@ -133,6 +137,8 @@ def test_broker_settings_are_the_queue_safe_ones(broker):
         "aof-use-rdb-preamble",
         "requirepass",
         "aclfile",
+        "maxmemory",
+        "dir",
     ]:
         lines = broker.admin("CONFIG", "GET", name).splitlines()
         settings[name] = lines[1] if len(lines) > 1 else ""
@@ -144,14 +150,17 @@ def test_broker_settings_are_the_queue_safe_ones(broker):
     assert settings["aof-use-rdb-preamble"] == "yes"
     assert settings["requirepass"] == ""
     assert settings["aclfile"] == f"{broker.config_dir}/users.acl"
+    assert settings["maxmemory"] == str(256 * 1024 * 1024)
+    assert settings["dir"] == broker.data_dir
 
 
 def test_default_user_is_not_nopass_despite_aclfile(broker):
     # The trap: with an aclfile, requirepass is ignored and `default` stays `on nopass`.
     flags = broker.admin("ACL", "GETUSER", "default").splitlines()
     flags = flags[flags.index("flags") + 1 : flags.index("passwords")]
-    assert "on" in flags
+    print(f"{broker.container}: default user flags {flags}")
     assert "nopass" not in flags, flags
+    assert ("on" if broker.default_user_enabled else "off") in flags, flags
     config = broker.sh(f"cat {broker.config_dir}/{broker.server}.conf").stdout
     assert not re.search(r"^\s*requirepass", config, re.MULTILINE)
 
@@ -238,7 +247,16 @@ def test_packaged_unit_hardening_is_kept(broker):
     assert "ProtectSystem=strict" in shown
     assert "PrivateUsers=yes" in shown
     assert "NoNewPrivileges=yes" in shown
-    assert "DropInPaths=\n" in shown or shown.rstrip().endswith("DropInPaths="), shown
+    dropin = f"/etc/systemd/system/{broker.service}.service.d/celery-fleet.conf"
+    if broker.data_dir == f"/var/lib/{broker.server}":
+        assert re.search(r"^DropInPaths=$", shown, re.MULTILINE), shown
+    else:
+        # The only drop-in adds write access to the data directory, nothing else.
+        assert re.search(rf"^DropInPaths={re.escape(dropin)}$", shown, re.MULTILINE), shown
+        directives = [
+            line for line in broker.sh(f"cat {dropin}").stdout.splitlines() if line and line[0] not in "#["
+        ]
+        assert directives == [f"ReadWritePaths={broker.data_dir}"]
 
 
 def test_kernel_settings_are_persisted_for_boot(broker):

@@ -104,6 +104,9 @@ def test_bad_input_fails_naming_the_variable(bad_runs, case):
     for expected in CASES[case][1]:
         assert expected in output, f"{case}: {expected!r} not in {failure}"
     assert re.search(r"changed=0 ", output), output[-500:]
+    # Failure output (argument spec errors included) shows no password.
+    for password in [BASE["redis_password"], *(u["password"] for u in BASE["redis_acl_users"])]:
+        assert password not in output
     # Validation comes before the first task that may change the host.
     assert "install | Install the server package" not in output
 
