@@ -1,0 +1,81 @@
+"""The deployed fleet is the declared one, asked through Celery itself, and it does the work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import QUEUES, WORKERS, WORKLOAD, inspect, node_name, run_json
+
+DEFAULT_CONCURRENCY = {"prefork": 2, "threads": 4, "gevent": 10, "eventlet": 10, "solo": 1}
+
+
+@pytest.fixture(scope="module")
+def stats(host) -> dict[str, Any]:
+    return inspect(host, "stats")
+
+
+@pytest.fixture(scope="module")
+def active_queues(host) -> dict[str, Any]:
+    return inspect(host, "active_queues")
+
+
+@pytest.fixture(scope="module")
+def pings(host) -> dict[str, Any]:
+    report = run_json(host, f"{WORKLOAD} --timeout 60 queues")
+    for queue, result in sorted(report["results"].items()):
+        print(f"ping {queue:<14} -> {result.get('hostname') or result.get('error')}")
+    return report["results"]
+
+
+@pytest.mark.parametrize("worker", WORKERS, ids=[w["name"] for w in WORKERS])
+def test_worker_node_runs_declared_pool_and_concurrency(fleet, stats, worker):
+    node = fleet.node(worker)
+    assert node in stats, f"{node} did not answer inspect stats; nodes: {sorted(stats)}"
+    pool = stats[node]["pool"]
+    implementation = pool["implementation"].split(":")[0].rsplit(".", 1)[-1]
+    declared_pool = worker.get("pool", "prefork")
+    declared_concurrency = worker.get("concurrency", DEFAULT_CONCURRENCY[declared_pool])
+    print(f"{node}: pool {implementation}, max-concurrency {pool['max-concurrency']}")
+    assert implementation == {"threads": "thread"}.get(declared_pool, declared_pool)
+    assert pool["max-concurrency"] == declared_concurrency
+
+
+@pytest.mark.parametrize(
+    "worker", [w for w in WORKERS if "max_memory_per_child" in w], ids=lambda w: w["name"]
+)
+def test_worker_recycles_children_above_declared_memory(host, fleet, worker):
+    pid = fleet.main_pid(worker["name"])
+    argv = host.file(f"/proc/{pid}/cmdline").content_string.split("\x00")
+    assert f"--max-memory-per-child={worker['max_memory_per_child']}" in argv
+
+
+@pytest.mark.parametrize("worker", WORKERS, ids=[w["name"] for w in WORKERS])
+def test_worker_node_consumes_exactly_its_queues(fleet, active_queues, worker):
+    node = fleet.node(worker)
+    assert node in active_queues, f"{node} did not answer inspect active_queues"
+    consumed = sorted(q["name"] for q in active_queues[node])
+    assert consumed == sorted(worker["queues"])
+
+
+def test_every_app_queue_has_a_consumer(active_queues):
+    consumed = {q["name"] for replies in active_queues.values() for q in replies}
+    assert set(QUEUES) - consumed == set()
+
+
+@pytest.mark.parametrize("queue", QUEUES)
+def test_task_sent_to_queue_runs_on_its_worker(fleet, pings, queue):
+    expected = {node_name(w, fleet.hostname) for w in WORKERS if queue in w["queues"]}
+    assert pings[queue].get("hostname") in expected, pings[queue]
+
+
+def test_chord_parts_run_in_parallel_on_gevent_worker(host):
+    report = run_json(host, f"{WORKLOAD} --timeout 60 chord --seconds 2")
+    print(
+        f"chord: wall {report['wall_seconds']} s, sum of parts {report['sum_of_parts_seconds']} s, "
+        f"ratio {report['ratio']}, parts span {report['parts_span_seconds']} s"
+    )
+    assert report["ok"], report
+    # Three parallel 2 s parts: wall ~ 2 s + overhead against a 6 s sum; sequential would be >= 1.
+    assert report["ratio"] < 0.6
+    assert report["parts_span_seconds"] < 0.6 * report["sum_of_parts_seconds"]

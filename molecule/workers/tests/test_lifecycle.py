@@ -1,0 +1,109 @@
+"""Re-deploys: one changed worker restarts alone, a broken worker ends failed/FATAL and is named by
+the deploy's live check, and workers dropped from the list lose their service and leave the fleet.
+
+Runs the scenario's converge twice more: first with the fleet plus a spare worker, a worker that
+cannot start (it must import a module that does not exist) and one changed worker (datasets at
+loglevel DEBUG); then the declared fleet again, which must remove spare and broken.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import pytest
+from conftest import WORKERS, ansible_playbook, inspect, service
+
+CHANGED = "datasets"
+SPARE = {"name": "spare", "queues": ["low_priority"], "concurrency": 1}
+# Celery imports worker_consumer at start: a module that does not import, as after a bad deploy.
+BROKEN = {
+    "name": "broken",
+    "queues": ["training"],
+    "concurrency": 1,
+    "extra_args": ["--", "worker_consumer=celery_demo.missing:Consumer"],
+}
+FAIL_WITHIN = 60  # seconds after the deploy; StartLimitIntervalSec / startretries bound it
+
+
+def _fleet_with_extras() -> list[dict[str, Any]]:
+    workers = copy.deepcopy(WORKERS)
+    for worker in workers:
+        if worker["name"] == CHANGED:
+            worker["loglevel"] = "DEBUG"
+    return [*workers, SPARE, BROKEN]
+
+
+@pytest.fixture(scope="module")
+def pids_before(fleet) -> dict[str, int]:
+    return {w["name"]: fleet.main_pid(w["name"]) for w in WORKERS}
+
+
+@pytest.fixture(scope="module")
+def extended(fleet, pids_before, tmp_path_factory) -> dict[str, Any]:
+    assert all(pids_before.values()), pids_before
+    rc, output = ansible_playbook(
+        extra_vars={"celery_workers": _fleet_with_extras(), "celery_worker_verify_retries": 2},
+        tmp_path=tmp_path_factory.mktemp("extended"),
+    )
+    deployed = time.monotonic()
+    state = fleet.state("broken")
+    while state != fleet.failed_state() and time.monotonic() - deployed < FAIL_WITHIN:
+        time.sleep(1)
+        state = fleet.state("broken")
+    print(f"broken worker state {state} {time.monotonic() - deployed:.1f} s after the deploy ended")
+    return {"rc": rc, "output": output, "broken_state": state}
+
+
+@pytest.fixture(scope="module")
+def restored(fleet, extended, tmp_path_factory) -> dict[str, Any]:
+    rc, output = ansible_playbook(tmp_path=tmp_path_factory.mktemp("restored"))
+    return {"rc": rc, "output": output}
+
+
+def test_changed_worker_restarts_alone(fleet, pids_before, extended):
+    after = {w["name"]: fleet.main_pid(w["name"]) for w in WORKERS}
+    restarted = sorted(name for name in after if after[name] != pids_before[name])
+    print(f"restarted by the deploy: {restarted}")
+    assert restarted == [CHANGED]
+
+
+def test_broken_worker_ends_failed(fleet, extended):
+    assert extended["broken_state"] == fleet.failed_state()
+
+
+def test_deploy_with_broken_worker_fails_naming_it(extended):
+    assert extended["rc"] != 0
+    assert "worker 'broken'" in extended["output"]
+    assert "worker 'spare'" not in extended["output"]
+
+
+def test_added_worker_joins_the_fleet(host, fleet, extended):
+    nodes = inspect(host, "ping")
+    assert f"spare@{fleet.hostname}" in nodes
+
+
+def test_redeploy_of_declared_fleet_succeeds(restored):
+    assert restored["rc"] == 0, restored["output"][-3000:]
+
+
+@pytest.mark.parametrize("worker", ["spare", "broken"])
+def test_removed_worker_loses_its_service(host, fleet, restored, worker):
+    assert not host.file(fleet.service_file(worker)).exists
+    if fleet.manager == "systemd":
+        load = host.run(f"systemctl show -p LoadState --value {service(worker)}").stdout.strip()
+        assert load == "not-found"
+    else:
+        assert fleet.state(worker) != "RUNNING"
+        assert service(worker) not in host.run("supervisorctl status").stdout
+
+
+def test_removed_worker_leaves_the_fleet(host, fleet, restored):
+    assert f"spare@{fleet.hostname}" not in inspect(host, "ping")
+
+
+def test_deploy_output_never_shows_the_password(fleet, extended, restored):
+    for secret in fleet.secrets:
+        assert secret not in extended["output"]
+        assert secret not in restored["output"]
