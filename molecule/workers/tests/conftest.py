@@ -131,20 +131,20 @@ def fleet(host) -> Fleet:
 
 
 def ansible_playbook(*args: str, extra_vars: dict[str, Any] | None = None, tmp_path: Path) -> tuple[int, str]:
-    """Run the scenario's converge (or another playbook) against the Molecule inventory.
+    """Run the fleet's converge (or another playbook) against the scenario's Molecule inventory.
 
     Returns (rc, combined output). The Ansible config Molecule wrote holds the roles and filter
     paths; extra vars go through a JSON file so nothing (and no secret) lands in argv.
     """
     ephemeral = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
-    scenario = os.environ.get("MOLECULE_SCENARIO_DIRECTORY", str(SCENARIO_DIR))
     env = dict(os.environ, ANSIBLE_CONFIG=f"{ephemeral}/ansible.cfg", ANSIBLE_FORCE_COLOR="0")
     command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
     if extra_vars is not None:
         path = tmp_path / "extra-vars.json"
         path.write_text(json.dumps(extra_vars))
         command += ["-e", f"@{path}"]
-    command += list(args) or [f"{scenario}/converge.yml"]
+    # Both scenarios converge with molecule/workers/converge.yml; the inventory picks the manager.
+    command += list(args) or [str(SCENARIO_DIR / "converge.yml")]
     started = time.monotonic()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=600)
     print(f"ansible-playbook {shlex.join(args)}: rc {proc.returncode} in {time.monotonic() - started:.1f} s")

@@ -88,7 +88,9 @@ CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
 }
 
 FINGERPRINT = (
-    f"(systemctl list-units --all --plain --no-legend '{APP}-*'; supervisorctl status 2>/dev/null;"
+    f"(systemctl list-units --all --plain --no-legend '{APP}-*';"
+    # Program and state only: the uptime column changes by itself.
+    " supervisorctl status 2>/dev/null | awk '{print $1, $2}';"
     f" find /etc/systemd/system /etc/supervisor/conf.d /etc/{APP} /opt/{APP}/app /opt/{APP}/bin"
     f" -path '*{APP}*' -type f -exec sha256sum {{}} + 2>/dev/null) | sort"
 )
