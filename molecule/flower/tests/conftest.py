@@ -1,0 +1,142 @@
+"""Helpers for the flower scenario's tests (Flower, beat and a small worker fleet per container).
+
+Commands reach the containers with `docker exec` (much faster than testinfra's ansible backend per
+call). Credentials never go on a command line: curl reads them from a config on stdin (`-K -`), so
+the "not in ps" test measures the deployment, not the test.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pathlib
+import subprocess
+import time
+from dataclasses import dataclass
+
+import pytest
+import yaml
+
+APP = "celerydemo"
+FLOWER_SERVICE = f"{APP}-flower"
+BEAT_SERVICE = f"{APP}-beat"
+# pgrep -f patterns; "[c]" keeps them from matching the shell that runs pgrep.
+FLOWER_PROCESS = "bin/[c]elery -A [^ ]+ flower"
+BEAT_PROCESS = "bin/[c]elery -A [^ ]+ beat"
+
+
+@functools.cache
+def inventory_vars(hostname: str) -> dict:
+    """Group and host vars Molecule wrote for this scenario (TEST-ONLY passwords)."""
+    inventory_dir = pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    variables: dict = {}
+    for path in (inventory_dir / "group_vars" / "all", inventory_dir / "host_vars" / hostname):
+        if path.is_file():
+            variables.update(yaml.safe_load(path.read_text()) or {})
+    return variables
+
+
+@functools.cache
+def hosts() -> list[str]:
+    inventory = yaml.safe_load(pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).read_text())
+    return sorted(inventory["all"]["hosts"])
+
+
+@dataclass(frozen=True)
+class Target:
+    """One converged container: broker, app, workers, Flower and beat."""
+
+    container: str
+
+    @property
+    def vars(self) -> dict:
+        return inventory_vars(self.container)
+
+    @property
+    def manager(self) -> str:
+        return self.vars.get("celery_process_manager", "systemd")
+
+    @property
+    def base_url(self) -> str:
+        prefix = self.vars.get("flower_url_prefix", "").strip("/")
+        return "http://127.0.0.1:5555" + (f"/{prefix}" if prefix else "")
+
+    @property
+    def user(self) -> tuple[str, str]:
+        first = self.vars["flower_users"][0]
+        return first["name"], first["password"]
+
+    def secrets(self) -> dict[str, str]:
+        """Every password of the deployment, by a name safe to print."""
+        found = {f"flower_users[{u['name']}]": u["password"] for u in self.vars["flower_users"]}
+        found.update({f"redis_acl_users[{u['name']}]": u["password"] for u in self.vars["redis_acl_users"]})
+        found["redis_password"] = self.vars["redis_password"]
+        return found
+
+    def sh(
+        self, script: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker", "exec", "-i", self.container, "bash", "-c", script],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
+        )
+
+    def http(
+        self, path: str, auth: tuple[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], str]:
+        """GET base_url + path from inside the container: (status, headers, body)."""
+        config = [f'url = "{self.base_url}{path}"', "silent", "include"]
+        if auth is not None:
+            config.append('user = "{}:{}"'.format(*auth))
+        config.extend(f'header = "{name}: {value}"' for name, value in (headers or {}).items())
+        result = self.sh("curl -K -", stdin="\n".join(config) + "\n")
+        head, _, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
+        lines = head.split("\n")
+        status = int(lines[0].split()[1])
+        parsed = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            parsed[name.strip().lower()] = value.strip()
+        return status, parsed, body
+
+    def api(self, path: str) -> object:
+        status, _, body = self.http(path, auth=self.user)
+        assert status == 200, f"{path}: {status} {body[:200]}"
+        return json.loads(body)
+
+    def service_active(self, name: str) -> bool:
+        if self.manager == "systemd":
+            return self.sh(f"systemctl is-active {name}", check=False).stdout.strip() == "active"
+        return " RUNNING " in self.sh(f"supervisorctl status {name}", check=False).stdout
+
+    def restart(self, name: str) -> None:
+        if self.manager == "systemd":
+            self.sh(f"systemctl restart {name}")
+        else:
+            self.sh(f"supervisorctl restart {name}")
+
+    def service_log(self, name: str) -> str:
+        if self.manager == "systemd":
+            return self.sh(f"journalctl -u {name} --no-pager -o cat").stdout
+        return self.sh(f"cat /var/log/{APP}/{name}.log", check=False).stdout
+
+    def wait_for_flower(self, timeout: float = 30.0) -> float:
+        """Seconds until /healthcheck answers 200 (fails after timeout)."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            probe = f"curl -s -o /dev/null -w '%{{http_code}}' {self.base_url}/healthcheck"
+            result = self.sh(probe, check=False)
+            if result.stdout.strip() == "200":
+                return time.monotonic() - started
+            time.sleep(0.5)
+        raise AssertionError(f"{self.container}: Flower did not answer within {timeout} s")
+
+
+@pytest.fixture(params=hosts(), scope="module")
+def target(request: pytest.FixtureRequest) -> Target:
+    return Target(request.param)
