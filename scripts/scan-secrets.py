@@ -35,6 +35,12 @@ def tracked_files(paths: list[str]) -> list[Path]:
     return [Path(line) for line in out.stdout.splitlines() if line]
 
 
+def is_reference(value: str, line: str) -> bool:
+    """A value that points at a secret (a path, a vault variable, a lookup) rather than being one."""
+    value = value.strip("\"'")
+    return value.startswith(("/", "~", "./", "$")) or "lookup(" in line or "vault_" in line
+
+
 def problems_in(path: Path) -> list[str]:
     if path.suffix in SKIP_SUFFIXES or not path.is_file():
         return []
@@ -51,7 +57,7 @@ def problems_in(path: Path) -> list[str]:
         return found
     for number, line in enumerate(text.splitlines(), start=1):
         match = SECRET_ASSIGNMENT.search(line)
-        if match and "lookup(" not in line and "vault_" not in line:
+        if match and not is_reference(match.group("value"), line):
             found.append(f"{path}:{number}: literal secret value: {line.strip()[:80]}")
     return found
 
