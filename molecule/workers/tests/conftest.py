@@ -130,8 +130,10 @@ def fleet(host) -> Fleet:
     return Fleet(host)
 
 
-def ansible_playbook(*args: str, extra_vars: dict[str, Any] | None = None, tmp_path: Path) -> tuple[int, str]:
-    """Run the fleet's converge (or another playbook) against the scenario's Molecule inventory.
+def ansible_playbook(
+    *args: str, extra_vars: dict[str, Any] | None = None, tmp_path: Path, profile: bool = False
+) -> tuple[int, str]:
+    """Run the fleet's converge, with extra arguments, against the scenario's Molecule inventory.
 
     Returns (rc, combined output). The Ansible config Molecule wrote holds the roles and filter
     paths; extra vars go through a JSON file so nothing (and no secret) lands in argv.
@@ -144,8 +146,12 @@ def ansible_playbook(*args: str, extra_vars: dict[str, Any] | None = None, tmp_p
         path.write_text(json.dumps(extra_vars))
         command += ["-e", f"@{path}"]
     # Both scenarios converge with molecule/workers/converge.yml; the inventory picks the manager.
-    command += list(args) or [str(SCENARIO_DIR / "converge.yml")]
+    command += [*args, str(SCENARIO_DIR / "converge.yml")]
     started = time.monotonic()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=600)
     print(f"ansible-playbook {shlex.join(args)}: rc {proc.returncode} in {time.monotonic() - started:.1f} s")
+    if profile and "TASKS RECAP" in proc.stdout:
+        # profile_tasks' slowest tasks of the run, after its two header lines.
+        for line in proc.stdout.rsplit("TASKS RECAP", 1)[1].splitlines()[3:8]:
+            print(f"    {line.strip()}")
     return proc.returncode, proc.stdout + proc.stderr
