@@ -110,9 +110,11 @@ def outcomes(host, tmp_path_factory) -> dict[str, Any]:
     before = host.run(FINGERPRINT).stdout
     assert f"{APP}-worker-" in before, "nothing deployed to compare with"
 
+    # tmp_path_factory is not thread-safe: make the directories before the threads start.
+    tmp = {case: tmp_path_factory.mktemp(case) for case in CASES}
+
     def run(case: str) -> tuple[int, str]:
-        extra = _drop_nones(CASES[case][0])
-        return ansible_playbook(extra_vars=extra, tmp_path=tmp_path_factory.mktemp(case))
+        return ansible_playbook(extra_vars=_drop_nones(CASES[case][0]), tmp_path=tmp[case])
 
     # The cases are independent and read-only: run them side by side.
     with ThreadPoolExecutor(max_workers=4) as pool:
