@@ -414,12 +414,31 @@ def normalize_worker(worker: Mapping[str, Any]) -> dict[str, Any]:
     return spec
 
 
+# Short flags of `celery worker` that take no value: click lets them be combined (`-EB`). Any other
+# letter takes a value, and the rest of the argument is that value (`-Bs/tmp/x`, `-lBEAT`).
+_WORKER_SHORT_FLAGS = frozenset("BDE")
+
+
+def _short_cluster_has_beat(arg: str) -> bool:
+    for letter in arg[1:]:
+        if letter == "B":
+            return True
+        if letter not in _WORKER_SHORT_FLAGS:
+            return False
+    return False
+
+
 def embeds_beat(worker: Mapping[str, Any]) -> bool:
-    """True when the (normalized) worker runs an embedded beat scheduler (-B/--beat in extra_args)."""
+    """True when the (normalized) worker runs an embedded beat scheduler (-B/--beat in extra_args).
+
+    Short flags are read the way click reads them, so a combined cluster such as ``-EB`` counts.
+    """
     for arg in worker.get("extra_args") or []:
         if arg == "--":
             return False
-        if arg == "--beat" or (arg.startswith("-B") and not arg.startswith("--")):
+        if arg == "--beat" or (
+            arg.startswith("-") and not arg.startswith("--") and _short_cluster_has_beat(arg)
+        ):
             return True
     return False
 

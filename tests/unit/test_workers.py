@@ -376,6 +376,10 @@ def test_node_name_expands_like_celery(hostname, host, expected):
         (["-B"], True),
         (["--beat"], True),
         (["-Bs", "/tmp/schedule"], True),
+        (["-EB"], True),
+        (["-DEB"], True),
+        (["-lB"], False),  # -l takes a value: "B" is the log level here, not the beat flag
+        (["-Ofair"], False),
         (["--without-mingle"], False),
         (["--", "-B"], False),
         ([], False),
