@@ -1,0 +1,190 @@
+"""Faults, each bounded and each with nothing lost: kill -9 of a pool child and of a worker's main
+process (prefork and gevent), a warm stop with a running task, a Redis restart with tasks queued, a
+worker container restart, and a worker host cut off the network for 10 s."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from conftest import (
+    NETWORK,
+    OPS,
+    PROBE,
+    REDIS,
+    WORKERS,
+    WORKLOAD,
+    all_nodes,
+    docker,
+    executions,
+    host,
+    inspect,
+    node_name,
+    redis_admin,
+    run_json,
+    wait_until,
+)
+
+GPU, CPU = "fleet-worker-gpu", "fleet-worker-cpu"
+# (host, worker, queue) per pool: the prefork and the gevent worker get the same checks.
+PREFORK = (CPU, "low-priority", "low_priority")
+GEVENT = (CPU, "assets", "designer")
+# The visibility timeout this scenario sets (host_vars): redelivery after a main-process kill.
+VISIBILITY_TIMEOUT = 20
+
+
+def _node(host_name: str, worker_name: str) -> str:
+    return node_name(next(w for w in WORKERS[host_name] if w["name"] == worker_name), host_name)
+
+
+def _start_sleep(queue: str, seconds: float) -> str:
+    report = run_json(OPS, f"{WORKLOAD} sleep --seconds {seconds} --queue {queue} --wait-started 30")
+    assert report["ok"] and report["state"] == "STARTED", report
+    return report["id"]
+
+
+def _await(task_id: str, timeout: float) -> dict[str, Any]:
+    return run_json(OPS, f"{PROBE} await {task_id} --timeout {timeout}")
+
+
+def _main_pid(host_name: str, worker_name: str) -> int:
+    return int(
+        host(host_name).check_output(f"systemctl show -p MainPID --value celerydemo-worker-{worker_name}")
+    )
+
+
+def _answers(nodes: set[str]) -> bool:
+    try:
+        inspect("ping", nodes, timeout=5)
+    except AssertionError:
+        return False
+    return True
+
+
+def test_kill_9_of_a_prefork_pool_child_requeues_its_task_at_once() -> None:
+    host_name, worker_name, queue = PREFORK
+    since = time.time()
+    task_id = _start_sleep(queue, 5)
+    active = inspect("active", {_node(host_name, worker_name)})[_node(host_name, worker_name)]
+    child = next(t["worker_pid"] for t in active if t["id"] == task_id)
+
+    host(host_name).run(f"kill -9 {child}")
+    result = _await(task_id, 60)
+
+    runs = executions(since).get(task_id, 0)
+    print(
+        f"\npool child {child} killed: task {result['state']} after {result['seconds']} s "
+        f"(states {result['states_seen']}), successful runs {runs}"
+    )
+    assert result["state"] == "SUCCESS"
+    # task_reject_on_worker_lost: back in the queue at once, long before the visibility timeout.
+    assert result["seconds"] < VISIBILITY_TIMEOUT
+    assert runs == 1
+
+
+@pytest.mark.parametrize(("host_name", "worker_name", "queue"), [PREFORK, GEVENT], ids=["prefork", "gevent"])
+def test_kill_9_of_a_worker_main_process_redelivers_after_the_visibility_timeout(
+    host_name: str, worker_name: str, queue: str
+) -> None:
+    since = time.time()
+    task_id = _start_sleep(queue, 4)
+    pid = _main_pid(host_name, worker_name)
+
+    host(host_name).run(f"kill -9 {pid}")
+    back = wait_until(lambda: _main_pid(host_name, worker_name) not in (0, pid), 30)
+    # Redelivery: after the visibility timeout, at the next restore pass of a consumer.
+    result = _await(task_id, VISIBILITY_TIMEOUT + 100)
+
+    runs = executions(since).get(task_id, 0)
+    print(
+        f"\n{worker_name} main process {pid} killed: service back in {back:.1f} s; "
+        f"task {result['state']} after {result['seconds']} s (visibility timeout {VISIBILITY_TIMEOUT} s), "
+        f"successful runs {runs}"
+    )
+    assert result["state"] == "SUCCESS"
+    assert runs == 1
+    wait_until(lambda: _answers({_node(host_name, worker_name)}), 60)
+
+
+@pytest.mark.parametrize(("host_name", "worker_name", "queue"), [PREFORK, GEVENT], ids=["prefork", "gevent"])
+def test_warm_stop_lets_the_running_task_finish(host_name: str, worker_name: str, queue: str) -> None:
+    since = time.time()
+    task_id = _start_sleep(queue, 6)
+    target = host(host_name)
+
+    started = time.monotonic()
+    target.run(f"systemctl stop celerydemo-worker-{worker_name}")
+    stop_seconds = time.monotonic() - started
+    result = _await(task_id, 5)
+    journal = target.run(
+        f"journalctl -o cat --no-pager -u celerydemo-worker-{worker_name} --since @{int(since)}"
+    ).stdout
+    target.run(f"systemctl start celerydemo-worker-{worker_name}")
+
+    print(
+        f"\n{worker_name}: systemctl stop took {stop_seconds:.1f} s with a 6 s task running; "
+        f"task {result['state']}"
+    )
+    assert result["state"] == "SUCCESS"
+    assert "WorkerLostError" not in journal
+    assert executions(since).get(task_id, 0) == 1
+    wait_until(lambda: _answers({_node(host_name, worker_name)}), 60)
+
+
+def test_redis_restart_keeps_queued_tasks_and_workers_reconnect() -> None:
+    gpu = host(GPU)
+    gpu.run("systemctl stop celerydemo-worker-training")
+    run_json(OPS, f"{PROBE} send training 30 /tmp/queued-ids.json")
+    queued = redis_admin("LLEN cf:training").strip()
+
+    started = time.monotonic()
+    docker("restart", REDIS)
+    up = wait_until(lambda: redis_admin("PING").strip() == "PONG", 60)
+    after = redis_admin("LLEN cf:training").strip()
+    gpu.run("systemctl start celerydemo-worker-training")
+    reconnected = wait_until(lambda: _answers(all_nodes()), 90)
+    collected = run_json(OPS, f"{PROBE} collect /tmp/queued-ids.json --timeout 90")
+
+    print(
+        f"\nRedis restart: {queued} tasks queued before, {after} after; Redis answering after {up:.1f} s, "
+        f"every worker answering {reconnected:.1f} s later ({time.monotonic() - started:.1f} s in all); "
+        f"results {collected['states']}"
+    )
+    assert queued == after == "30"
+    assert collected["not_success"] == []
+
+
+def test_a_restarted_worker_container_brings_its_services_back() -> None:
+    nodes = {node_name(w, GPU) for w in WORKERS[GPU]}
+    started = time.monotonic()
+    docker("restart", GPU)
+    back = wait_until(lambda: _answers(nodes), 120)
+    report = run_json(OPS, f"{WORKLOAD} --timeout 60 queues --queue training --queue extraction")
+    print(
+        f"\n{GPU} restarted: its {len(nodes)} workers answered after {time.monotonic() - started:.1f} s "
+        f"({back:.1f} s after docker restart returned)"
+    )
+    assert report["ok"], report
+    assert {r["hostname"] for r in report["results"].values()} == nodes
+
+
+def test_a_worker_host_cut_off_the_network_resumes_consuming() -> None:
+    run_json(OPS, f"{WORKLOAD} --timeout 30 queues --queue high_priority")
+    docker("network", "disconnect", NETWORK, CPU)
+    try:
+        run_json(OPS, f"{PROBE} send high_priority 20 /tmp/cut-ids.json")
+        time.sleep(10)
+        pending = redis_admin("LLEN cf:high_priority").strip()
+    finally:
+        docker("network", "connect", NETWORK, CPU)
+    reconnected = time.monotonic()
+    collected = run_json(OPS, f"{PROBE} collect /tmp/cut-ids.json --timeout 120")
+    resumed = time.monotonic() - reconnected
+    wait_until(lambda: _answers(all_nodes()), 90)
+    print(
+        f"\n{CPU} off the network 10 s: {pending} tasks waiting meanwhile; "
+        f"all done {resumed:.1f} s after reconnect: {collected['states']}"
+    )
+    assert int(pending) > 0
+    assert collected["not_success"] == []

@@ -1,0 +1,157 @@
+"""Zero loss under a rolling restart: site.yml --tags workers re-runs with a changed worker setting
+while a producer keeps sending; every task is executed, none lost, the new setting is live, and
+only the changed workers restarted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import (
+    OPS,
+    PROBE,
+    PROJECT_DIR,
+    WORKERS,
+    ansible_env,
+    executions,
+    host,
+    inspect,
+    node_name,
+    run_json,
+    service,
+)
+
+# The changed setting: one worker per host gets another concurrency, so both host batches restart.
+CHANGES = {"fleet-worker-gpu": ("extraction", 3), "fleet-worker-cpu": ("processing", 3)}
+TIMESTAMPS = "ActiveExitTimestampMonotonic,InactiveEnterTimestampMonotonic,ActiveEnterTimestampMonotonic"
+
+
+def _override_inventory(directory: Path) -> Path:
+    """An extra inventory source giving each worker host its changed worker list (host vars of an
+    inventory file outrank group_vars)."""
+    hosts: dict[str, Any] = {}
+    for name, (worker_name, concurrency) in CHANGES.items():
+        workers = [dict(w, concurrency=concurrency) if w["name"] == worker_name else w for w in WORKERS[name]]
+        hosts[name] = {"celery_workers": workers}
+    path = directory / "changed-concurrency.yml"
+    path.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    return path
+
+
+def _timestamps() -> dict[tuple[str, str], dict[str, int]]:
+    """(host, worker) -> systemd's stop/start timestamps of its unit (monotonic, µs)."""
+    stamps = {}
+    for name, workers in WORKERS.items():
+        for worker in workers:
+            out = host(name).check_output(f"systemctl show -p {TIMESTAMPS} {service(worker)}")
+            stamps[(name, worker["name"])] = {
+                k: int(v) for k, v in (ln.split("=", 1) for ln in out.splitlines())
+            }
+    return stamps
+
+
+@pytest.fixture(scope="module")
+def rolling() -> dict[str, Any]:
+    """Act once: producer + rolling re-deploy; what the tests below check."""
+    inventory_dir = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    ops = host(OPS)
+    ops.run("rm -f /tmp/stream-stop /tmp/stream-ids.json")
+    since = time.time()
+    before = _timestamps()
+
+    producer: dict[str, Any] = {}
+
+    def produce() -> None:
+        producer["report"] = run_json(
+            OPS, f"{PROBE} stream /tmp/stream-ids.json /tmp/stream-stop --min 500 --rate 8"
+        )
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    time.sleep(3)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.monotonic()
+        play = subprocess.run(
+            [
+                str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"),
+                "-i",
+                str(inventory_dir),
+                "-i",
+                str(_override_inventory(Path(tmp))),
+                str(PROJECT_DIR / "site.yml"),
+                "--tags",
+                "workers",
+            ],
+            env=ansible_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        play_seconds = time.monotonic() - started
+    ops.run("touch /tmp/stream-stop")
+    thread.join(timeout=120)
+    assert play.returncode == 0, play.stdout[-3000:]
+
+    sent = json.loads(ops.check_output("cat /tmp/stream-ids.json"))
+    collected = run_json(OPS, f"{PROBE} collect /tmp/stream-ids.json --timeout 180")
+    ran = executions(since)
+    ids = [entry["id"] for entry in sent]
+    lost = [i for i in ids if ran.get(i, 0) == 0]
+    duplicated = {i: ran[i] for i in ids if ran.get(i, 0) > 1}
+    after = _timestamps()
+    print(
+        f"\nrolling restart: site.yml --tags workers {play_seconds:.0f} s; "
+        f"producer {producer.get('report')}; "
+        f"sent {len(ids)}, executed {len(ids) - len(lost)}, lost {len(lost)}, duplicated {len(duplicated)} "
+        f"{duplicated or ''}; result states {collected['states']}"
+    )
+    for (name, worker_name), stamp in sorted(after.items()):
+        if (
+            stamp["ActiveEnterTimestampMonotonic"]
+            != before[(name, worker_name)]["ActiveEnterTimestampMonotonic"]
+        ):
+            stop = (stamp["InactiveEnterTimestampMonotonic"] - stamp["ActiveExitTimestampMonotonic"]) / 1e6
+            total = (stamp["ActiveEnterTimestampMonotonic"] - stamp["ActiveExitTimestampMonotonic"]) / 1e6
+            print(
+                f"  restarted {worker_name}@{name}: warm stop {stop:.2f} s, "
+                f"stop to running again {total:.2f} s"
+            )
+    return {"ids": ids, "lost": lost, "collected": collected, "before": before, "after": after}
+
+
+def test_rolling_restart_sends_at_least_500_tasks_during_the_restart(rolling) -> None:
+    assert len(rolling["ids"]) >= 500
+
+
+def test_rolling_restart_loses_no_task(rolling) -> None:
+    assert rolling["lost"] == [], f"{len(rolling['lost'])} tasks never executed: {rolling['lost'][:20]}"
+    assert rolling["collected"]["not_success"] == [], rolling["collected"]
+
+
+def test_changed_setting_is_live_after_the_rolling_restart(rolling) -> None:
+    expected = {
+        node_name(next(w for w in WORKERS[n] if w["name"] == worker_name), n): concurrency
+        for n, (worker_name, concurrency) in CHANGES.items()
+    }
+    stats = inspect("stats", set(expected))
+    live = {node: stats[node]["pool"]["max-concurrency"] for node in expected}
+    print(f"concurrency after the restart: {live}")
+    assert live == expected
+
+
+def test_only_the_changed_workers_restarted(rolling) -> None:
+    restarted = {
+        key
+        for key, stamp in rolling["after"].items()
+        if stamp["ActiveEnterTimestampMonotonic"] != rolling["before"][key]["ActiveEnterTimestampMonotonic"]
+    }
+    assert restarted == {(name, worker_name) for name, (worker_name, _) in CHANGES.items()}
