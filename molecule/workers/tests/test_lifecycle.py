@@ -1,10 +1,10 @@
 """Re-deploys: one changed worker restarts alone, a broken worker ends failed/FATAL and is named by
 the deploy's live check, and workers dropped from the list lose their service and leave the fleet.
 
-Runs the scenario's converge twice more (workers only): first with the fleet plus a spare worker, a
+Runs the scenario's converge three more times (workers only): (1) the fleet plus a spare worker, a
 worker that cannot start (it must import a module that does not exist) and one changed worker
-(datasets at loglevel DEBUG); then the declared fleet with spare marked `state: absent` and broken
-dropped from the list: both ways must remove the worker's service.
+(datasets at loglevel DEBUG); (2) the broken worker repaired and spare marked `state: absent`;
+(3) the declared fleet, which drops the formerly broken worker from the list.
 """
 
 from __future__ import annotations
@@ -62,14 +62,22 @@ def extended(fleet, pids_before, tmp_path_factory) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def restored(fleet, extended, tmp_path_factory) -> dict[str, Any]:
-    workers = [*WORKERS, {**SPARE, "state": "absent"}]
+def repaired(fleet, extended, tmp_path_factory) -> dict[str, Any]:
+    workers = [*WORKERS, {**SPARE, "state": "absent"}, {k: v for k, v in BROKEN.items() if k != "extra_args"}]
     rc, output = ansible_playbook(
         "--tags",
         "celery_worker",
         extra_vars={"celery_workers": workers},
-        tmp_path=tmp_path_factory.mktemp("restored"),
+        tmp_path=tmp_path_factory.mktemp("repaired"),
         profile=True,
+    )
+    return {"rc": rc, "output": output}
+
+
+@pytest.fixture(scope="module")
+def restored(fleet, repaired, tmp_path_factory) -> dict[str, Any]:
+    rc, output = ansible_playbook(
+        "--tags", "celery_worker", tmp_path=tmp_path_factory.mktemp("restored"), profile=True
     )
     return {"rc": rc, "output": output}
 
@@ -96,26 +104,38 @@ def test_added_worker_joins_the_fleet(host, fleet, extended):
     assert f"spare@{fleet.hostname}" in nodes
 
 
+def test_repaired_worker_starts_again_after_failing(host, fleet, repaired):
+    assert repaired["rc"] == 0, repaired["output"][-3000:]
+    assert f"broken@{fleet.hostname}" in inspect(host, "ping")
+
+
+def test_worker_marked_absent_loses_its_service(host, fleet, repaired):
+    _assert_service_gone(host, fleet, "spare")
+
+
 def test_redeploy_of_declared_fleet_succeeds(restored):
     assert restored["rc"] == 0, restored["output"][-3000:]
 
 
+def test_worker_dropped_from_the_list_loses_its_service(host, fleet, restored):
+    _assert_service_gone(host, fleet, "broken")
+
+
 @pytest.mark.parametrize("worker", ["spare", "broken"])
-def test_removed_worker_loses_its_service(host, fleet, restored, worker):
+def test_removed_worker_leaves_the_fleet(host, fleet, restored, worker):
+    assert f"{worker}@{fleet.hostname}" not in inspect(host, "ping")
+
+
+def test_deploy_output_never_shows_the_password(fleet, extended, repaired, restored):
+    for secret in fleet.secrets:
+        for run in (extended, repaired, restored):
+            assert secret not in run["output"]
+
+
+def _assert_service_gone(host, fleet, worker: str) -> None:
     assert not host.file(fleet.service_file(worker)).exists
     if fleet.manager == "systemd":
         load = host.run(f"systemctl show -p LoadState --value {service(worker)}").stdout.strip()
         assert load == "not-found"
     else:
-        assert fleet.state(worker) != "RUNNING"
         assert service(worker) not in host.run("supervisorctl status").stdout
-
-
-def test_removed_worker_leaves_the_fleet(host, fleet, restored):
-    assert f"spare@{fleet.hostname}" not in inspect(host, "ping")
-
-
-def test_deploy_output_never_shows_the_password(fleet, extended, restored):
-    for secret in fleet.secrets:
-        assert secret not in extended["output"]
-        assert secret not in restored["output"]
