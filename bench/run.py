@@ -32,7 +32,8 @@ VENV_BIN = ROOT / ".venv" / "bin"
 WHEELHOUSE = Path(
     os.environ.get("CELERY_FLEET_WHEELHOUSE", Path.home() / ".cache" / "celery-fleet" / "wheelhouse")
 )
-# uv is not (yet) in the project's wheelhouse: the benchmark takes its wheel from here if present.
+# uv is not (yet) in the project's wheelhouse: the benchmark takes its wheel from the wheelhouse's
+# py311/ or, failing that, from this directory (bench/README.md says how to fill it).
 UV_DIR = Path(os.environ.get("CELERY_FLEET_BENCH_UV", Path.home() / ".cache" / "celery-fleet" / "bench-uv"))
 IMAGE = "celery-fleet/debian:bookworm"
 NETWORK = "bench-net"
@@ -115,7 +116,7 @@ class Sandbox:
             ]
         )
         sh(["docker", "cp", str(BENCH / "agent.py"), f"{HOST}:/opt/bench/agent.py"])
-        for wheel in sorted(UV_DIR.glob("uv-*.whl")):
+        for wheel in sorted([*UV_DIR.glob("uv-*.whl"), *(WHEELHOUSE / "py311").glob("uv-*.whl")]):
             sh(["docker", "cp", str(wheel), f"{HOST}:/opt/bench/{wheel.name}"])
         dexec(
             "tar -C /opt/bench/wheels -xf /opt/bench/py311.tar"
@@ -209,6 +210,8 @@ class Sandbox:
         if self.keep and not quiet:
             log("--keep: leaving bench-host running")
             return
+        if not quiet:  # the inventory and the bench-only passwords of this run
+            shutil.rmtree(self.tmp, ignore_errors=True)
         sh(["docker", "rm", "-f", HOST], check=False, timeout=120)
         sh(["docker", "network", "rm", NETWORK], check=False, timeout=60)
 
@@ -462,7 +465,7 @@ def bench_install(ctx: Context) -> str:
     """(6) Offline install: wheelhouse pip vs --no-compile vs uv, in the target container; the
     controller's configured index vs its wheelhouse side by side; worker first start w/o bytecode."""
     ctx.sandbox.up()
-    uv_wheels = sorted(UV_DIR.glob("uv-*.whl"))
+    uv_wheels = sorted([*UV_DIR.glob("uv-*.whl"), *(WHEELHOUSE / "py311").glob("uv-*.whl")])
     variants = {
         "pip, wheelhouse": "{v}/bin/pip install -q --no-cache-dir --no-index --find-links $W {r}",
         "pip, wheelhouse, --no-compile": (
