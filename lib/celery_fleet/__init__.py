@@ -19,6 +19,12 @@ must be recorded here):
 - added: ``env | celery_fleet_supervisor_environment`` -> ``workers.supervisor_environment(env) -> str``
   (the value of supervisord's ``environment=``; empty string for an empty mapping)
 
+- added: ``hostname | celery_fleet_node_name(host)`` -> ``workers.node_name(hostname, host) -> str``
+  (Celery's ``%h``/``%n``/``%d`` expansion of a worker's hostname field)
+- added: ``workers_by_host | celery_fleet_live_errors(nodename_by_host, active_queues, stats,
+  queues=None)`` -> ``live.live_errors(...) -> list[str]`` (the running fleet, as ``celery inspect
+  --json active_queues`` / ``stats`` report it, compared with the declared workers)
+
 Recorded changes to the agreed signatures:
 
 - Added filters (nothing removed or renamed): ``celery_fleet_worker_environment``,

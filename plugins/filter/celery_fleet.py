@@ -12,7 +12,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib"))
 
 from ansible.errors import AnsibleFilterError
-from celery_fleet import validation, workers
+from celery_fleet import live, validation, workers
 from celery_fleet.errors import FleetError
 
 
@@ -42,4 +42,6 @@ class FilterModule:
             "celery_fleet_stop_timeout": _ansible_errors(workers.stop_timeout),
             "celery_fleet_pool_packages": _ansible_errors(workers.pool_packages),
             "celery_fleet_validation_errors": _ansible_errors(validation.validate_fleet),
+            "celery_fleet_node_name": _ansible_errors(workers.node_name),
+            "celery_fleet_live_errors": _ansible_errors(live.live_errors),
         }

@@ -20,6 +20,8 @@ FILTERS = {
     "celery_fleet_stop_timeout",
     "celery_fleet_pool_packages",
     "celery_fleet_validation_errors",
+    "celery_fleet_node_name",
+    "celery_fleet_live_errors",
 }
 
 

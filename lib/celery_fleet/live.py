@@ -1,0 +1,81 @@
+"""Compare what the running fleet reports through Celery's control API with what was declared.
+
+Input is what ``celery inspect --json active_queues`` and ``celery inspect --json stats`` print
+(node name -> reply), the declared workers per inventory host and each host's node name (its
+``ansible_facts['nodename']``). Output is a list of messages, one per difference, each naming the
+host, the worker and what differs; an empty list means the fleet runs as declared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from celery_fleet.workers import node_name, normalize_worker
+
+
+def pool_name(implementation: str) -> str:
+    """``celery.concurrency.prefork:TaskPool`` -> ``prefork`` (the threads pool's module is ``thread``)."""
+    module = implementation.split(":", 1)[0].rsplit(".", 1)[-1]
+    return "threads" if module == "thread" else module
+
+
+def declared_concurrency(worker: Mapping[str, Any]) -> int | None:
+    """What ``stats`` reports as ``max-concurrency``: the autoscale maximum, else the concurrency."""
+    autoscale = worker.get("autoscale")
+    return int(autoscale[0]) if autoscale else worker.get("concurrency")
+
+
+def _worker_errors(
+    host: str, worker: Mapping[str, Any], node: str, queues: Sequence[Mapping[str, Any]] | None, stats: Any
+) -> list[str]:
+    where = f"host '{host}', worker '{worker['name']}' (node {node})"
+    if queues is None or not isinstance(stats, Mapping):
+        return [f"{where}: did not answer the control API (is its service running?)"]
+    live_pool = pool_name(str(stats.get("pool", {}).get("implementation", "")))
+    live_concurrency = stats.get("pool", {}).get("max-concurrency")
+    live_queues = sorted(q.get("name", "") for q in queues)
+    errors = []
+    if live_pool != worker["pool"]:
+        errors.append(f"{where}: declared pool {worker['pool']}, running pool {live_pool}")
+    wanted_concurrency = declared_concurrency(worker)
+    if live_concurrency != wanted_concurrency:
+        errors.append(
+            f"{where}: declared concurrency {wanted_concurrency}, running concurrency {live_concurrency}"
+        )
+    wanted_queues = sorted(worker["queues"])
+    if live_queues != wanted_queues:
+        errors.append(
+            f"{where}: declared queues {','.join(wanted_queues)}, consuming {','.join(live_queues)}"
+        )
+    return errors
+
+
+def live_errors(
+    workers_by_host: Mapping[str, Sequence[Mapping[str, Any]] | None],
+    nodename_by_host: Mapping[str, str],
+    active_queues: Mapping[str, Sequence[Mapping[str, Any]]] | None,
+    stats: Mapping[str, Any] | None,
+    queues: Sequence[str] | None = None,
+) -> list[str]:
+    """Every difference between the declared workers and the running fleet.
+
+    ``queues`` (the app's ``celery_queues``) adds one message per queue that no running node
+    consumes; ``None`` skips that check (for a partial run such as ``--limit``).
+    """
+    active_queues = active_queues or {}
+    stats = stats or {}
+    errors: list[str] = []
+    for host, workers in workers_by_host.items():
+        for raw in workers or []:
+            worker = normalize_worker(raw)
+            if worker["state"] != "present":
+                continue
+            node = node_name(worker["hostname"], nodename_by_host.get(host, host))
+            errors.extend(_worker_errors(host, worker, node, active_queues.get(node), stats.get(node)))
+    if queues is not None:
+        consumed = {q.get("name") for replies in active_queues.values() for q in replies or []}
+        missing = [q for q in queues if q not in consumed]
+        if missing:
+            errors.append(f"celery_queues: no running worker consumes {', '.join(missing)}")
+    return errors

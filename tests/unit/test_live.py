@@ -1,0 +1,131 @@
+"""live_errors: the declared fleet compared with what Celery's control API reports."""
+
+from __future__ import annotations
+
+import pytest
+from celery_fleet.live import declared_concurrency, live_errors, pool_name
+
+WORKERS = {
+    "w1": [
+        {"name": "io", "queues": ["designer", "voice"], "pool": "gevent", "concurrency": 10},
+        {"name": "train", "queues": ["training"], "concurrency": 1},
+    ]
+}
+NODES = {"w1": "w1.dc1.example"}
+
+
+def reply(pool: str, concurrency: int, *queues: str) -> tuple[list[dict], dict]:
+    return [{"name": q} for q in queues], {"pool": {"implementation": pool, "max-concurrency": concurrency}}
+
+
+def fleet(**overrides: tuple[list[dict], dict]) -> tuple[dict, dict]:
+    nodes = {
+        "io@w1.dc1.example": reply("celery.concurrency.gevent:TaskPool", 10, "voice", "designer"),
+        "train@w1.dc1.example": reply("celery.concurrency.prefork:TaskPool", 1, "training"),
+    }
+    nodes.update(overrides)
+    return {n: r[0] for n, r in nodes.items()}, {n: r[1] for n, r in nodes.items()}
+
+
+@pytest.mark.parametrize(
+    ("implementation", "expected"),
+    [
+        ("celery.concurrency.prefork:TaskPool", "prefork"),
+        ("celery.concurrency.gevent:TaskPool", "gevent"),
+        ("celery.concurrency.thread:TaskPool", "threads"),
+        ("celery.concurrency.solo:TaskPool", "solo"),
+        ("celery.concurrency.eventlet:TaskPool", "eventlet"),
+    ],
+)
+def test_pool_name_from_stats_implementation(implementation, expected):
+    assert pool_name(implementation) == expected
+
+
+def test_declared_concurrency_is_autoscale_max_when_set():
+    assert declared_concurrency({"autoscale": [8, 2], "concurrency": None}) == 8
+    assert declared_concurrency({"autoscale": None, "concurrency": 4}) == 4
+
+
+def test_fleet_as_declared_has_no_errors():
+    active, stats = fleet()
+
+    assert live_errors(WORKERS, NODES, active, stats, ["designer", "voice", "training"]) == []
+
+
+def test_missing_node_is_named():
+    active, stats = fleet()
+    del active["train@w1.dc1.example"], stats["train@w1.dc1.example"]
+
+    errors = live_errors(WORKERS, NODES, active, stats)
+
+    assert len(errors) == 1
+    assert errors[0].startswith("host 'w1', worker 'train' (node train@w1.dc1.example): did not answer")
+
+
+def test_wrong_pool_is_named():
+    active, stats = fleet(
+        **{"io@w1.dc1.example": reply("celery.concurrency.solo:TaskPool", 10, "designer", "voice")}
+    )
+
+    errors = live_errors(WORKERS, NODES, active, stats)
+
+    assert errors == [
+        "host 'w1', worker 'io' (node io@w1.dc1.example): declared pool gevent, running pool solo"
+    ]
+
+
+def test_wrong_concurrency_is_named():
+    active, stats = fleet(
+        **{"train@w1.dc1.example": reply("celery.concurrency.prefork:TaskPool", 8, "training")}
+    )
+
+    errors = live_errors(WORKERS, NODES, active, stats)
+
+    assert errors == [
+        "host 'w1', worker 'train' (node train@w1.dc1.example): declared concurrency 1, running concurrency 8"
+    ]
+
+
+def test_other_queues_are_named():
+    active, stats = fleet(
+        **{"train@w1.dc1.example": reply("celery.concurrency.prefork:TaskPool", 1, "celery")}
+    )
+
+    errors = live_errors(WORKERS, NODES, active, stats)
+
+    assert errors == [
+        "host 'w1', worker 'train' (node train@w1.dc1.example): declared queues training, consuming celery"
+    ]
+
+
+def test_queue_without_consumer_is_named():
+    active, stats = fleet()
+
+    errors = live_errors(WORKERS, NODES, active, stats, ["training", "extraction", "low_priority"])
+
+    assert errors == ["celery_queues: no running worker consumes extraction, low_priority"]
+
+
+def test_absent_workers_are_not_expected():
+    workers = {"w1": [*WORKERS["w1"], {"name": "old", "queues": ["x"], "state": "absent"}]}
+    active, stats = fleet()
+
+    assert live_errors(workers, NODES, active, stats) == []
+
+
+def test_node_name_uses_the_hosts_nodename_and_custom_hostname():
+    workers = {
+        "w1": [{"name": "hp", "queues": ["high_priority"], "concurrency": 8, "hostname": "worker-hp@%n"}]
+    }
+    active, stats = fleet(
+        **{"worker-hp@w1": reply("celery.concurrency.prefork:TaskPool", 8, "high_priority")}
+    )
+
+    assert live_errors(workers, NODES, active, stats) == []
+
+
+def test_no_reply_at_all_names_every_worker():
+    errors = live_errors(WORKERS, NODES, None, None)
+
+    assert len(errors) == 2
+    assert all("did not answer" in e for e in errors)
