@@ -57,7 +57,9 @@ up() {
   playbook playbooks/sandbox.yml
   echo "==> demo: the fleet (ansible-playbook site.yml -i $INVENTORY --vault-password-file $VAULT_FILE)"
   local started=$SECONDS
-  playbook site.yml | tee .cache/demo-site.log | sed -n '/PLAY RECAP/,/^$/p'
+  # --flush-cache: ansible.cfg keeps facts for an hour, and containers made again get new addresses
+  # (Redis' bind comes from the Redis host's facts: a stale address stops it from starting).
+  playbook site.yml --flush-cache | tee .cache/demo-site.log | sed -n '/PLAY RECAP/,/^$/p'
   local deploy_seconds=$((SECONDS - started))
 
   echo "==> demo: the workload, sent from $OPS as the producer ACL user"
