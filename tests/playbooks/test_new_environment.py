@@ -50,6 +50,12 @@ def scaffold(tmp_path: Path) -> dict[str, Path]:
                     "cpu_workers": ["cpu-1.qa.internal"],
                 },
                 "env_ops_hosts": ["ops-1.qa.internal"],
+                "env_private_addresses": {
+                    "redis-1.qa.internal": "10.50.0.10",
+                    "gpu-1.qa.internal": "10.50.0.11",
+                    "cpu-1.qa.internal": "10.50.0.21",
+                    "ops-1.qa.internal": "10.50.0.30",
+                },
             }
         )
     )
@@ -76,6 +82,12 @@ def test_scaffold_writes_inventory_with_every_group(scaffold):
     )
     groups = json.loads(graph.stdout)
     assert groups["redis"]["hosts"] == ["redis-1.qa.internal"]
+    redis_vars = groups["_meta"]["hostvars"]["redis-1.qa.internal"]
+    assert redis_vars["celery_fleet_private_address"] == "10.50.0.10"
+    assert (
+        redis_vars["celery_broker_host"]
+        == "{{ hostvars[groups['redis'][0]]['celery_fleet_private_address'] }}"
+    )
     assert set(groups["celery_workers"]["children"]) == {"gpu_workers", "cpu_workers"}
     assert groups["celery_beat"]["hosts"] == ["ops-1.qa.internal"]
 
@@ -114,4 +126,16 @@ def test_missing_vault_password_file_fails_with_what_to_set(scaffold):
 
     assert result.returncode != 0
     assert "env_vault_password_file" in result.stdout
+    assert not (scaffold["inventories"] / "qa").exists()
+
+
+def test_host_without_private_address_fails_before_writing(scaffold):
+    env = yaml.safe_load(scaffold["env_file"].read_text())
+    del env["env_private_addresses"]["cpu-1.qa.internal"]
+    scaffold["env_file"].write_text(yaml.safe_dump(env))
+
+    result = scaffold_play(scaffold)
+
+    assert result.returncode != 0
+    assert "env_private_addresses" in result.stdout
     assert not (scaffold["inventories"] / "qa").exists()
