@@ -12,7 +12,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 INVENTORIES := $(wildcard inventories/*/hosts.yml)
 
-.PHONY: help test venv lint unit syntax images wheelhouse harness molecule demo demo-destroy clean
+.PHONY: help test venv lint unit syntax harness molecule demo demo-destroy bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -57,6 +57,10 @@ demo: venv harness ## Bring up the sandbox fleet in containers and run the examp
 
 demo-destroy: ## Tear the sandbox fleet down
 	scripts/demo.sh down
+
+bench: venv harness ## Benchmarks of bench/ (not part of test): QUICK=1 reduced, ONLY="chord broker"
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/run.py $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
 
 clean: ## Remove the virtualenv and local caches (images and wheelhouse stay cached)
 	rm -rf $(VENV) .cache
