@@ -7,16 +7,18 @@ the "not in ps" test measures the deployment, not the test.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import pathlib
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
 import pytest
-import yaml
+
+# molecule/resources holds what every scenario's tests share.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
+from scenario_inventory import inventory_hosts, inventory_vars
 
 APP = "celerydemo"
 FLOWER_SERVICE = f"{APP}-flower"
@@ -24,23 +26,6 @@ BEAT_SERVICE = f"{APP}-beat"
 # pgrep -f patterns; "[c]" keeps them from matching the shell that runs pgrep.
 FLOWER_PROCESS = "bin/[c]elery -A [^ ]+ flower"
 BEAT_PROCESS = "bin/[c]elery -A [^ ]+ beat"
-
-
-@functools.cache
-def inventory_vars(hostname: str) -> dict:
-    """Group and host vars Molecule wrote for this scenario (TEST-ONLY passwords)."""
-    inventory_dir = pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
-    variables: dict = {}
-    for path in (inventory_dir / "group_vars" / "all", inventory_dir / "host_vars" / hostname):
-        if path.is_file():
-            variables.update(yaml.safe_load(path.read_text()) or {})
-    return variables
-
-
-@functools.cache
-def hosts() -> list[str]:
-    inventory = yaml.safe_load(pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).read_text())
-    return sorted(inventory["all"]["hosts"])
 
 
 @dataclass(frozen=True)
@@ -137,6 +122,6 @@ class Target:
         raise AssertionError(f"{self.container}: Flower did not answer within {timeout} s")
 
 
-@pytest.fixture(params=hosts(), scope="module")
+@pytest.fixture(params=inventory_hosts(), scope="module")
 def target(request: pytest.FixtureRequest) -> Target:
     return Target(request.param)

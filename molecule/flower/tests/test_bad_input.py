@@ -9,12 +9,12 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import APP, FLOWER_SERVICE, Target, hosts
+from conftest import APP, FLOWER_SERVICE, Target, inventory_hosts
 
 SCENARIO = pathlib.Path(__file__).resolve().parents[1]
 PROJECT = SCENARIO.parents[1]
 PLAYBOOK = str(SCENARIO / "check-input.yml")
-HOST = hosts()[0]
+HOST = inventory_hosts()[0]
 
 OAUTH = {
     "flower_users": [],

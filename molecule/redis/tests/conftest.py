@@ -7,7 +7,6 @@ keeps every password off any command line, in the container and on the controlle
 
 from __future__ import annotations
 
-import functools
 import os
 import pathlib
 import subprocess
@@ -15,20 +14,12 @@ import sys
 from dataclasses import dataclass
 
 import pytest
-import yaml
+
+# molecule/resources holds what every scenario's tests share.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
+from scenario_inventory import inventory_hosts, inventory_vars
 
 ADMIN = "admin"
-
-
-@functools.cache
-def inventory_vars(hostname: str) -> dict:
-    """Group and host vars Molecule wrote for this scenario (TEST-ONLY passwords)."""
-    inventory_dir = pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
-    variables: dict = {}
-    for path in (inventory_dir / "group_vars" / "all", inventory_dir / "host_vars" / hostname):
-        if path.is_file():
-            variables.update(yaml.safe_load(path.read_text()) or {})
-    return variables
 
 
 @dataclass(frozen=True)
@@ -116,10 +107,9 @@ def broker(host) -> Broker:
 
 
 def all_brokers() -> list[Broker]:
-    inventory = yaml.safe_load(pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).read_text())
     return [
         Broker(container=name, server=inventory_vars(name).get("redis_server", "redis"))
-        for name in inventory["all"]["hosts"]
+        for name in inventory_hosts()
     ]
 
 
