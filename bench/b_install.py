@@ -17,7 +17,8 @@ def bench_install(ctx: Context) -> str:
     """(6) Offline install: wheelhouse pip vs --no-compile vs uv, in the target container; the
     controller's configured index vs its wheelhouse side by side; worker first start w/o bytecode."""
     ctx.sandbox.up()
-    uv_wheels = sorted([*UV_DIR.glob("uv-*.whl"), *(WHEELHOUSE / "py311").glob("uv-*.whl")])
+    # uv ships in the wheelhouse's tools/ (requirements/tools.txt); UV_DIR is a fallback.
+    uv_wheels = sorted(WHEELHOUSE.joinpath("tools").glob("uv-*.whl")) or sorted(UV_DIR.glob("uv-*.whl"))
     variants = {
         "pip, wheelhouse": "{v}/bin/pip install -q --no-cache-dir --no-index --find-links $W {r}",
         "pip, wheelhouse, --no-compile": (
@@ -74,7 +75,7 @@ def bench_install(ctx: Context) -> str:
     if uv_wheels:
         sh([py, "-m", "venv", str(uv_bin.parent.parent)])
         sh([str(uv_bin.parent / "pip"), "install", "-q", "--no-index", str(uv_wheels[-1])])
-        ctrl["uv, wheelhouse"] = Sample()
+        ctrl["uv, wheelhouse, --compile-bytecode (the role's uv path)"] = Sample()
     find = ["--no-index", "--find-links", str(WHEELHOUSE / "py311")]
     for rep in range(ctx.reps):
         names = list(ctrl) if rep % 2 == 0 else list(reversed(ctrl))
@@ -88,8 +89,8 @@ def bench_install(ctx: Context) -> str:
                 pip += find
             elif name == "pip, wheelhouse, --no-compile":
                 pip += [*find, "--no-compile"]
-            elif name == "uv, wheelhouse":
-                pip = [str(uv_bin), "pip", "install", "-q", "--no-cache", "--offline"]
+            elif name.startswith("uv, wheelhouse"):
+                pip = [str(uv_bin), "pip", "install", "-q", "--no-cache", "--offline", "--compile-bytecode"]
                 pip += ["--python", str(venv / "bin" / "python"), *find, *INSTALL_REQS.split()]
             ctrl[name].add(timed(lambda pip=pip: sh(pip, timeout=900)))
             shutil.rmtree(venv, ignore_errors=True)

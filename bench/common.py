@@ -19,8 +19,7 @@ VENV_BIN = ROOT / ".venv" / "bin"
 WHEELHOUSE = Path(
     os.environ.get("CELERY_FLEET_WHEELHOUSE", Path.home() / ".cache" / "celery-fleet" / "wheelhouse")
 )
-# uv is not (yet) in the project's wheelhouse: the benchmark takes its wheel from the wheelhouse's
-# py311/ or, failing that, from this directory (bench/README.md says how to fill it).
+# uv's wheel: from the wheelhouse's tools/ (scripts/build-wheelhouse.sh), else from this directory.
 UV_DIR = Path(os.environ.get("CELERY_FLEET_BENCH_UV", Path.home() / ".cache" / "celery-fleet" / "bench-uv"))
 IMAGE = "celery-fleet/debian:bookworm"
 NETWORK = "bench-net"

@@ -70,6 +70,7 @@ class Fleet:
         variables = host.ansible.get_variables()
         self.host = host
         self.manager: str = variables.get("celery_process_manager", "systemd")
+        self.installer: str = variables.get("celery_app_installer", "pip")
         self.password: str = variables["celery_broker_password"]
         self.hostname: str = host.check_output("hostname")
 
