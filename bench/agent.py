@@ -43,11 +43,34 @@ def set_broker(name: str, role: str) -> dict[str, str]:
     return env
 
 
+def broker_options_arg(environ: dict[str, str], max_connections: int) -> str:
+    """The worker's command-line config that raises kombu's per-channel Redis connection limit.
+
+    Celery reads ``key=value`` assignments after a bare ``--``; a dict needs the ``(json)`` cast
+    (a bare ``{...}`` is refused: ``dict('{...}')`` is a ValueError), and the value REPLACES the
+    app's broker_transport_options, so the app's own options (``global_keyprefix`` for the ACL key
+    scoping, ``visibility_timeout``) are repeated here, read the way the app reads them."""
+    sys.path.insert(0, str(BENCH / "app"))
+    from celery_demo.app import transport_options
+
+    options, _ = transport_options(environ)
+    options["max_connections"] = max_connections
+    return "broker_transport_options=(json)" + json.dumps(options, separators=(",", ":"))
+
+
 class Worker:
     """A celery worker child process: started on demand, stopped (TERM, then KILL) within bounds."""
 
     def __init__(
-        self, broker: str, pool: str, concurrency: int, queues: str, venv: Path = VENV, prefetch: int = 0
+        self,
+        broker: str,
+        pool: str,
+        concurrency: int,
+        queues: str,
+        venv: Path = VENV,
+        prefetch: int = 0,
+        max_connections: int = 0,
+        mingle: bool = True,
     ) -> None:
         env = dict(os.environ)
         env.update(set_broker(broker, "worker"))
@@ -66,10 +89,27 @@ class Worker:
         argv += ["-Q", queues, "-E", "-n", f"bench-{pool}-{concurrency}@%h", "--loglevel", "WARNING"]
         if prefetch:  # 0: the app's own setting (worker_prefetch_multiplier = 1)
             argv += ["--prefetch-multiplier", str(prefetch)]
-        self.log = open(BENCH / "worker.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        if not mingle:  # mingle waits ~1 s for other workers' replies at start, before consuming
+            argv += ["--without-mingle"]
+        if max_connections:  # 0: kombu's default (10 per channel)
+            argv += ["--", broker_options_arg(env, max_connections)]
+        self.log_path = BENCH / "worker.log"
+        # Where this worker's lines start in the shared log, to count its own errors afterwards.
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        # Its own process group, so that stop(kill=True) reaches prefork's pool children too.
+        self.proc = subprocess.Popen(
+            argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 30.0, kill: bool = False) -> None:
+        """Warm shutdown (TERM, KILL after `timeout`), or with `kill` SIGKILL to the whole group at
+        once: for samples whose results are all in, where a warm stop only costs wall time (up to
+        4 s for gevent c=100). Messages whose ack failed then stay in the unacked hash, where
+        in_broker() finds them."""
+        if kill and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -78,6 +118,20 @@ class Worker:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self.log.close()
+
+    def errors(self) -> dict[str, Any]:
+        """This worker's failed acks and Redis pool exhaustions, from its part of the log."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self.log_offset)
+            text = log.read().decode(errors="replace")
+        lines = [line for line in text.splitlines() if "Error" in line or "CRITICAL" in line]
+        return {
+            "failed_acks": sum("Couldn't ack" in line for line in lines),
+            "max_connections_errors": sum(
+                line.startswith("redis.exceptions.MaxConnectionsError") for line in lines
+            ),
+            "last_error": next((line[-200:] for line in reversed(lines) if "Error" in line), ""),
+        }
 
 
 def _app():
@@ -94,22 +148,59 @@ def purge(app: Any, queues: list[str]) -> None:
         client.delete(f"{PREFIX}{queue}")
 
 
-def wait_results(app: Any, ids: list[str], timeout: float) -> list[dict[str, Any]]:
-    """Poll the result backend until every id has a result; return the decoded metas."""
+def in_broker(broker: str, queue: str) -> set[str]:
+    """Ids of the tasks whose messages the broker still holds (queue list and unacked hash), read as
+    the admin user (the fleet's users may not LRANGE/HVALS), then cleared so that no later sample
+    sees them. After a sample, a task that has a result and is still here will run again (its ack
+    failed); a task with no result that is not here was lost."""
+    import redis
+
+    client = redis.Redis.from_url(brokers(broker)["admin"])
+    try:
+        keys = [f"{PREFIX}{queue}", f"{PREFIX}unacked"]
+        raw = [json.loads(m) for m in client.lrange(keys[0], 0, -1)]
+        raw += [json.loads(v)[0] for v in client.hvals(keys[1])]
+        client.delete(*keys, f"{PREFIX}unacked_index")
+    finally:
+        client.close()
+    return {m["headers"]["id"] for m in raw}
+
+
+def _accounting(app: Any, broker: str, queue: str, ids: list[str]) -> dict[str, int]:
+    """After the worker stopped: results in, tasks that ran and will run again, tasks lost."""
+    held = in_broker(broker, queue)
+    metas = read_metas(app, ids)
+    done = {i for i, m in zip(ids, metas, strict=True) if m and m["status"] in ("SUCCESS", "FAILURE")}
+    return {"results": len(done), "ran_twice": len(held & done), "lost": len(set(ids) - done - held)}
+
+
+def read_metas(app: Any, ids: list[str]) -> list[dict[str, Any] | None]:
+    """The decoded result metas of `ids` as they are now (None: no result yet)."""
     client = app.backend.client
     keys = [f"{PREFIX}celery-task-meta-{i}" for i in ids]
-    deadline = time.monotonic() + timeout
+    values: list[Any] = []
+    for start in range(0, len(keys), 1000):
+        values += client.mget(keys[start : start + 1000])
+    return [json.loads(v) if v is not None else None for v in values]
+
+
+def wait_results(app: Any, ids: list[str], timeout: float, cap: float = 0.0) -> list[dict[str, Any]]:
+    """Poll the result backend until every id has a result; return the decoded metas.
+
+    With `cap` (seconds, 0: none), return what is there after `cap` seconds instead: the metas
+    of unfinished tasks are None or not ready (the caller counts what finished)."""
+    started = time.monotonic()
+    deadline = started + timeout
     while True:
-        values: list[Any] = []
-        for start in range(0, len(keys), 1000):
-            values += client.mget(keys[start : start + 1000])
+        metas = read_metas(app, ids)
         # task_track_started writes a STARTED meta first: only a ready state counts.
-        metas = [json.loads(v) if v is not None else None for v in values]
         missing = sum(m is None or m.get("status") not in ("SUCCESS", "FAILURE") for m in metas)
         if missing == 0:
             failed = sum(m["status"] == "FAILURE" for m in metas)
             if failed:
                 raise RuntimeError(f"{failed} of {len(ids)} tasks failed")
+            return metas
+        if cap and time.monotonic() - started > cap:
             return metas
         if time.monotonic() > deadline:
             raise TimeoutError(f"{missing} of {len(ids)} results missing after {timeout} s")
@@ -127,14 +218,18 @@ def cmd_drain(args: argparse.Namespace) -> dict[str, Any]:
     from celery_demo.tasks import noop
 
     purge(app, ["high_priority"])
+    in_broker(args.broker, "high_priority")
     t0 = time.perf_counter()
     ids = [noop.apply_async().id for _ in range(args.n)]
     publish = time.perf_counter() - t0
-    worker = Worker(args.broker, args.pool, args.concurrency, "high_priority")
+    worker = Worker(
+        args.broker, args.pool, args.concurrency, "high_priority", prefetch=args.prefetch,
+        max_connections=args.max_connections, mingle=args.mingle == "yes",
+    )  # fmt: skip
     try:
         metas = wait_results(app, ids, args.timeout)
     finally:
-        worker.stop()
+        worker.stop(kill=args.stop == "kill")
     done = sorted(_ts(m["date_done"]) for m in metas)
     span = done[-1] - done[0]
     return {
@@ -142,6 +237,8 @@ def cmd_drain(args: argparse.Namespace) -> dict[str, Any]:
         "drain_seconds": span,
         "tasks_per_s": (args.n - 1) / span,
         "published_per_s": args.n / publish,
+        **worker.errors(),
+        **_accounting(app, args.broker, "high_priority", ids),
     }
 
 
@@ -200,22 +297,69 @@ def cmd_chord(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _idle(results: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """Stalls of the consumer: intervals of the run in which no task was running at all."""
+    spans = sorted((r["started"], r["finished"]) for r in results)
+    gaps = []
+    end = spans[0][1]
+    for start, finish in spans[1:]:
+        if start > end:
+            gaps.append(start - end)
+        end = max(end, finish)
+    stalls = [g for g in gaps if g > seconds]
+    return {"stalls": len(stalls), "stall_seconds": sum(stalls), "longest_stall": max(gaps, default=0.0)}
+
+
 def cmd_sleeps(args: argparse.Namespace) -> dict[str, Any]:
     """Preload N sleeps of `seconds`, start a worker, time first start to last finish."""
     set_broker(args.broker, "producer")
     app = _app()
     from celery_demo.tasks import sleep_task
 
+    t0 = time.time()
     purge(app, ["low_priority"])
+    in_broker(args.broker, "low_priority")
     ids = [sleep_task.apply_async(kwargs={"seconds": args.seconds}).id for _ in range(args.n)]
-    worker = Worker(args.broker, args.pool, args.concurrency, "low_priority", prefetch=args.prefetch)
+    t_launch = time.time()
+    worker = Worker(
+        args.broker, args.pool, args.concurrency, "low_priority", prefetch=args.prefetch,
+        max_connections=args.max_connections, mingle=args.mingle == "yes",
+    )  # fmt: skip
+    error = None
+    metas: list[dict[str, Any]] = []
     try:
-        metas = wait_results(app, ids, args.timeout)
+        metas = wait_results(app, ids, args.timeout, cap=args.cap)
+    except (TimeoutError, RuntimeError) as exc:
+        error = exc
     finally:
-        worker.stop()
-    results = [m["result"] for m in metas]
-    span = max(r["finished"] for r in results) - min(r["started"] for r in results)
-    return {"n": args.n, "span_seconds": span, "tasks_per_s": args.n / span}
+        t_seen = time.time()
+        worker.stop(kill=args.stop == "kill")
+    finished = [m for m in metas if m is not None and m.get("status") == "SUCCESS"]
+    out: dict[str, Any] = {
+        "n": args.n,
+        "finished": len(finished),
+        "capped": error is None and len(finished) < args.n,
+        "task_failures": sum(m is not None and m.get("status") == "FAILURE" for m in metas),
+        **worker.errors(),
+        # Counted after the stop (a task may finish between the last poll and the kill).
+        **_accounting(app, args.broker, "low_priority", ids),
+        # Where the wall time of the sample went (the measured span excludes start and stop).
+        "wall": {"publish": t_launch - t0, "until_results": t_seen - t_launch, "stop": time.time() - t_seen},
+    }
+    if error is not None:  # the caller records the failure with its reason
+        out["error"] = f"{type(error).__name__}: {error}"
+        return out
+    if len(finished) < 2:
+        out["error"] = f"only {len(finished)} of {args.n} tasks finished within the {args.cap} s cap"
+        return out
+    results = [m["result"] for m in finished]
+    first = min(r["started"] for r in results)
+    # A capped sample counts the time up to the cap (the clock of the tasks is this host's): the
+    # last finish would leave out the stall in progress and flatter the rate.
+    span = (t_seen if out["capped"] else max(r["finished"] for r in results)) - first
+    out["wall"]["start"] = first - t_launch
+    rate = len(results) / span
+    return {**out, "span_seconds": span, "tasks_per_s": rate, **_idle(results, args.seconds)}
 
 
 def cmd_first_start(args: argparse.Namespace) -> dict[str, Any]:
@@ -256,6 +400,15 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--timeout", type=float, default=300.0)
         p.add_argument("--prefetch", type=int, default=0, help="--prefetch-multiplier; 0: the app's")
         p.add_argument("--venv", default=str(VENV), help="the venv whose celery runs the worker")
+        p.add_argument("--cap", type=float, default=0.0, help="sleeps: stop waiting after this many s")
+        p.add_argument("--mingle", default="yes", choices=["yes", "no"], help="no: --without-mingle")
+        p.add_argument("--stop", default="warm", choices=["warm", "kill"], help="how the worker is stopped")
+        p.add_argument(
+            "--max-connections",
+            type=int,
+            default=0,
+            help="broker transport option max_connections; 0: kombu's",
+        )
     args = parser.parse_args(argv)
     print(json.dumps(args.func(args)))
     return 0
