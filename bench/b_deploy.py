@@ -567,7 +567,7 @@ def render(ctx: Context, plan: Plan, res: Results, minutes: float) -> str:
     ]
     top, roles = fig.breakdown("shipped")
     bars1 = [("first converge", fig.side("shipped", "converge")), ("re-run", fig.side("shipped", "rerun")),
-             ("tasks x f", expected)]  # fmt: skip
+             ("tasks x f", expected), ("tasks x f(hosts)", expected_hosts)]  # fmt: skip
     img1 = chart(ctx, "deploy-overhead", "site.yml on 4 hosts, shipped ansible.cfg", bars1)
     section1 = "\n\n".join(
         [
