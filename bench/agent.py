@@ -77,7 +77,7 @@ class Worker:
         env["PYTHONPATH"] = str(BENCH / "app")
         # -E like the fleet's workers (events on by default in celery_worker).
         argv = [
-            str(VENV / "bin" / "celery"),
+            str(venv / "bin" / "celery"),
             "-A",
             "celery_demo.app",
             "worker",

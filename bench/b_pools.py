@@ -9,11 +9,10 @@ from benchlib import Sample, Target, line_chart, table, targets_table
 from common import Context, agent, dexec, log
 
 SLEEP = 0.1
-# What the fleet deploys today: the example app's settings (worker_prefetch_multiplier = 1,
-# task_acks_late) and kombu's defaults (transport option max_connections = 10 per channel). The
-# target is checked on these rows. When the fleet ships the green-pool settings below, set GATED to
-# "fix" so the gate keeps following what the fleet deploys.
-GATED = "app"
+# "app": the example app's settings (worker_prefetch_multiplier = 1, task_acks_late) and kombu's
+# defaults (transport option max_connections = 10 per channel). "fix": the green-pool settings
+# celery-fleet gives every gevent/eventlet worker (lib/celery_fleet/workers.py: GREEN_*). The
+# target is checked on what the fleet deploys: "app" for prefork, "fix" for green pools.
 # The green-pool settings measured beside them (information): the prefetch window a notch above
 # the pool size, and kombu's per-channel Redis pool above the number of greenlets that ack at once.
 # bench/README.md ("Pool scaling on green pools") explains both.
@@ -48,6 +47,11 @@ class Config:
 
 
 SETTINGS = {"app": "app settings", "fix": "with the fix"}
+
+
+def deployed(cfg: Config) -> bool:
+    """True for the settings the fleet deploys for this pool (the gated rows)."""
+    return cfg.settings == ("fix" if cfg.pool in GREEN else "app")
 
 
 @dataclass
@@ -136,7 +140,7 @@ def bench_pools(ctx: Context) -> str:
             notes.append(f"{len(o.failures)} of {ctx.reps} repetitions failed: `{o.failures[-1]}`")
         rows.append(
             [
-                SETTINGS[cfg.settings] + (" (gated)" if cfg.settings == GATED else ""),
+                SETTINGS[cfg.settings] + (" (gated)" if deployed(cfg) else ""),
                 cfg.pool,
                 str(cfg.concurrency),
                 str(cfg.prefetch or "1 (app)"),
@@ -159,7 +163,7 @@ def bench_pools(ctx: Context) -> str:
                 eff.median if eff.values else 0.0,
                 0.85,
                 True,
-                gated=in_scope and cfg.settings == GATED,
+                gated=in_scope and deployed(cfg),
             )
         )
     ceiling_text = "; ".join(
@@ -205,14 +209,16 @@ def bench_pools(ctx: Context) -> str:
             "## 5. Pool scaling for I/O-bound tasks",
             f"{n} preloaded `sleep_task({SLEEP})` per sample, first task start → last finish (the "
             f"tasks' own timestamps), worker start excluded; project Redis; workers with `-E` like the "
-            f"fleet's; configurations in alternating order. **App settings** = what the fleet deploys "
-            f"today: the app's `worker_prefetch_multiplier = 1` and `task_acks_late`, kombu's default "
+            f"fleet's; configurations in alternating order. **App settings**: the app's "
+            f"`worker_prefetch_multiplier = 1` and `task_acks_late`, kombu's default "
             f"`max_connections` (10 Redis connections per channel). **With the fix** (gevent only: "
             f"prefork acks from one thread and runs the event loop, so neither setting changes it): "
             f"`--prefetch-multiplier {FIX_PREFETCH}` and `broker_transport_options` with "
             f"`max_connections` = concurrency + {FIX_EXTRA_CONNECTIONS}, given on the worker command "
-            f"line after `--` (with the app's own transport options repeated: the value replaces them). "
-            f"The target is checked on the {SETTINGS[GATED]} rows. A sample is bounded to {cap:.0f} s: "
+            f"line after `--` (with the app's own transport options repeated: the value replaces them); "
+            f"celery-fleet deploys these for every gevent/eventlet worker (roles/celery_worker). "
+            f"The target is checked on what the fleet deploys: app settings for prefork, the fix for "
+            f"gevent. A sample is bounded to {cap:.0f} s: "
             f"a configuration still running then is measured over the tasks finished by that time "
             f"(noted as capped). Efficiency = tasks/s ÷ (concurrency / {SLEEP} s); the target applies "
             f"where that ideal < 0.8 x the higher no-op ceiling ({0.8 * top:.0f}/s). No-op ceilings "
