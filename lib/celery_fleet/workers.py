@@ -8,6 +8,7 @@ by :func:`systemd_cmdline` and :func:`supervisor_cmdline`. Nothing here imports 
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -27,6 +28,17 @@ REMAP_SIGNALS = ("SIGQUIT", "SIGINT")
 DEFAULT_CONCURRENCY = {"prefork": 2, "threads": 4, "gevent": 10, "eventlet": 10, "solo": 1}
 # Celery's worker guide: these two are implemented by the prefork pool only.
 PREFORK_ONLY_FIELDS = ("max_tasks_per_child", "max_memory_per_child")
+# Green pools run Celery's blocking synloop, which waits up to 2 s in drain_events whenever the
+# prefetch window is full: with a multiplier of 1 that is after every round of `concurrency`
+# tasks (bench/README.md, "Pool scaling on green pools": gevent c=8 at 4 tasks/s for 0.1 s tasks,
+# ideal 80). From 2 on, the window never fills (gevent's spawn blocks the consumer first).
+GREEN_POOLS = ("gevent", "eventlet")
+GREEN_PREFETCH_MULTIPLIER = 2
+# kombu's Redis channel keeps a non-blocking pool of `max_connections` (default 10) connections;
+# with acks_late every greenlet acks on its own, so more than 10 finishing together get
+# MaxConnectionsError: the ack fails and the task runs twice, or a popped message is lost. The
+# fleet sizes the pool above the number of greenlets (the consumer writes through it as well).
+GREEN_CONNECTION_MARGIN = 10
 AUTOSCALE_POOLS = ("prefork", "gevent")
 # Pools that need a package besides celery in the app's virtualenv.
 POOL_PACKAGES = {"gevent": "gevent", "eventlet": "eventlet"}
@@ -243,6 +255,18 @@ def check_worker(worker: Any, index: int | None = None) -> tuple[dict[str, Any] 
         if value is not None and pool != "prefork":
             c.fail(field, f"is supported by pool prefork only, not {pool!r} (Celery worker guide)")
 
+    prefetch_multiplier = c.integer("prefetch_multiplier", 1)
+    if pool in GREEN_POOLS and prefetch_multiplier == 1:
+        c.fail(
+            "prefetch_multiplier",
+            f"1 with pool {pool!r} stalls the worker up to 2 s after every round of tasks (Celery's "
+            f"green-pool loop waits while the prefetch window is full): use "
+            f"{GREEN_PREFETCH_MULTIPLIER} or more, or leave it unset "
+            f"({GREEN_PREFETCH_MULTIPLIER} for green pools)",
+        )
+    if prefetch_multiplier is None and pool in GREEN_POOLS:
+        prefetch_multiplier = GREEN_PREFETCH_MULTIPLIER
+
     time_limit = c.seconds("time_limit")
     soft_time_limit = c.seconds("soft_time_limit")
     if time_limit is not None and soft_time_limit is not None and soft_time_limit >= time_limit:
@@ -262,7 +286,7 @@ def check_worker(worker: Any, index: int | None = None) -> tuple[dict[str, Any] 
         "autoscale": autoscale,
         "max_tasks_per_child": limits["max_tasks_per_child"],
         "max_memory_per_child": limits["max_memory_per_child"],
-        "prefetch_multiplier": c.integer("prefetch_multiplier", 1),
+        "prefetch_multiplier": prefetch_multiplier,
         "loglevel": c.choice("loglevel", LOGLEVELS, "INFO", upper=True),
         "hostname": _check_hostname(c, name),
         "events": c.boolean("events", True),
@@ -392,6 +416,13 @@ def _check_extra_args(c: _Checker) -> list[str]:
         elif not options:
             if SECRET_CONFIG_RE.match(arg):
                 c.fail("extra_args", f"{arg!r} sets a broker/backend URL: it belongs in the environment file")
+            elif arg.lstrip(".").lower().startswith("broker_transport_options="):
+                c.fail(
+                    "extra_args",
+                    f"{arg[:40]!r}... replaces the app's broker_transport_options as a whole (the key "
+                    "prefix the Redis ACL requires, the visibility timeout); the fleet sets them "
+                    "from celery_broker_key_prefix and celery_broker_visibility_timeout",
+                )
         elif _flag_name(arg) in MANAGED_FLAGS:
             flag = _flag_name(arg)
             c.fail(
@@ -455,13 +486,21 @@ def format_seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def worker_argv(worker: Mapping[str, Any], app_module: str, celery_bin: str) -> list[str]:
+def worker_argv(
+    worker: Mapping[str, Any],
+    app_module: str,
+    celery_bin: str,
+    transport_options: Mapping[str, Any] | None = None,
+) -> list[str]:
     """The worker's command line as an argument list, secrets never included.
 
     ``[celery_bin, "-A", app_module, "worker", --hostname, --queues, --pool, --concurrency or
-    --autoscale, --loglevel, optional flags..., *extra_args]`` and, when soft_shutdown_timeout is
-    set, ``-- worker_soft_shutdown_timeout=<s>`` (Celery has no flag for it; the worker command
-    reads config assignments after a bare ``--``).
+    --autoscale, --loglevel, optional flags..., *extra_args]``, then config assignments after a
+    bare ``--`` (the worker command reads ``key=value`` there): ``worker_soft_shutdown_timeout=<s>``
+    when soft_shutdown_timeout is set (Celery has no flag for it), and for green pools
+    ``broker_transport_options=(json){...}``: ``transport_options`` (the fleet's key prefix and
+    visibility timeout; the value replaces the app's as a whole) plus ``max_connections`` =
+    greenlets + GREEN_CONNECTION_MARGIN.
     """
     spec = normalize_worker(worker)
     problems = []
@@ -507,10 +546,21 @@ def worker_argv(worker: Mapping[str, Any], app_module: str, celery_bin: str) -> 
         if spec[field] is not None:
             argv.append(f"--{field.replace('_', '-')}={render(spec[field])}")
     argv.extend(spec["extra_args"])
+    config = []
     if spec["soft_shutdown_timeout"] is not None:
-        if "--" not in spec["extra_args"]:
-            argv.append("--")
-        argv.append(f"worker_soft_shutdown_timeout={format_seconds(spec['soft_shutdown_timeout'])}")
+        config.append(f"worker_soft_shutdown_timeout={format_seconds(spec['soft_shutdown_timeout'])}")
+    if spec["pool"] in GREEN_POOLS:
+        if transport_options is not None and not isinstance(transport_options, Mapping):
+            raise FleetError(
+                [Problem("transport_options", f"{_show(transport_options)} is not a mapping", spec["name"])]
+            )
+        greenlets = spec["autoscale"][0] if spec["autoscale"] is not None else spec["concurrency"]
+        options = {**(transport_options or {}), "max_connections": greenlets + GREEN_CONNECTION_MARGIN}
+        encoded = json.dumps(options, sort_keys=True, separators=(",", ":"))
+        config.append(f"broker_transport_options=(json){encoded}")
+    if config and "--" not in spec["extra_args"]:
+        argv.append("--")
+    argv.extend(config)
     return argv
 
 

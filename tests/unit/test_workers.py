@@ -204,6 +204,21 @@ INVALID = {
     "extra_args url": ({"extra_args": ["--foo=redis://:pw@h"]}, "extra_args", "looks like a URL"),
     "extra_args config secret": ({"extra_args": ["--", "broker_url=x"]}, "extra_args", "environment file"),
     "extra_args newline": ({"extra_args": ["a\nb"]}, "extra_args", "line break"),
+    "extra_args transport options": (
+        {"extra_args": ["--", 'broker_transport_options=(json){"max_connections":50}']},
+        "extra_args",
+        "key prefix the Redis ACL requires",
+    ),
+    "gevent prefetch 1": (
+        {"pool": "gevent", "prefetch_multiplier": 1},
+        "prefetch_multiplier",
+        "1 with pool 'gevent' stalls the worker up to 2 s",
+    ),
+    "eventlet prefetch 1": (
+        {"pool": "eventlet", "prefetch_multiplier": 1},
+        "prefetch_multiplier",
+        "use 2 or more, or leave it unset",
+    ),
 }
 
 
@@ -328,6 +343,50 @@ def test_argv_soft_shutdown_joins_an_existing_config_section():
     )
 
     assert argv[-3:] == ["--", "worker_lost_wait=20", "worker_soft_shutdown_timeout=5.5"]
+
+
+FLEET_TRANSPORT = {"global_keyprefix": "cf:", "visibility_timeout": 3600}
+
+
+@pytest.mark.parametrize("pool", ["gevent", "eventlet"])
+def test_argv_green_pool_gets_prefetch_2_and_a_connection_pool_above_its_greenlets(pool):
+    argv = worker_argv(minimal(pool=pool, concurrency=100), APP, CELERY, FLEET_TRANSPORT)
+
+    assert "--prefetch-multiplier=2" in argv
+    assert argv[-2:] == [
+        "--",
+        'broker_transport_options=(json){"global_keyprefix":"cf:","max_connections":110,"visibility_timeout":3600}',
+    ]
+
+
+def test_argv_green_pool_sizes_connections_from_autoscale_max_and_keeps_explicit_prefetch():
+    argv = worker_argv(
+        minimal(pool="gevent", autoscale=[50, 5], prefetch_multiplier=4, soft_shutdown_timeout=5),
+        APP,
+        CELERY,
+        FLEET_TRANSPORT,
+    )
+
+    assert "--prefetch-multiplier=4" in argv
+    assert argv.count("--") == 1
+    assert argv[-2] == "worker_soft_shutdown_timeout=5"
+    assert '"max_connections":60' in argv[-1]
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_argv_other_pools_keep_the_apps_prefetch_and_transport_options(pool):
+    argv = worker_argv(minimal(pool=pool), APP, CELERY, FLEET_TRANSPORT)
+
+    assert not any(a.startswith("--prefetch-multiplier") for a in argv)
+    assert not any("broker_transport_options" in a for a in argv)
+    assert "--" not in argv
+
+
+def test_argv_green_pool_transport_options_survive_both_quotings():
+    argv = worker_argv(minimal(pool="gevent"), APP, CELERY, FLEET_TRANSPORT)
+
+    assert shlex.split(supervisor_cmdline(argv).replace("%%", "%")) == argv
+    assert '"broker_transport_options=(json){\\"global_keyprefix\\"' in systemd_cmdline(argv)
 
 
 def test_argv_never_carries_environment_values():
