@@ -23,6 +23,7 @@ from b_chord import bench_chord
 from b_deploy import bench_deploy
 from b_install import bench_install
 from b_pools import bench_pools
+from b_rolling import bench_rolling
 from b_suite import bench_suite
 from benchlib import table
 from common import BENCH, ROOT, VENV_BIN, Context, Sandbox, log, sh
@@ -33,11 +34,10 @@ BENCHMARKS: dict[str, Callable[[Context], str]] = {
     "chord": bench_chord,
     "pools": bench_pools,
     "deploy": bench_deploy,
+    "rolling": bench_rolling,
     "suite": bench_suite,
 }
-NOT_IMPLEMENTED = {
-    "rolling-restart (8)": "needs the sandbox fleet and playbooks/rolling-restart.yml; not built",
-}
+NOT_IMPLEMENTED: dict[str, str] = {}
 
 
 def header(sandbox: Sandbox, quick: bool, load_start: str) -> str:
