@@ -359,11 +359,14 @@ def _scenario(side: str, sequence: list[str]) -> dict[str, Any]:
     ]
     scenario["provisioner"] = {
         "name": "ansible",
-        # Only where the role and its filters are; everything else is Molecule's default ansible.cfg.
+        # Only where the role and its filters are, and the YAML result format the tests read
+        # (test_redis_persistence matches "msg: 'WARNING..." in a playbook's output); everything
+        # else is Molecule's default ansible.cfg.
         "config_options": {
             "defaults": {
                 "roles_path": "${MOLECULE_PROJECT_DIRECTORY}/roles",
                 "filter_plugins": "${MOLECULE_PROJECT_DIRECTORY}/plugins/filter",
+                "callback_result_format": "yaml",
             }
         },
         "inventory": {**inventory, "host_vars": host_vars},
@@ -376,7 +379,8 @@ class Project:
     """A throw-away Molecule project: symlinks to the repo's roles, plugins and molecule/resources,
     and one scenario per side."""
 
-    def __init__(self, sequence: list[str]) -> None:
+    def __init__(self, sequence: list[str], failed_logs: Path | None = None) -> None:
+        self.failed_logs = failed_logs  # where the log of a failed run is copied (the temp dir goes)
         self.dir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-"))
         for link in ("roles", "plugins"):
             (self.dir / link).symlink_to(ROOT / link)
@@ -447,6 +451,10 @@ class Project:
         wall = time.perf_counter() - t_start
         if rc != 0:
             tail = "".join(log_path.read_text().splitlines(keepends=True)[-40:])
+            if self.failed_logs is not None:
+                kept = self.failed_logs.with_name(f"{self.failed_logs.name}-{side}-{tag}.log")
+                shutil.copy(log_path, kept)
+                tail = f"(whole log: {kept})\n{tail}"
             raise RuntimeError(
                 f"molecule {command} -s {side} exit {rc} after {wall:.0f} s; log tail:\n{tail}"
             )
@@ -508,7 +516,7 @@ def bench_suite(ctx: Context) -> str:
     if not shutil.which("rsync"):  # Molecule's docker-driver create syncs the build context with it
         raise RuntimeError("the stock side needs rsync on the controller (apt-get install rsync)")
     stock_image_existed = bool(sh(["docker", "images", "-q", STOCK_IMAGE], check=False).strip())
-    project = Project(sequence)
+    project = Project(sequence, failed_logs=ctx.out / f"{ctx.stem}-suite")
     actions: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
     walls: dict[str, list[float]] = {side: [] for side in SIDES}
     try:
@@ -619,7 +627,7 @@ def bench_suite(ctx: Context) -> str:
             f"playbooks building `{STOCK_IMAGE}` from Molecule's Dockerfile in every create (Docker's "
             "layer cache as it is: warm after the warm-up), Molecule's ansible.cfg (no pipelining, "
             "implicit gathering), plus only the role/filter paths and systemd as PID 1 that the role "
-            "needs to run at all.",
+            "needs to run at all, and the YAML result format one test reads.",
             table(["Phase (seconds)", "project", "stock", "project ÷ stock"], rows),
             f"Create + destroy share of the scenario: project {harness_share['project'].show()}, stock "
             f"{harness_share['stock'].show()}. Warm-up create (one sample each, information): project "
