@@ -268,7 +268,7 @@ def window(
 
 def bench_rolling(ctx: Context) -> str:
     """(8) Rolling restart: per-host duration and lost tasks under a stream, serial 1 and 2."""
-    fleet = Fleet(keep=False)
+    fleet = Fleet(keep=ctx.sandbox.keep)  # run.py --keep leaves the fleet up as well
     facts = fleet.tmp / "facts"
     # --quick restarts one worker per host (the two that take the stream's sleeps) and streams at
     # least 300 tasks; the full run restarts every worker and streams at least 500.
