@@ -231,9 +231,12 @@ class Runner:
         """(a) the idempotent re-run, and the information variants after the shipped one."""
         variants: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [(config, config, {}, ())]
         if config == "shipped" and self.plan.docker_api:
-            variants.append(
-                ("docker_api", config, {}, ("-e", "ansible_connection=community.docker.docker_api"))
-            )
+            # As inventory host variables of the four hosts, not -e: an extra var would also apply
+            # to the tasks delegated to localhost (the controller is no container).
+            api = self.fleet.tmp / "docker-api.yml"
+            hosts = {h: {"ansible_connection": "community.docker.docker_api"} for h in HOSTS}
+            api.write_text(json.dumps({"all": {"hosts": hosts}}))
+            variants.append(("docker_api", config, {}, ("-i", str(api))))
         if config == "shipped" and self.plan.pipelined:
             variants.append(("pipelined", config, {"ANSIBLE_PIPELINING": "True"}, ()))
         for key, cfg, env, args in variants:
