@@ -95,7 +95,12 @@ def bench_install(ctx: Context) -> str:
             ctrl[name].add(timed(lambda pip=pip: sh(pip, timeout=900)))
             shutil.rmtree(venv, ignore_errors=True)
     ctrl_ratios = {k: paired_ratio(v.values, ctrl[index].values) for k, v in ctrl.items()}
-    ctrl_fastest = min((k for k in ctrl if k != index), key=lambda k: ctrl_ratios[k].median)
+    # The gate is on what the role ships: its uv path (with bytecode) when uv is there, else the
+    # fastest offline variant (--no-compile is not a shipped path: services would compile on start).
+    shipped = [k for k in ctrl if k.endswith("(the role's uv path)")]
+    ctrl_fastest = (
+        shipped[0] if shipped else min((k for k in ctrl if k != index), key=lambda k: ctrl_ratios[k].median)
+    )
     # Worker first start (launch -> first task result) with and without precompiled bytecode.
     first = {"compiled venv": Sample(), "--no-compile venv, first start": Sample()}
     for rep in range(ctx.reps):
@@ -112,7 +117,7 @@ def bench_install(ctx: Context) -> str:
     fastest = min(ratios, key=lambda k: ratios[k].median)
     targets = [
         Target(
-            f"Fastest offline path ({ctrl_fastest}) ÷ index (controller)",
+            f"Offline path the role ships ({ctrl_fastest}) ÷ index (controller)",
             ctrl_ratios[ctrl_fastest].median,
             0.5,
             False,
