@@ -41,7 +41,16 @@ BENCHMARKS: dict[str, Callable[[Context], str]] = {
 NOT_IMPLEMENTED: dict[str, str] = {}
 
 
-def header(sandbox: Sandbox, quick: bool, load_start: str) -> str:
+def commit_at_start() -> str:
+    """The commit and whether the tree differs from it, taken before any benchmark runs: the
+    modules are loaded then, so later commits do not change what this run measures."""
+    head = sh(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=False).strip() or "n/a"
+    dirty = sh(["git", "-C", str(ROOT), "status", "--porcelain", "--", "bench", "roles", "lib", "playbooks",
+                "site.yml", "ansible.cfg", "inventories", "examples"], check=False).strip()  # fmt: skip
+    return head + (" + uncommitted changes" if dirty else "")
+
+
+def header(sandbox: Sandbox, quick: bool, load_start: str, commit: str) -> str:
     def first_line(argv: list[str]) -> str:
         try:
             return sh(argv, check=False).splitlines()[0]
@@ -54,13 +63,12 @@ def header(sandbox: Sandbox, quick: bool, load_start: str) -> str:
         "docker": first_line(["docker", "version", "--format", "{{.Server.Version}}"]),
         **{k: v.strip() for k, v in sandbox.versions().items()},
     }
-    commit = first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     rows = [[k, f"`{v}`"] for k, v in versions.items()]
     rows += [
         ["CPU cores (nproc)", str(os.cpu_count())],
         ["Load average at start (1/5/15 min)", load_start],
         ["Load average at end", " ".join(Path("/proc/loadavg").read_text().split()[:3])],
-        ["Commit", commit],
+        ["Commit (at start)", commit],
         ["Mode", "--quick (reduced task counts)" if quick else "full"],
     ]
     return table(["", ""], rows)
@@ -75,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = datetime.now(UTC)
     load_start = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    commit = commit_at_start()
     # A partial run gets its own report, so that every figure of a report comes from one run.
     stem = started.strftime("%Y-%m-%d") + ("-" + "-".join(args.only) if args.only else "")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -124,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             minutes = (time.perf_counter() - t0) / 60
             durations.append([name, f"{minutes:.1f}"])
             log(f"=== {name} done in {minutes:.1f} min")
-            write(header(sandbox, args.quick, load_start), done=False)
-        head = header(sandbox, args.quick, load_start)
+            write(header(sandbox, args.quick, load_start, commit), done=False)
+        head = header(sandbox, args.quick, load_start, commit)
     finally:
         sandbox.down()
     write(head, done=True)
