@@ -11,19 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from celery_fleet.workers import node_name, normalize_worker
+from celery_fleet.workers import declared_concurrency, node_name, normalize_worker
+
+__all__ = ["declared_concurrency", "live_errors", "pool_name"]
 
 
 def pool_name(implementation: str) -> str:
     """``celery.concurrency.prefork:TaskPool`` -> ``prefork`` (the threads pool's module is ``thread``)."""
     module = implementation.split(":", 1)[0].rsplit(".", 1)[-1]
     return "threads" if module == "thread" else module
-
-
-def declared_concurrency(worker: Mapping[str, Any]) -> int | None:
-    """What ``stats`` reports as ``max-concurrency``: the autoscale maximum, else the concurrency."""
-    autoscale = worker.get("autoscale")
-    return int(autoscale[0]) if autoscale else worker.get("concurrency")
 
 
 def _worker_errors(

@@ -486,6 +486,13 @@ def format_seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+def declared_concurrency(worker: Mapping[str, Any]) -> int | None:
+    """The most tasks a normalized worker runs at once (``stats`` reports it as ``max-concurrency``):
+    the autoscale maximum, else the concurrency."""
+    autoscale = worker.get("autoscale")
+    return int(autoscale[0]) if autoscale else worker.get("concurrency")
+
+
 def worker_argv(
     worker: Mapping[str, Any],
     app_module: str,
@@ -554,7 +561,7 @@ def worker_argv(
             raise FleetError(
                 [Problem("transport_options", f"{_show(transport_options)} is not a mapping", spec["name"])]
             )
-        greenlets = spec["autoscale"][0] if spec["autoscale"] is not None else spec["concurrency"]
+        greenlets = declared_concurrency(spec) or 0
         options = {**(transport_options or {}), "max_connections": greenlets + GREEN_CONNECTION_MARGIN}
         encoded = json.dumps(options, sort_keys=True, separators=(",", ":"))
         config.append(f"broker_transport_options=(json){encoded}")
