@@ -187,9 +187,30 @@ def ansible_env() -> dict[str, str]:
     return env
 
 
-# The order of the modules matters: the rolling restart and the faults run on the fleet the first
-# module checked, and the ACL LOG is read after everything else ran.
-MODULE_ORDER = ["test_fleet", "test_rolling_restart", "test_faults", "test_acl"]
+def ansible_playbook(playbook: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`ansible-playbook <playbook of the project> <args>` against this scenario's inventory, as an
+    operator runs it; the caller checks the return code."""
+    inventory_dir = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    return subprocess.run(
+        [
+            str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"),
+            "-i",
+            str(inventory_dir),
+            *args,
+            str(PROJECT_DIR / playbook),
+        ],
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+# The order of the modules matters: the day-2 plays, the rolling restart and the faults run on the
+# fleet the first module checked (the day-2 plays need it as declared: the rolling restart leaves two
+# workers at another concurrency), and the ACL LOG is read after everything else ran.
+MODULE_ORDER = ["test_fleet", "test_day2", "test_rolling_restart", "test_faults", "test_acl"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

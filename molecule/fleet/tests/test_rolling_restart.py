@@ -5,8 +5,6 @@ only the changed workers restarted."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import tempfile
 import threading
 import time
@@ -18,9 +16,8 @@ import yaml
 from conftest import (
     OPS,
     PROBE,
-    PROJECT_DIR,
     WORKERS,
-    ansible_env,
+    ansible_playbook,
     executions,
     host,
     inspect,
@@ -61,7 +58,6 @@ def _timestamps() -> dict[tuple[str, str], dict[str, int]]:
 @pytest.fixture(scope="module")
 def rolling() -> dict[str, Any]:
     """Act once: producer + rolling re-deploy; what the tests below check."""
-    inventory_dir = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
     ops = host(OPS)
     ops.run("rm -f /tmp/stream-stop /tmp/stream-ids.json")
     since = time.time()
@@ -79,23 +75,7 @@ def rolling() -> dict[str, Any]:
     time.sleep(3)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
-        play = subprocess.run(
-            [
-                str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"),
-                "-i",
-                str(inventory_dir),
-                "-i",
-                str(_override_inventory(Path(tmp))),
-                str(PROJECT_DIR / "site.yml"),
-                "--tags",
-                "workers",
-            ],
-            env=ansible_env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        play = ansible_playbook("site.yml", "-i", str(_override_inventory(Path(tmp))), "--tags", "workers")
         play_seconds = time.monotonic() - started
     ops.run("touch /tmp/stream-stop")
     thread.join(timeout=120)
