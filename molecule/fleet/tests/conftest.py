@@ -57,6 +57,16 @@ def service(worker: dict[str, Any]) -> str:
     return f"{APP}-worker-{worker['name']}"
 
 
+def worker_node(host_name: str, worker_name: str) -> str:
+    """The node name of a declared worker of a host."""
+    return node_name(next(w for w in WORKERS[host_name] if w["name"] == worker_name), host_name)
+
+
+def main_pid(host_name: str, worker_name: str) -> int:
+    """The main process of a worker's systemd service (0 when it is not running)."""
+    return int(host(host_name).check_output(f"systemctl show -p MainPID --value {APP}-worker-{worker_name}"))
+
+
 def declared() -> list[tuple[str, dict[str, Any]]]:
     """(host, worker) for every declared worker of the fleet."""
     return [(host, worker) for host, workers in WORKERS.items() for worker in workers]

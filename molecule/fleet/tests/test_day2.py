@@ -21,11 +21,13 @@ from conftest import (
     ansible_playbook,
     host,
     inspect,
+    main_pid,
     node_name,
     redis_admin,
     run_json,
     service,
     wait_until,
+    worker_node,
 )
 
 # A prefork worker: scale-worker changes its process list.
@@ -33,10 +35,6 @@ SCALED_HOST, SCALED_WORKER = "fleet-worker-cpu", "datasets"
 DRAINED = "fleet-worker-gpu"
 # A queue consumed only on the drained host, and how many pings wait in it.
 DRAINED_QUEUE, WAITING = "training", 12
-
-
-def _worker(host_name: str, name: str) -> dict[str, Any]:
-    return next(w for w in WORKERS[host_name] if w["name"] == name)
 
 
 def _processes(node: str) -> int:
@@ -49,16 +47,11 @@ def _queues(nodes: set[str]) -> dict[str, list[str]]:
     return {node: sorted(q["name"] for q in replies[node]) for node in nodes}
 
 
-def _pid(host_name: str, worker: dict[str, Any]) -> str:
-    return host(host_name).check_output(f"systemctl show -p MainPID --value {service(worker)}")
-
-
 @pytest.fixture(scope="module")
 def scaled() -> dict[str, Any]:
-    worker = _worker(SCALED_HOST, SCALED_WORKER)
-    node = node_name(worker, SCALED_HOST)
-    declared = worker["concurrency"]
-    pid = _pid(SCALED_HOST, worker)
+    node = worker_node(SCALED_HOST, SCALED_WORKER)
+    declared = next(w for w in WORKERS[SCALED_HOST] if w["name"] == SCALED_WORKER)["concurrency"]
+    pid = main_pid(SCALED_HOST, SCALED_WORKER)
     before = _processes(node)
     grow = ansible_playbook(
         "playbooks/scale-worker.yml", "-e", f"worker={SCALED_WORKER}", "-e", f"concurrency={declared + 2}"
@@ -80,7 +73,7 @@ def scaled() -> dict[str, Any]:
         "grown": grown,
         "shrink": shrink,
         "pid_before": pid,
-        "pid_after": _pid(SCALED_HOST, worker),
+        "pid_after": main_pid(SCALED_HOST, SCALED_WORKER),
     }
 
 
@@ -106,7 +99,7 @@ def test_scale_worker_refuses_a_worker_the_inventory_does_not_declare() -> None:
 @pytest.fixture(scope="module")
 def drained() -> dict[str, Any]:
     nodes = {node_name(w, DRAINED) for w in WORKERS[DRAINED]}
-    pids = {w["name"]: _pid(DRAINED, w) for w in WORKERS[DRAINED]}
+    pids = {w["name"]: main_pid(DRAINED, w["name"]) for w in WORKERS[DRAINED]}
     drain = ansible_playbook("playbooks/drain-host.yml", "--limit", DRAINED, "-e", "drain_stop=false")
     queues_drained = _queues(nodes) if drain.returncode == 0 else {}
     run_json(OPS, f"{PROBE} send {DRAINED_QUEUE} {WAITING} /tmp/drained-ids.json")
@@ -134,7 +127,7 @@ def drained() -> dict[str, Any]:
         "restart": restart,
         "queues_back": queues_back,
         "collected": collected,
-        "pids_after": {w["name"]: _pid(DRAINED, w) for w in WORKERS[DRAINED]},
+        "pids_after": {w["name"]: main_pid(DRAINED, w["name"]) for w in WORKERS[DRAINED]},
     }
 
 

@@ -20,10 +20,12 @@ from conftest import (
     executions,
     host,
     inspect,
+    main_pid,
     node_name,
     redis_admin,
     run_json,
     wait_until,
+    worker_node,
 )
 
 GPU, CPU = "fleet-worker-gpu", "fleet-worker-cpu"
@@ -34,10 +36,6 @@ GEVENT = (CPU, "assets", "designer")
 VISIBILITY_TIMEOUT = 20
 
 
-def _node(host_name: str, worker_name: str) -> str:
-    return node_name(next(w for w in WORKERS[host_name] if w["name"] == worker_name), host_name)
-
-
 def _start_sleep(queue: str, seconds: float) -> str:
     report = run_json(OPS, f"{WORKLOAD} sleep --seconds {seconds} --queue {queue} --wait-started 30")
     assert report["ok"] and report["state"] == "STARTED", report
@@ -46,12 +44,6 @@ def _start_sleep(queue: str, seconds: float) -> str:
 
 def _await(task_id: str, timeout: float) -> dict[str, Any]:
     return run_json(OPS, f"{PROBE} await {task_id} --timeout {timeout}")
-
-
-def _main_pid(host_name: str, worker_name: str) -> int:
-    return int(
-        host(host_name).check_output(f"systemctl show -p MainPID --value celerydemo-worker-{worker_name}")
-    )
 
 
 def _answers(nodes: set[str]) -> bool:
@@ -66,7 +58,7 @@ def test_kill_9_of_a_prefork_pool_child_requeues_its_task_at_once() -> None:
     host_name, worker_name, queue = PREFORK
     since = time.time()
     task_id = _start_sleep(queue, 5)
-    active = inspect("active", {_node(host_name, worker_name)})[_node(host_name, worker_name)]
+    active = inspect("active", {worker_node(host_name, worker_name)})[worker_node(host_name, worker_name)]
     child = next(t["worker_pid"] for t in active if t["id"] == task_id)
 
     host(host_name).run(f"kill -9 {child}")
@@ -89,10 +81,10 @@ def test_kill_9_of_a_worker_main_process_redelivers_after_the_visibility_timeout
 ) -> None:
     since = time.time()
     task_id = _start_sleep(queue, 4)
-    pid = _main_pid(host_name, worker_name)
+    pid = main_pid(host_name, worker_name)
 
     host(host_name).run(f"kill -9 {pid}")
-    back = wait_until(lambda: _main_pid(host_name, worker_name) not in (0, pid), 30)
+    back = wait_until(lambda: main_pid(host_name, worker_name) not in (0, pid), 30)
     # Redelivery: after the visibility timeout, at the next restore pass of a consumer.
     result = _await(task_id, VISIBILITY_TIMEOUT + 100)
 
@@ -104,7 +96,7 @@ def test_kill_9_of_a_worker_main_process_redelivers_after_the_visibility_timeout
     )
     assert result["state"] == "SUCCESS"
     assert runs == 1
-    wait_until(lambda: _answers({_node(host_name, worker_name)}), 60)
+    wait_until(lambda: _answers({worker_node(host_name, worker_name)}), 60)
 
 
 @pytest.mark.parametrize(("host_name", "worker_name", "queue"), [PREFORK, GEVENT], ids=["prefork", "gevent"])
@@ -129,7 +121,7 @@ def test_warm_stop_lets_the_running_task_finish(host_name: str, worker_name: str
     assert result["state"] == "SUCCESS"
     assert "WorkerLostError" not in journal
     assert executions(since).get(task_id, 0) == 1
-    wait_until(lambda: _answers({_node(host_name, worker_name)}), 60)
+    wait_until(lambda: _answers({worker_node(host_name, worker_name)}), 60)
 
 
 def test_redis_restart_keeps_queued_tasks_and_workers_reconnect() -> None:
