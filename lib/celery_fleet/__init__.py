@@ -25,6 +25,16 @@ must be recorded here):
   queues=None)`` -> ``live.live_errors(...) -> list[str]`` (the running fleet, as ``celery inspect
   --json active_queues`` / ``stats`` report it, compared with the declared workers)
 
+- added: ``env | celery_fleet_environment_split(manager="systemd")`` ->
+  ``service.split_environment(env, manager) -> {"inline": {...}, "file": {...}}`` (which of a
+  worker's variables stay in its unit and which go to its own environment file: secrets by name
+  or value under systemd, everything under supervisord)
+- added: ``env | celery_fleet_env_file`` -> ``service.env_file(env) -> str`` (the lines of an
+  environment file systemd and sh read into the same bytes)
+- added worker fields ``devices`` and ``proc_subset`` (``service.check_devices``); ``--purge`` and
+  ``--discard`` refused in ``extra_args``; secret-looking ``environment`` variables accepted (they
+  go to the worker's environment file), only the broker and backend URLs refused.
+
 Recorded changes to the agreed signatures:
 
 - Added filters (nothing removed or renamed): ``celery_fleet_worker_environment``,

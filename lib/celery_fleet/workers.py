@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from celery_fleet.errors import FleetError, Problem
+from celery_fleet.service import PROC_SUBSETS, UNFIT_VALUE_RE, check_devices, default_proc_subset
 
 POOLS = ("prefork", "gevent", "eventlet", "threads", "solo")
 LOGLEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -59,9 +60,10 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 APP_MODULE_RE = re.compile(
     r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?::[A-Za-z_][A-Za-z0-9_.]*)?$"
 )
-# Environment keys a worker may not set through its unit: secrets go to the app's environment file
-# (a unit's Environment= is readable over D-Bus), REMAP_SIGTERM has its own field.
-SECRET_ENV_RE = re.compile(r"PASSWORD|SECRET|TOKEN|CELERY_BROKER_URL|CELERY_RESULT_BACKEND", re.IGNORECASE)
+# Environment keys a worker may not set: the broker and backend URLs are the fleet's
+# (celery_broker_url, celery_result_backend), REMAP_SIGTERM has its own field. Secrets are welcome:
+# they go to the worker's own environment file, never into its unit (service.split_environment).
+MANAGED_ENV_RE = re.compile(r"^(?:CELERY_BROKER_URL|CELERY_RESULT_BACKEND)$", re.IGNORECASE)
 
 # Flags the fleet sets itself, mapped to the worker field that manages them. extra_args may not
 # repeat them: Celery takes the last occurrence, so a duplicate silently overrides the declared spec
@@ -95,6 +97,10 @@ MANAGED_FLAGS = {
 FORBIDDEN_FLAGS = {
     "-D": "a detached worker escapes its process manager, which then restarts it forever",
     "--detach": "a detached worker escapes its process manager, which then restarts it forever",
+    "--purge": "it deletes every waiting task of the worker's queues at each start and each restart "
+    "(a crash loop empties them); purge once, deliberately, with `celery purge -Q <queue>`",
+    "--discard": "it deletes every waiting task of the worker's queues at each start and each restart "
+    "(a crash loop empties them); purge once, deliberately, with `celery purge -Q <queue>`",
     "--uid": "the service runs as the app's user already",
     "--gid": "the service runs as the app's group already",
     "-b": "the broker URL carries a password and comes from the environment file, never argv",
@@ -126,6 +132,8 @@ FIELDS = (
     "soft_shutdown_timeout",
     "remap_sigterm",
     "memory_deny_write_execute",
+    "devices",
+    "proc_subset",
     "environment",
     "extra_args",
 )
@@ -297,6 +305,7 @@ def check_worker(worker: Any, index: int | None = None) -> tuple[dict[str, Any] 
         "soft_shutdown_timeout": c.seconds("soft_shutdown_timeout", strict=False),
         "remap_sigterm": c.choice("remap_sigterm", REMAP_SIGNALS, None),
         "memory_deny_write_execute": c.boolean("memory_deny_write_execute", False),
+        **_check_isolation(c),
         "environment": _check_environment(c),
         "extra_args": _check_extra_args(c),
     }
@@ -376,17 +385,34 @@ def _check_environment(c: _Checker) -> dict[str, str]:
             c.fail(
                 "environment", "'REMAP_SIGTERM' is set through the field remap_sigterm (SIGQUIT or SIGINT)"
             )
-        elif SECRET_ENV_RE.search(key):
+        elif MANAGED_ENV_RE.match(key):
             c.fail(
                 "environment",
-                f"{key!r} looks like a secret: a unit's environment is readable over D-Bus; "
-                "put it in the app's environment file (celery_app_environment)",
+                f"{key!r} is the fleet's (celery_broker_url, celery_result_backend): a worker may not "
+                "point elsewhere",
             )
         elif isinstance(item, bool) or not isinstance(item, str | int | float):
             c.fail("environment", f"{key}: {_show(item)} is not a string or number")
+        elif UNFIT_VALUE_RE.search(str(item)):
+            # The value is not shown: it may be a secret.
+            c.fail(
+                "environment",
+                f"{key}: the value holds a NUL or a line break, which no environment file carries",
+            )
         else:
             result[key] = str(item)
     return result
+
+
+def _check_isolation(c: _Checker) -> dict[str, Any]:
+    """``devices`` and ``proc_subset`` (lib/celery_fleet/service.py says what they open)."""
+    devices, problems = check_devices(c.worker.get("devices"))
+    for detail in problems:
+        c.fail("devices", detail)
+    return {
+        "devices": devices,
+        "proc_subset": c.choice("proc_subset", PROC_SUBSETS, default_proc_subset(devices)),
+    }
 
 
 def _flag_name(arg: str) -> str:

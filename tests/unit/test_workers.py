@@ -60,6 +60,8 @@ def test_normalize_fills_every_default():
         "soft_shutdown_timeout": None,
         "remap_sigterm": None,
         "memory_deny_write_execute": False,
+        "devices": [],
+        "proc_subset": "pid",
         "environment": {},
         "extra_args": [],
     }
@@ -176,12 +178,28 @@ INVALID = {
     "mdwe not bool": ({"memory_deny_write_execute": "no"}, "memory_deny_write_execute", "not a boolean"),
     "environment not a mapping": ({"environment": ["A=1"]}, "environment", "is not a mapping"),
     "environment bad name": ({"environment": {"1A": "x"}}, "environment", "is not a variable name"),
-    "environment secret": ({"environment": {"DB_PASSWORD": "x"}}, "environment", "environment file"),
     "environment broker url": (
         {"environment": {"CELERY_BROKER_URL": "x"}},
         "environment",
-        "looks like a secret",
+        "'CELERY_BROKER_URL' is the fleet's (celery_broker_url, celery_result_backend)",
     ),
+    "environment backend url": (
+        {"environment": {"celery_result_backend": "x"}},
+        "environment",
+        "the fleet's",
+    ),
+    "environment line break": (
+        {"environment": {"MOTD": "a\nb"}},
+        "environment",
+        "MOTD: the value holds a NUL or a line break",
+    ),
+    "devices not a list": ({"devices": "/dev/nvidia0"}, "devices", "is not a list of device paths"),
+    "device relative": ({"devices": ["nvidia0"]}, "devices", "is not an absolute path under /dev"),
+    "device outside /dev": ({"devices": ["/etc/shadow"]}, "devices", "is not an absolute path under /dev"),
+    "device with ..": ({"devices": ["/dev/../etc/shadow"]}, "devices", "'.' or '..' component"),
+    "device with space": ({"devices": ["/dev/nvidia0 rwm"]}, "devices", "not an absolute path under /dev"),
+    "device twice": ({"devices": ["/dev/nvidia0", "/dev/nvidia0"]}, "devices", "listed twice"),
+    "proc_subset unknown": ({"proc_subset": "none"}, "proc_subset", "not one of pid, all"),
     "environment remap": (
         {"environment": {"REMAP_SIGTERM": "SIGQUIT"}},
         "environment",
@@ -200,6 +218,12 @@ INVALID = {
     "extra_args hostname": ({"extra_args": ["-n", "x@y"]}, "extra_args", "managed field 'hostname'"),
     "extra_args events": ({"extra_args": ["-E"]}, "extra_args", "managed field 'events'"),
     "extra_args detach": ({"extra_args": ["--detach"]}, "extra_args", "escapes its process manager"),
+    "extra_args purge": (
+        {"extra_args": ["--purge"]},
+        "extra_args",
+        "'--purge' is not allowed: it deletes every",
+    ),
+    "extra_args discard": ({"extra_args": ["--discard"]}, "extra_args", "celery purge -Q <queue>"),
     "extra_args broker": ({"extra_args": ["-b", "x"]}, "extra_args", "never argv"),
     "extra_args url": ({"extra_args": ["--foo=redis://:pw@h"]}, "extra_args", "looks like a URL"),
     "extra_args config secret": ({"extra_args": ["--", "broker_url=x"]}, "extra_args", "environment file"),
@@ -256,6 +280,36 @@ def test_every_problem_of_a_worker_is_reported_at_once():
 def test_non_mapping_worker_is_refused():
     with pytest.raises(FleetError, match="is not a mapping"):
         normalize_worker("io")  # type: ignore[arg-type]
+
+
+def test_secret_looking_environment_is_accepted_for_the_private_file():
+    env = {"DB_PASSWORD": "x", "DATABASE_URL": "postgres://app:pw@db/x"}
+
+    assert normalize_worker(minimal(environment=env))["environment"] == env
+
+
+@pytest.mark.parametrize(
+    ("devices", "proc_subset", "expected"),
+    [
+        (None, None, ([], "pid")),
+        (
+            ["/dev/nvidia0", "/dev/nvidia-uvm", "char-nvidia-uvm"],
+            None,
+            (["/dev/nvidia0", "/dev/nvidia-uvm", "char-nvidia-uvm"], "all"),
+        ),
+        (["/dev/nvidia-caps/nvidia-cap1"], "pid", (["/dev/nvidia-caps/nvidia-cap1"], "pid")),
+        ([], "all", ([], "all")),
+    ],
+)
+def test_devices_and_proc_subset_normalize(devices, proc_subset, expected):
+    # Arrange
+    fields = {k: v for k, v in {"devices": devices, "proc_subset": proc_subset}.items() if v is not None}
+
+    # Act
+    spec = normalize_worker(minimal(**fields))
+
+    # Assert
+    assert (spec["devices"], spec["proc_subset"]) == expected
 
 
 def test_valid_extra_args_pass_through_unchanged():
