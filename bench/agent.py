@@ -23,7 +23,8 @@ from typing import Any
 
 BENCH = Path("/opt/bench")
 VENV = BENCH / "venv"
-PREFIX = "cf:"
+# Key prefix of the bench's broker: none, celery-fleet's default (roles/redis, no key scoping).
+PREFIX = ""
 
 
 def brokers(name: str) -> dict[str, str]:
@@ -36,8 +37,6 @@ def set_broker(name: str, role: str) -> dict[str, str]:
     env = {
         "CELERY_BROKER_URL": url,
         "CELERY_RESULT_BACKEND": url,
-        "CELERY_FLEET_KEY_PREFIX": PREFIX,
-        "CELERY_FLEET_VISIBILITY_TIMEOUT": "3600",
     }
     os.environ.update(env)
     return env
@@ -47,14 +46,10 @@ def broker_options_arg(environ: dict[str, str], max_connections: int) -> str:
     """The worker's command-line config that raises kombu's per-channel Redis connection limit.
 
     Celery reads ``key=value`` assignments after a bare ``--``; a dict needs the ``(json)`` cast
-    (a bare ``{...}`` is refused: ``dict('{...}')`` is a ValueError), and the value REPLACES the
-    app's broker_transport_options, so the app's own options (``global_keyprefix`` for the ACL key
-    scoping, ``visibility_timeout``) are repeated here, read the way the app reads them."""
-    sys.path.insert(0, str(BENCH / "app"))
-    from celery_demo.app import transport_options
-
-    options, _ = transport_options(environ)
-    options["max_connections"] = max_connections
+    (a bare ``{...}`` is refused: ``dict('{...}')`` is a ValueError). The value replaces the app's
+    broker_transport_options (the example app sets none); the visibility timeout is kombu's default,
+    as the fleet's entry module sets it when none is declared."""
+    options = {"visibility_timeout": 3600, "max_connections": max_connections}
     return "broker_transport_options=(json)" + json.dumps(options, separators=(",", ":"))
 
 

@@ -35,6 +35,15 @@ must be recorded here):
   ``--discard`` refused in ``extra_args``; secret-looking ``environment`` variables accepted (they
   go to the worker's environment file), only the broker and backend URLs refused.
 
+- added: ``visibility_timeout | celery_fleet_transport_options(key_prefix="")`` ->
+  ``broker.transport_options(...) -> {"broker": {...}, "backend": {...}}`` (what the fleet's entry
+  module merges into every service's transport options)
+- added: ``prefix | celery_fleet_redis_acl_rulesets(db, commands)`` -> ``broker.acl_rulesets(...)
+  -> dict[str, str]`` (the Celery ACL rule sets; no prefix: every key and channel)
+- added: ``prefix_by_host | celery_fleet_scoping_errors(visibility_by_host, broker_prefix=None)`` ->
+  ``broker.scoping_errors(...) -> list[str]`` (key prefixes and visibility timeouts of the clients,
+  and whether they agree with the broker's ACL scoping)
+
 Recorded changes to the agreed signatures:
 
 - Added filters (nothing removed or renamed): ``celery_fleet_worker_environment``,

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from celery_fleet.workers import declared_concurrency, node_name, normalize_worker
+from celery_fleet.broker import option_errors, transport_options
+from celery_fleet.workers import declared_concurrency, green_max_connections, node_name, normalize_worker
 
 __all__ = ["declared_concurrency", "live_errors", "pool_name"]
 
@@ -23,7 +24,12 @@ def pool_name(implementation: str) -> str:
 
 
 def _worker_errors(
-    host: str, worker: Mapping[str, Any], node: str, queues: Sequence[Mapping[str, Any]] | None, stats: Any
+    host: str,
+    worker: Mapping[str, Any],
+    node: str,
+    queues: Sequence[Mapping[str, Any]] | None,
+    stats: Any,
+    options: Mapping[str, Any] | None,
 ) -> list[str]:
     where = f"host '{host}', worker '{worker['name']}' (node {node})"
     if queues is None or not isinstance(stats, Mapping):
@@ -44,6 +50,19 @@ def _worker_errors(
         errors.append(
             f"{where}: declared queues {','.join(wanted_queues)}, consuming {','.join(live_queues)}"
         )
+    if options is not None:
+        # What the worker's broker connection really uses (stats' broker info, password removed by
+        # Celery): the fleet's options must have reached it through the entry module.
+        expected = dict(options)
+        limit = green_max_connections(worker)
+        if limit is not None:
+            expected["max_connections"] = limit
+        running = stats.get("broker", {})
+        errors.extend(
+            option_errors(
+                where, expected, running.get("transport_options") if isinstance(running, Mapping) else None
+            )
+        )
     return errors
 
 
@@ -53,11 +72,17 @@ def live_errors(
     active_queues: Mapping[str, Sequence[Mapping[str, Any]]] | None,
     stats: Mapping[str, Any] | None,
     queues: Sequence[str] | None = None,
+    visibility_by_host: Mapping[str, Any] | None = None,
+    prefix_by_host: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Every difference between the declared workers and the running fleet.
 
     ``queues`` (the app's ``celery_queues``) adds one message per queue that no running node
-    consumes; ``None`` skips that check (for a partial run such as ``--limit``).
+    consumes; ``None`` skips that check (for a partial run such as ``--limit``). ``visibility_by_host`` and
+    ``prefix_by_host``: each host's ``celery_broker_visibility_timeout`` (None: the default) and
+    ``celery_broker_key_prefix``; each worker's running connection must carry the options the fleet
+    derives from them (broker.transport_options) and a green pool's ``max_connections``. Without
+    ``visibility_by_host`` the options are not checked.
     """
     active_queues = active_queues or {}
     stats = stats or {}
@@ -68,7 +93,14 @@ def live_errors(
             if worker["state"] != "present":
                 continue
             node = node_name(worker["hostname"], nodename_by_host.get(host, host))
-            errors.extend(_worker_errors(host, worker, node, active_queues.get(node), stats.get(node)))
+            options = None
+            if visibility_by_host is not None:
+                options = transport_options(
+                    visibility_by_host.get(host), (prefix_by_host or {}).get(host, "")
+                )["broker"]
+            errors.extend(
+                _worker_errors(host, worker, node, active_queues.get(node), stats.get(node), options)
+            )
     if queues is not None:
         consumed = {q.get("name") for replies in active_queues.values() for q in replies or []}
         missing = [q for q in queues if q not in consumed]

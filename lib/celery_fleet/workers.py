@@ -8,7 +8,6 @@ by :func:`systemd_cmdline` and :func:`supervisor_cmdline`. Nothing here imports 
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -40,6 +39,8 @@ GREEN_PREFETCH_MULTIPLIER = 2
 # MaxConnectionsError: the ack fails and the task runs twice, or a popped message is lost. The
 # fleet sizes the pool above the number of greenlets (the consumer writes through it as well).
 GREEN_CONNECTION_MARGIN = 10
+# Read by roles/celery_app/files/celery_fleet_app.py (the fleet's entry module).
+MAX_CONNECTIONS_ENV = "CELERY_FLEET_MAX_CONNECTIONS"
 AUTOSCALE_POOLS = ("prefork", "gevent")
 # Pools that need a package besides celery in the app's virtualenv.
 POOL_PACKAGES = {"gevent": "gevent", "eventlet": "eventlet"}
@@ -446,8 +447,8 @@ def _check_extra_args(c: _Checker) -> list[str]:
                 c.fail(
                     "extra_args",
                     f"{arg[:40]!r}... replaces the app's broker_transport_options as a whole (the key "
-                    "prefix the Redis ACL requires, the visibility timeout); the fleet sets them "
-                    "from celery_broker_key_prefix and celery_broker_visibility_timeout",
+                    "prefix, the visibility timeout, a green pool's max_connections); the fleet merges "
+                    "them into the app's from celery_broker_key_prefix and celery_broker_visibility_timeout",
                 )
         elif _flag_name(arg) in MANAGED_FLAGS:
             flag = _flag_name(arg)
@@ -519,21 +520,15 @@ def declared_concurrency(worker: Mapping[str, Any]) -> int | None:
     return int(autoscale[0]) if autoscale else worker.get("concurrency")
 
 
-def worker_argv(
-    worker: Mapping[str, Any],
-    app_module: str,
-    celery_bin: str,
-    transport_options: Mapping[str, Any] | None = None,
-) -> list[str]:
+def worker_argv(worker: Mapping[str, Any], app_module: str, celery_bin: str) -> list[str]:
     """The worker's command line as an argument list, secrets never included.
 
     ``[celery_bin, "-A", app_module, "worker", --hostname, --queues, --pool, --concurrency or
     --autoscale, --loglevel, optional flags..., *extra_args]``, then config assignments after a
     bare ``--`` (the worker command reads ``key=value`` there): ``worker_soft_shutdown_timeout=<s>``
-    when soft_shutdown_timeout is set (Celery has no flag for it), and for green pools
-    ``broker_transport_options=(json){...}``: ``transport_options`` (the fleet's key prefix and
-    visibility timeout; the value replaces the app's as a whole) plus ``max_connections`` =
-    greenlets + GREEN_CONNECTION_MARGIN.
+    when soft_shutdown_timeout is set (Celery has no flag for it). ``app_module`` is the fleet's
+    entry module in the roles, which merges the fleet's transport options into the app's (a
+    green pool's kombu ``max_connections`` comes from ``worker_environment``).
     """
     spec = normalize_worker(worker)
     problems = []
@@ -582,27 +577,31 @@ def worker_argv(
     config = []
     if spec["soft_shutdown_timeout"] is not None:
         config.append(f"worker_soft_shutdown_timeout={format_seconds(spec['soft_shutdown_timeout'])}")
-    if spec["pool"] in GREEN_POOLS:
-        if transport_options is not None and not isinstance(transport_options, Mapping):
-            raise FleetError(
-                [Problem("transport_options", f"{_show(transport_options)} is not a mapping", spec["name"])]
-            )
-        greenlets = declared_concurrency(spec) or 0
-        options = {**(transport_options or {}), "max_connections": greenlets + GREEN_CONNECTION_MARGIN}
-        encoded = json.dumps(options, sort_keys=True, separators=(",", ":"))
-        config.append(f"broker_transport_options=(json){encoded}")
     if config and "--" not in spec["extra_args"]:
         argv.append("--")
     argv.extend(config)
     return argv
 
 
+def green_max_connections(worker: Mapping[str, Any]) -> int | None:
+    """kombu's ``max_connections`` for a green-pool worker (greenlets + margin), None for other pools."""
+    spec = normalize_worker(worker)
+    if spec["pool"] not in GREEN_POOLS:
+        return None
+    return (declared_concurrency(spec) or 0) + GREEN_CONNECTION_MARGIN
+
+
 def worker_environment(worker: Mapping[str, Any]) -> dict[str, str]:
-    """Environment variables of the worker's service: its ``environment`` plus REMAP_SIGTERM if set."""
+    """Environment variables of the worker's service: its ``environment``, REMAP_SIGTERM if set, and
+    for a green pool MAX_CONNECTIONS_ENV, which the fleet's entry module puts into kombu's
+    ``max_connections``."""
     spec = normalize_worker(worker)
     env = dict(spec["environment"])
     if spec["remap_sigterm"] is not None:
         env["REMAP_SIGTERM"] = spec["remap_sigterm"]
+    limit = green_max_connections(spec)
+    if limit is not None:
+        env[MAX_CONNECTIONS_ENV] = str(limit)
     return env
 
 

@@ -12,9 +12,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib"))
 
 from ansible.errors import AnsibleFilterError
-from celery_fleet import live, validation, workers
+from celery_fleet import broker, live, service, validation, workers
 from celery_fleet.errors import FleetError
-from celery_fleet import service  # noqa: I001 (one line of its own: merged with parallel edits)
 
 
 def _ansible_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -45,6 +44,9 @@ class FilterModule:
             "celery_fleet_validation_errors": _ansible_errors(validation.validate_fleet),
             "celery_fleet_node_name": _ansible_errors(workers.node_name),
             "celery_fleet_live_errors": _ansible_errors(live.live_errors),
+            "celery_fleet_transport_options": _ansible_errors(broker.transport_options),
+            "celery_fleet_redis_acl_rulesets": _ansible_errors(broker.acl_rulesets),
+            "celery_fleet_scoping_errors": _ansible_errors(broker.scoping_errors),
             "celery_fleet_environment_split": _ansible_errors(service.split_environment),
             "celery_fleet_env_file": _ansible_errors(service.env_file),
         }

@@ -77,29 +77,13 @@ def test_seed_003_reliability_settings():
     assert conf.result_expires == 3600
 
 
-def test_transport_options_from_environment():
-    # Arrange
-    environ = {"CELERY_FLEET_VISIBILITY_TIMEOUT": "7200", "CELERY_FLEET_KEY_PREFIX": "cf:"}
+def test_the_app_reads_nothing_of_celery_fleet():
+    # The fleet sets transport options through its entry module; the app has none of its own.
+    config = demo_app.make_config()
+    source = (DEMO_DIR / "celery_demo" / "app.py").read_text()
 
-    # Act
-    config = demo_app.make_config(environ)
-
-    # Assert
-    assert config["broker_transport_options"] == {"visibility_timeout": 7200, "global_keyprefix": "cf:"}
-    assert config["result_backend_transport_options"] == {"global_keyprefix": "cf:"}
-
-
-def test_transport_options_empty_without_environment():
-    config = demo_app.make_config({})
-
-    assert config["broker_transport_options"] == {}
-    assert config["result_backend_transport_options"] == {}
-
-
-@pytest.mark.parametrize("value", ["0", "-5", "1h"])
-def test_bad_visibility_timeout_fails_at_import_time(value):
-    with pytest.raises(ValueError):
-        demo_app.make_config({"CELERY_FLEET_VISIBILITY_TIMEOUT": value})
+    assert "broker_transport_options" not in config
+    assert "CELERY_FLEET" not in source.split('"""', 2)[2]
 
 
 def test_broker_and_backend_come_from_celery_environment_variables(monkeypatch):

@@ -22,6 +22,9 @@ FILTERS = {
     "celery_fleet_validation_errors",
     "celery_fleet_node_name",
     "celery_fleet_live_errors",
+    "celery_fleet_transport_options",
+    "celery_fleet_redis_acl_rulesets",
+    "celery_fleet_scoping_errors",
     "celery_fleet_environment_split",
     "celery_fleet_env_file",
 }

@@ -129,3 +129,42 @@ def test_no_reply_at_all_names_every_worker():
 
     assert len(errors) == 2
     assert all("did not answer" in e for e in errors)
+
+
+def test_transport_options_that_did_not_reach_a_worker_are_named():
+    # Arrange: the gevent worker runs with the fleet's options and its pool size; the prefork
+    # worker kept kombu's default visibility timeout (started without the fleet's entry module).
+    queues, stats = fleet()
+    stats["io@w1.dc1.example"]["broker"] = {
+        "transport_options": {"visibility_timeout": 7200, "max_connections": 20, "socket_keepalive": True}
+    }
+    stats["train@w1.dc1.example"]["broker"] = {"transport_options": {}}
+
+    # Act
+    errors = live_errors(
+        WORKERS, NODES, queues, stats, visibility_by_host={"w1": 7200}, prefix_by_host={"w1": ""}
+    )
+
+    # Assert
+    assert errors == [
+        "host 'w1', worker 'train' (node train@w1.dc1.example): broker transport option visibility_timeout "
+        "is not set (the fleet sets 7200)"
+    ]
+
+
+def test_a_green_workers_pool_size_is_checked_too():
+    # Arrange
+    queues, stats = fleet()
+    stats["io@w1.dc1.example"]["broker"] = {
+        "transport_options": {"visibility_timeout": 60, "max_connections": 10}
+    }
+    stats["train@w1.dc1.example"]["broker"] = {"transport_options": {"visibility_timeout": 60}}
+
+    # Act
+    errors = live_errors(WORKERS, NODES, queues, stats, visibility_by_host={"w1": 60})
+
+    # Assert
+    assert errors == [
+        "host 'w1', worker 'io' (node io@w1.dc1.example): broker transport option max_connections is 10, "
+        "the inventory says 20"
+    ]

@@ -8,6 +8,7 @@ from celery_fleet.errors import FleetError
 from celery_fleet.workers import (
     DEFAULT_STOP_TIMEOUT,
     embeds_beat,
+    green_max_connections,
     node_name,
     normalize_worker,
     pool_packages,
@@ -231,7 +232,7 @@ INVALID = {
     "extra_args transport options": (
         {"extra_args": ["--", 'broker_transport_options=(json){"max_connections":50}']},
         "extra_args",
-        "key prefix the Redis ACL requires",
+        "the fleet merges them into the app's",
     ),
     "gevent prefetch 1": (
         {"pool": "gevent", "prefetch_multiplier": 1},
@@ -399,48 +400,48 @@ def test_argv_soft_shutdown_joins_an_existing_config_section():
     assert argv[-3:] == ["--", "worker_lost_wait=20", "worker_soft_shutdown_timeout=5.5"]
 
 
-FLEET_TRANSPORT = {"global_keyprefix": "cf:", "visibility_timeout": 3600}
-
-
 @pytest.mark.parametrize("pool", ["gevent", "eventlet"])
-def test_argv_green_pool_gets_prefetch_2_and_a_connection_pool_above_its_greenlets(pool):
-    argv = worker_argv(minimal(pool=pool, concurrency=100), APP, CELERY, FLEET_TRANSPORT)
+def test_green_pool_gets_prefetch_2_and_a_connection_pool_above_its_greenlets(pool):
+    # Arrange
+    worker = minimal(pool=pool, concurrency=100)
 
+    # Act
+    argv = worker_argv(worker, APP, CELERY)
+    env = worker_environment(worker)
+
+    # Assert: the pool size goes to the fleet's entry module, which merges it into the app's
+    # transport options; nothing on the command line replaces them.
     assert "--prefetch-multiplier=2" in argv
-    assert argv[-2:] == [
-        "--",
-        'broker_transport_options=(json){"global_keyprefix":"cf:","max_connections":110,"visibility_timeout":3600}',
-    ]
-
-
-def test_argv_green_pool_sizes_connections_from_autoscale_max_and_keeps_explicit_prefetch():
-    argv = worker_argv(
-        minimal(pool="gevent", autoscale=[50, 5], prefetch_multiplier=4, soft_shutdown_timeout=5),
-        APP,
-        CELERY,
-        FLEET_TRANSPORT,
-    )
-
-    assert "--prefetch-multiplier=4" in argv
-    assert argv.count("--") == 1
-    assert argv[-2] == "worker_soft_shutdown_timeout=5"
-    assert '"max_connections":60' in argv[-1]
-
-
-@pytest.mark.parametrize("pool", ["prefork", "threads"])
-def test_argv_other_pools_keep_the_apps_prefetch_and_transport_options(pool):
-    argv = worker_argv(minimal(pool=pool), APP, CELERY, FLEET_TRANSPORT)
-
-    assert not any(a.startswith("--prefetch-multiplier") for a in argv)
     assert not any("broker_transport_options" in a for a in argv)
+    assert env == {"CELERY_FLEET_MAX_CONNECTIONS": "110"}
+
+
+def test_green_pool_sizes_connections_from_autoscale_max_and_keeps_explicit_prefetch():
+    # Arrange
+    worker = minimal(pool="gevent", autoscale=[50, 5], prefetch_multiplier=4, soft_shutdown_timeout=5)
+
+    # Act
+    argv = worker_argv(worker, APP, CELERY)
+
+    # Assert
+    assert "--prefetch-multiplier=4" in argv
+    assert argv[-2:] == ["--", "worker_soft_shutdown_timeout=5"]
+    assert green_max_connections(worker) == 60
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
+def test_other_pools_keep_the_apps_prefetch_and_pool_size(pool):
+    # Arrange
+    worker = minimal(pool=pool, allow_solo=True)
+
+    # Act
+    argv = worker_argv(worker, APP, CELERY)
+
+    # Assert
+    assert not any(a.startswith("--prefetch-multiplier") for a in argv)
     assert "--" not in argv
-
-
-def test_argv_green_pool_transport_options_survive_both_quotings():
-    argv = worker_argv(minimal(pool="gevent"), APP, CELERY, FLEET_TRANSPORT)
-
-    assert shlex.split(supervisor_cmdline(argv).replace("%%", "%")) == argv
-    assert '"broker_transport_options=(json){\\"global_keyprefix\\"' in systemd_cmdline(argv)
+    assert green_max_connections(worker) is None
+    assert "CELERY_FLEET_MAX_CONNECTIONS" not in worker_environment(worker)
 
 
 def test_argv_never_carries_environment_values():

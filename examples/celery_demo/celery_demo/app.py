@@ -1,17 +1,14 @@
-"""The Celery app. Every setting that differs per deployment comes from the environment.
+"""The Celery app. It knows nothing of celery-fleet, as an app brought to the fleet would not.
 
 - ``CELERY_BROKER_URL``, ``CELERY_RESULT_BACKEND``: read by Celery itself (they win over any
   config); never written here, since they carry the Redis password.
-- ``CELERY_FLEET_VISIBILITY_TIMEOUT``: the Redis transport's visibility_timeout in seconds; it must
-  exceed the longest task (shorter: the task is delivered again and runs twice).
-- ``CELERY_FLEET_KEY_PREFIX``: kombu's ``global_keyprefix`` for broker and result backend, so the
-  Redis ACL can scope the fleet's users to ``~<prefix>*``.
+- Transport options (visibility timeout, key prefix, a green pool's connection limit): none here.
+  The fleet's services run the app through celery-fleet's entry module, which merges the fleet's
+  options into the app's (roles/celery_app/files/celery_fleet_app.py).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import Any
 
 from celery import Celery
@@ -37,28 +34,8 @@ def task_routes() -> dict[str, dict[str, str]]:
     return routes
 
 
-def transport_options(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(broker_transport_options, result_backend_transport_options) from the environment."""
-    broker: dict[str, Any] = {}
-    backend: dict[str, Any] = {}
-    timeout = environ.get("CELERY_FLEET_VISIBILITY_TIMEOUT", "").strip()
-    if timeout:
-        seconds = int(timeout)
-        if seconds < 1:
-            raise ValueError(f"CELERY_FLEET_VISIBILITY_TIMEOUT={timeout!r} is not a number of seconds >= 1")
-        broker["visibility_timeout"] = seconds
-    prefix = environ.get("CELERY_FLEET_KEY_PREFIX", "")
-    if prefix:
-        broker["global_keyprefix"] = prefix
-        backend["global_keyprefix"] = prefix
-    return broker, backend
-
-
-def make_config(environ: Mapping[str, str]) -> dict[str, Any]:
-    broker_options, backend_options = transport_options(environ)
+def make_config() -> dict[str, Any]:
     return {
-        "broker_transport_options": broker_options,
-        "result_backend_transport_options": backend_options,
         "broker_connection_retry_on_startup": True,
         "task_routes": task_routes(),
         "task_default_queue": DEFAULT_QUEUE,
@@ -79,4 +56,4 @@ def make_config(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 app = Celery("celery_demo", include=["celery_demo.tasks"])
-app.conf.update(make_config(os.environ))
+app.conf.update(make_config())

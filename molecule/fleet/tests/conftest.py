@@ -32,7 +32,10 @@ def _vars(group: str, role: str) -> dict[str, Any]:
 
 
 APP: str = _vars("all", "celery_app")["celery_app_name"]
-MODULE: str = _vars("all", "celery_app")["celery_app_module"]
+# Every service and live check runs the app through the fleet's entry module (roles/celery_app).
+MODULE = "celery_fleet_app"
+# The kombu key prefix of the sandbox ("" unless key scoping is switched on): queue keys carry it.
+KEY_PREFIX: str = _vars("all", "celery_app").get("celery_broker_key_prefix", "")
 QUEUES: list[str] = _vars("celery_workers", "celery_worker")["celery_queues"]
 # Worker host -> its declared workers (the platforms' groups in molecule.yml).
 WORKER_HOSTS = {"fleet-worker-gpu": "gpu_workers", "fleet-worker-cpu": "cpu_workers"}

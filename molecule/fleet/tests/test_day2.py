@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import (
+    KEY_PREFIX,
     OPS,
     PROBE,
     WORKERS,
@@ -104,7 +105,7 @@ def drained() -> dict[str, Any]:
     queues_drained = _queues(nodes) if drain.returncode == 0 else {}
     run_json(OPS, f"{PROBE} send {DRAINED_QUEUE} {WAITING} /tmp/drained-ids.json")
     time.sleep(3)  # a consumer, if one were left, would have taken them by now
-    waiting = redis_admin(f"LLEN cf:{DRAINED_QUEUE}").strip()
+    waiting = redis_admin(f"LLEN {KEY_PREFIX}{DRAINED_QUEUE}").strip()
     active = {w["name"]: host(DRAINED).service(service(w)).is_running for w in WORKERS[DRAINED]}
 
     started = time.monotonic()
@@ -158,7 +159,7 @@ def test_rolling_restart_brings_the_drained_host_back(drained) -> None:
 def test_no_task_sent_during_the_drain_is_lost(drained) -> None:
     assert drained["collected"]["total"] == WAITING
     assert drained["collected"]["not_success"] == [], drained["collected"]
-    wait_until(lambda: redis_admin(f"LLEN cf:{DRAINED_QUEUE}").strip() == "0", 30)
+    wait_until(lambda: redis_admin(f"LLEN {KEY_PREFIX}{DRAINED_QUEUE}").strip() == "0", 30)
 
 
 def test_the_fleet_runs_as_declared_after_the_day2_plays() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import (
+    KEY_PREFIX,
     NETWORK,
     OPS,
     PROBE,
@@ -128,12 +129,12 @@ def test_redis_restart_keeps_queued_tasks_and_workers_reconnect() -> None:
     gpu = host(GPU)
     gpu.run("systemctl stop celerydemo-worker-training")
     run_json(OPS, f"{PROBE} send training 30 /tmp/queued-ids.json")
-    queued = redis_admin("LLEN cf:training").strip()
+    queued = redis_admin(f"LLEN {KEY_PREFIX}training").strip()
 
     started = time.monotonic()
     docker("restart", REDIS)
     up = wait_until(lambda: redis_admin("PING").strip() == "PONG", 60)
-    after = redis_admin("LLEN cf:training").strip()
+    after = redis_admin(f"LLEN {KEY_PREFIX}training").strip()
     gpu.run("systemctl start celerydemo-worker-training")
     reconnected = wait_until(lambda: _answers(all_nodes()), 90)
     collected = run_json(OPS, f"{PROBE} collect /tmp/queued-ids.json --timeout 90")
@@ -167,7 +168,7 @@ def test_a_worker_host_cut_off_the_network_resumes_consuming() -> None:
     try:
         run_json(OPS, f"{PROBE} send high_priority 20 /tmp/cut-ids.json")
         time.sleep(10)
-        pending = redis_admin("LLEN cf:high_priority").strip()
+        pending = redis_admin(f"LLEN {KEY_PREFIX}high_priority").strip()
     finally:
         docker("network", "connect", NETWORK, CPU)
     reconnected = time.monotonic()

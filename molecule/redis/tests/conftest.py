@@ -46,6 +46,11 @@ class Broker:
         return inventory_vars(self.container).get("redis_default_user_enabled", True)
 
     @property
+    def key_prefix(self) -> str:
+        """The ACL key scoping prefix ("" by default: every key and channel allowed)."""
+        return inventory_vars(self.container).get("redis_acl_key_prefix", "")
+
+    @property
     def data_dir(self) -> str:
         return inventory_vars(self.container).get("redis_dir") or f"/var/lib/{self.server}"
 

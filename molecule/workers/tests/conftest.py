@@ -23,13 +23,16 @@ import yaml
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
 FLEET_PLAY = yaml.safe_load((SCENARIO_DIR / "converge.yml").read_text())[0]["vars"]
 APP = FLEET_PLAY["celery_app_name"]
-MODULE = FLEET_PLAY["celery_app_module"]
+# Services and live checks run the app through the fleet's entry module (roles/celery_app), which
+# merges the fleet's transport options (the key prefix cf: of this scenario's scoped ACL) into the app's.
+MODULE = "celery_fleet_app"
 WORKERS: list[dict[str, Any]] = FLEET_PLAY["celery_workers"]
 QUEUES: list[str] = FLEET_PLAY["celery_queues"]
 HOME = f"/opt/{APP}"
 ENV_FILE = f"/etc/{APP}/celery.env"
 AS_APP = f"runuser -u {APP} -- {HOME}/bin/celery-env"
-WORKLOAD = f"{AS_APP} {HOME}/venv/bin/python -m celery_demo.workload --json"
+# A producer on a fleet host with key scoping on: the example app through the entry module.
+WORKLOAD = f"{AS_APP} {HOME}/venv/bin/python -m {MODULE} celery_demo.workload --json"
 INSPECT = f"{AS_APP} {HOME}/venv/bin/celery -A {MODULE} inspect --json --timeout 2"
 
 

@@ -94,10 +94,11 @@ def test_green_pool_worker_runs_prefetch_2_and_a_connection_pool_above_its_green
     options = conf["broker_transport_options"]
     print(f"{node}: broker_transport_options {options}, prefetch_count {stats[node]['prefetch_count']}")
     assert options["max_connections"] == concurrency + 10
-    # The command-line value replaces the app's: the ACL key prefix must still be there. `inspect
-    # conf` masks settings whose name contains "key"; the burst below runs under the ACL's ~cf:*.
+    # Merged by the fleet's entry module with the fleet's other options: the ACL key prefix is
+    # still there. `inspect conf` masks settings whose name contains "key"; the burst below runs
+    # under the ACL's ~cf:*.
     assert options["global_keyprefix"]
-    assert "visibility_timeout" in options
+    assert options["visibility_timeout"] == 3600
     assert stats[node]["prefetch_count"] == 2 * concurrency
 
 

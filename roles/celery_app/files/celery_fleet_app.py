@@ -1,0 +1,100 @@
+"""celery-fleet's entry point to the app: every service of the fleet runs ``celery -A celery_fleet_app``.
+
+The app needs no fleet-specific code. This module imports it the way ``celery -A <module>`` would
+(from the working directory, the app's code directory), then merges the fleet's settings from the
+JSON file named by ``CELERY_FLEET_CONFIG`` (written by roles/celery_app) into the app's own
+transport options: the fleet's keys win, because validation reasoned about them (the visibility
+timeout), the Redis ACL depends on them (the key prefix, when scoping is on) and green pools need
+them (kombu's ``max_connections``, per worker in ``CELERY_FLEET_MAX_CONNECTIONS``); every other
+key the app set stays. The deploy's verification reads the options back from each running worker.
+
+A producer on a fleet host runs a module with the app configured the same way:
+``python -m celery_fleet_app <module> [args...]``.
+
+Installed into the app's virtualenv by roles/celery_app: keep it free of anything but the
+standard library and Celery.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+CONFIG_ENV = "CELERY_FLEET_CONFIG"
+MAX_CONNECTIONS_ENV = "CELERY_FLEET_MAX_CONNECTIONS"
+SETTINGS = ("broker_transport_options", "result_backend_transport_options")
+
+
+class FleetConfigError(RuntimeError):
+    """The fleet's settings cannot be read: the message says which file or variable and why."""
+
+
+def read_config(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The fleet's settings: ``{"app": "<module>", "broker_transport_options": {...}, ...}``."""
+    path = environ.get(CONFIG_ENV, "")
+    if not path:
+        raise FleetConfigError(
+            f"{CONFIG_ENV} is not set: start this through the app's service or its celery-env "
+            "wrapper, which load the app's environment file"
+        )
+    try:
+        with open(path, encoding="utf-8") as stream:
+            config = json.load(stream)
+    except (OSError, ValueError) as exc:
+        raise FleetConfigError(f"{CONFIG_ENV}={path}: cannot read the fleet's settings: {exc}") from exc
+    if not isinstance(config, dict) or not isinstance(config.get("app"), str):
+        raise FleetConfigError(f"{path}: expected a JSON object with the app module under 'app'")
+    return config
+
+
+def fleet_options(config: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Setting name -> the options the fleet sets in it, the worker's own max_connections included."""
+    options = {name: dict(config.get(name) or {}) for name in SETTINGS}
+    limit = environ.get(MAX_CONNECTIONS_ENV, "").strip()
+    if limit:
+        if not limit.isdigit() or int(limit) < 1:
+            raise FleetConfigError(f"{MAX_CONNECTIONS_ENV}={limit!r} is not a number >= 1")
+        options["broker_transport_options"]["max_connections"] = int(limit)
+    return options
+
+
+def merged(current: Mapping[str, Any] | None, fleet: Mapping[str, Any]) -> dict[str, Any]:
+    """The app's options with the fleet's keys set over them (a copy: the app's dict is not changed)."""
+    return {**dict(current or {}), **fleet}
+
+
+def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    """Merge the fleet's options into ``app.conf`` and return the app."""
+    updates = {
+        name: merged(app.conf.get(name), options) for name, options in fleet_options(config, environ).items()
+    }
+    app.conf.update(updates)
+    return app
+
+
+def load(environ: Mapping[str, str]) -> Any:
+    """Import the app named in the fleet's settings, as ``celery -A`` does, and configure it."""
+    from celery.app.utils import find_app
+
+    config = read_config(environ)
+    return configure(find_app(config["app"]), config, environ)
+
+
+app = load(os.environ)
+
+
+def main(argv: list[str]) -> None:
+    """``python -m celery_fleet_app <module> [args...]``: run a module with the app configured."""
+    if not argv or argv[0].startswith("-"):
+        sys.exit("usage: python -m celery_fleet_app <module> [args...]")
+    sys.argv = argv
+    sys.path.insert(0, os.getcwd())
+    runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,183 @@
+"""roles/celery_app/files/celery_fleet_app.py, the fleet's entry point to any app, without Celery.
+
+The controller venv has no Celery (a target package), so a stand-in ``celery.app.utils.find_app``
+imports the app module the way Celery's does; the app's ``conf`` is a dict with ``update``, as
+Celery's settings behave for ``get`` and ``update``. The real thing runs in every Molecule scenario.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ENTRY = Path(__file__).resolve().parents[2] / "roles" / "celery_app" / "files" / "celery_fleet_app.py"
+
+FAKE_CELERY = {
+    "celery/__init__.py": "",
+    "celery/app/__init__.py": "",
+    "celery/app/utils.py": """
+        import importlib
+        def find_app(name):
+            module, _, attr = name.partition(":")
+            return getattr(importlib.import_module(module), attr or "app")
+    """,
+}
+APP_WITH_OPTIONS = """
+    class Conf(dict):
+        pass
+    class App:
+        def __init__(self):
+            self.conf = Conf(broker_transport_options={"socket_keepalive": True, "visibility_timeout": 60})
+    app = App()
+"""
+APP_WITHOUT_OPTIONS = """
+    class App:
+        def __init__(self):
+            self.conf = type("Conf", (dict,), {})()
+    celery = App()
+"""
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """A directory with the stand-in Celery and the apps on sys.path, and a fleet config writer."""
+    for name, text in {**FAKE_CELERY, "byo.py": APP_WITH_OPTIONS, "plain.py": APP_WITHOUT_OPTIONS}.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    (tmp_path / "celery_fleet_app.py").write_text(ENTRY.read_text())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m.split(".")[0] in {"celery", "byo", "plain", "celery_fleet_app"}]:
+        monkeypatch.delitem(sys.modules, name)
+
+    def write(app: str, broker: dict, backend: dict | None = None) -> Path:
+        config = tmp_path / "fleet.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "app": app,
+                    "broker_transport_options": broker,
+                    "result_backend_transport_options": backend or {},
+                }
+            )
+        )
+        return config
+
+    return tmp_path, write
+
+
+def load(monkeypatch, config: Path | None, max_connections: str | None = None):
+    if config is None:
+        monkeypatch.delenv("CELERY_FLEET_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("CELERY_FLEET_CONFIG", str(config))
+    if max_connections is None:
+        monkeypatch.delenv("CELERY_FLEET_MAX_CONNECTIONS", raising=False)
+    else:
+        monkeypatch.setenv("CELERY_FLEET_MAX_CONNECTIONS", max_connections)
+    return importlib.import_module("celery_fleet_app")
+
+
+def test_fleet_keys_win_and_the_apps_other_options_stay(tree, monkeypatch):
+    # Arrange
+    _, write = tree
+    config = write(
+        "byo", {"visibility_timeout": 7200, "global_keyprefix": "cf:"}, {"global_keyprefix": "cf:"}
+    )
+
+    # Act
+    entry = load(monkeypatch, config)
+
+    # Assert
+    assert entry.app.conf["broker_transport_options"] == {
+        "socket_keepalive": True,
+        "visibility_timeout": 7200,
+        "global_keyprefix": "cf:",
+    }
+    assert entry.app.conf["result_backend_transport_options"] == {"global_keyprefix": "cf:"}
+
+
+def test_an_app_without_options_gets_the_fleets_and_a_green_workers_pool_size(tree, monkeypatch):
+    # Arrange: a module:attribute app name, as celery_app_module may give it.
+    _, write = tree
+    config = write("plain:celery", {"visibility_timeout": 3600})
+
+    # Act
+    entry = load(monkeypatch, config, max_connections="30")
+
+    # Assert
+    assert entry.app.conf["broker_transport_options"] == {"visibility_timeout": 3600, "max_connections": 30}
+    assert entry.app.conf["result_backend_transport_options"] == {}
+
+
+def test_the_apps_own_dict_is_not_changed_in_place(tree, monkeypatch):
+    # Arrange
+    _, write = tree
+    byo = importlib.import_module("byo")
+    original = byo.app.conf["broker_transport_options"]
+
+    # Act
+    load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+
+    # Assert
+    assert original == {"socket_keepalive": True, "visibility_timeout": 60}
+
+
+@pytest.mark.parametrize(
+    ("config", "max_connections", "message"),
+    [
+        (None, None, "CELERY_FLEET_CONFIG is not set"),
+        ("missing.json", None, "cannot read the fleet's settings"),
+        ("fleet.json", "0", "CELERY_FLEET_MAX_CONNECTIONS='0' is not a number >= 1"),
+        ("fleet.json", "ten", "CELERY_FLEET_MAX_CONNECTIONS='ten' is not a number >= 1"),
+    ],
+)
+def test_a_missing_or_bad_setting_fails_with_what_to_fix(tree, monkeypatch, config, max_connections, message):
+    # Arrange
+    root, write = tree
+    write("byo", {"visibility_timeout": 10})
+    path = None if config is None else root / config
+
+    # Act, Assert
+    with pytest.raises(Exception, match=message):
+        load(monkeypatch, path, max_connections)
+
+
+def test_a_config_without_the_app_module_is_refused(tree, monkeypatch):
+    # Arrange
+    root, _ = tree
+    (root / "fleet.json").write_text("[]")
+
+    # Act, Assert
+    with pytest.raises(Exception, match="expected a JSON object with the app module"):
+        load(monkeypatch, root / "fleet.json")
+
+
+def test_running_a_module_as_a_producer_sees_the_configured_app(tree):
+    # Arrange: a producer module that prints what it sees of the app.
+    root, write = tree
+    config = write("byo", {"visibility_timeout": 99})
+    (root / "producer.py").write_text(
+        "import sys, json\nfrom byo import app\n"
+        "print(json.dumps([sys.argv[1:], app.conf['broker_transport_options']['visibility_timeout']]))\n"
+    )
+
+    # Act
+    result = subprocess.run(
+        [sys.executable, "-m", "celery_fleet_app", "producer", "--json"],
+        cwd=root,
+        env={"CELERY_FLEET_CONFIG": str(config), "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    # Assert
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [["--json"], 99]
