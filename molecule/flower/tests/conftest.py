@@ -108,7 +108,8 @@ class Target:
     def service_log(self, name: str) -> str:
         if self.manager == "systemd":
             return self.sh(f"journalctl -u {name} --no-pager -o cat").stdout
-        return self.sh(f"cat /var/log/{APP}/{name}.log", check=False).stdout
+        # supervisord's program logs are root's (roles/celery_app), not in the app's own log directory.
+        return self.sh(f"cat /var/log/supervisor/{APP}/{name}.log", check=False).stdout
 
     def wait_for_flower(self, timeout: float = 30.0) -> float:
         """Seconds until /healthcheck answers 200 (fails after timeout)."""

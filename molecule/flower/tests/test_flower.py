@@ -76,10 +76,11 @@ def test_flower_and_beat_run_as_the_service_user(target: Target) -> None:
         assert users == {APP}, f"{pattern}: {users}"
 
 
-def test_secret_files_are_0600_and_the_service_users(target: Target) -> None:
+def test_secret_files_are_roots_and_only_group_readable(target: Target) -> None:
+    # The service reads them (the app's group) and cannot rewrite what root's systemd loads.
     for path in [f"/etc/{APP}/flower.env", f"/etc/{APP}/celery.env"]:
-        mode, owner = target.sh(f"stat -c '%a %U' {path}").stdout.split()
-        assert (mode, owner) == ("600", APP), path
+        mode, owner, group = target.sh(f"stat -c '%a %U %G' {path}").stdout.split()
+        assert (mode, owner, group) == ("640", "root", APP), path
 
 
 def test_options_come_from_the_environment_file_not_argv(target: Target) -> None:

@@ -126,7 +126,8 @@ class Fleet:
             when = f"--since '{since}'" if since else ""
             return self.host.run(f"journalctl --no-pager -o cat {unit} {when}").stdout
         pattern = f"{service(worker)}.log" if worker else f"{APP}-worker-*.log"
-        return self.host.run(f"cat /var/log/{APP}/{pattern}").stdout
+        # supervisord's program logs are root's (roles/celery_app), not in the app's own log directory.
+        return self.host.run(f"cat /var/log/supervisor/{APP}/{pattern}").stdout
 
 
 @pytest.fixture(scope="module")

@@ -81,6 +81,18 @@ CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
         {"celery_workers": _workers({"datasets": {"queues": ["data sets"]}})},
         ["worker 'datasets'", "field 'queues'", "not a valid queue name"],
     ),
+    "purge_in_extra_args": (
+        {"celery_workers": _workers({"datasets": {"extra_args": ["--purge"]}})},
+        ["worker 'datasets'", "field 'extra_args'", "'--purge' is not allowed", "celery purge -Q <queue>"],
+    ),
+    "device_outside_dev": (
+        {"celery_workers": _workers({"training": {"devices": ["/etc/shadow"]}})},
+        ["worker 'training'", "field 'devices'", "not an absolute path under /dev"],
+    ),
+    "broker_url_in_environment": (
+        {"celery_workers": _workers({"datasets": {"environment": {"CELERY_BROKER_URL": "redis://x"}}})},
+        ["worker 'datasets'", "field 'environment'", "the fleet's (celery_broker_url"],
+    ),
     "unknown_process_manager": (
         {"celery_process_manager": "upstart"},
         ["celery_process_manager", "'upstart'", "systemd, supervisord"],

@@ -1,4 +1,4 @@
-"""The broker password stays in the 0600 environment file: not in argv, units, D-Bus or logs."""
+"""The broker password stays in the app's environment file (root's, 0640): not in argv, units, D-Bus, logs."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import pytest
 from conftest import APP, ENV_FILE, WORKERS, service
 
 
-def test_environment_file_is_private_to_the_service_user(host):
+def test_environment_file_is_roots_and_only_group_readable(host):
+    # The services read it (the app's group); none can write it (it would be read by every service of
+    # the app, and by systemd as root). Nor replace it: its directory is root's too.
     env = host.file(ENV_FILE)
-    assert env.user == APP
-    assert env.group == APP
-    assert env.mode == 0o600
+    assert (env.user, env.group, env.mode) == ("root", APP, 0o640)
+    directory = host.file(f"/etc/{APP}")
+    assert (directory.user, directory.mode & 0o022) == ("root", 0)
 
 
 def test_environment_file_holds_the_broker_url(host, fleet):
