@@ -24,6 +24,10 @@ must be recorded here):
 - added: ``workers_by_host | celery_fleet_live_errors(nodename_by_host, active_queues, stats,
   queues=None)`` -> ``live.live_errors(...) -> list[str]`` (the running fleet, as ``celery inspect
   --json active_queues`` / ``stats`` report it, compared with the declared workers)
+- added: ``app | celery_fleet_retire_marker`` -> ``retire.marker_regex(app) -> str``,
+  ``paths | celery_fleet_stale_services(app, manager, keep, kinds)`` -> ``retire.stale_services(...)
+  -> list[dict]`` and ``run_tags | celery_fleet_retire_kinds`` -> ``retire.retire_kinds(...)
+  -> list[str]`` (roles/celery_retire: which of an app's services a host no longer runs)
 
 - added: ``env | celery_fleet_environment_split(manager="systemd")`` ->
   ``service.split_environment(env, manager) -> {"inline": {...}, "file": {...}}`` (which of a
