@@ -1,0 +1,99 @@
+"""The app written here (app/byoapp, no fleet-specific code) runs under the fleet's defaults."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from conftest import APP, AS_APP, HOME, HOST, TESTS_DIR, VARS, check_output, redis_url, ssh
+
+INSPECT = f"{AS_APP} {HOME}/venv/bin/celery -A {VARS['celery_app_module']} inspect --json --timeout 5"
+# Node name -> declared pool (node names are <worker>@%h by default).
+DECLARED = {f"{w['name']}@{HOST}": w["pool"] for w in VARS["celery_workers"]}
+
+
+def inspect(action: str, timeout: float = 60) -> dict:
+    """`celery inspect` with the app's own module, retried (bounded) until every worker answers."""
+    deadline = time.monotonic() + timeout
+    replies: dict = {}
+    while time.monotonic() < deadline:
+        result = ssh(f"{INSPECT} {action}")
+        if result.stdout.lstrip().startswith("{"):
+            replies = json.loads(result.stdout)
+            if DECLARED.keys() <= replies.keys():
+                return replies
+        time.sleep(1)
+    raise AssertionError(f"inspect {action}: expected {sorted(DECLARED)}, got {sorted(replies)}")
+
+
+def test_every_declared_worker_answers_with_its_pool() -> None:
+    stats = inspect("stats")
+    # "celery.concurrency.prefork:TaskPool" -> "prefork"
+    pools = {
+        node: reply["pool"]["implementation"].split(":")[0].rsplit(".", 1)[-1]
+        for node, reply in stats.items()
+    }
+    print(f"\nworkers: {pools}")
+    assert pools == DECLARED
+
+
+def test_the_apps_own_transport_options_reach_every_worker() -> None:
+    conf = inspect("conf")
+    for node, settings in conf.items():
+        options = settings.get("broker_transport_options") or {}
+        print(f"\n{node}: broker_transport_options {options}")
+        # The app's own keys, kept beside what the fleet adds.
+        assert options.get("socket_keepalive") is True, (node, options)
+        assert options.get("queue_order_strategy") == "priority", (node, options)
+
+
+def test_a_producer_with_only_the_broker_url_runs_get_group_chord_and_countdown() -> None:
+    script = (TESTS_DIR / "producer.py").read_text()
+    check_output("cat > /tmp/byoapp-producer.py && chmod 0644 /tmp/byoapp-producer.py", stdin=script)
+    result = ssh(
+        f"cd / && runuser -u {APP} -- env -i PATH=/usr/bin:/bin PYTHONPATH={HOME}/app "
+        f"{HOME}/venv/bin/python /tmp/byoapp-producer.py",
+        stdin=f"{redis_url('producer', 0)}\n{redis_url('producer', 1)}\n",
+        timeout=300,
+    )
+    match = re.search(r"^\{.*\}$", result.stdout, re.M)
+    assert match, f"producer failed (rc {result.returncode}): {result.stdout[-1000:]} {result.stderr[-3000:]}"
+    report = json.loads(match.group(0))
+    print(f"\nproducer: {report}")
+    assert report["get"] == 5
+    assert report["group"] == [0, 2, 4, 6, 8] + [0.2] * 5
+    assert report["chord"] == sum(range(1, 11))
+    assert report["countdown"] == 42
+    # Not run before its countdown.
+    assert report["countdown_s"] >= 2
+
+
+def test_beat_runs_the_periodic_task_on_a_worker() -> None:
+    deadline = time.monotonic() + 30
+    runs = 0
+    while time.monotonic() < deadline:
+        out = check_output(f"journalctl -u {APP}-worker-default -o cat --no-pager")
+        runs = len(re.findall(r"Task byoapp\.tasks\.tick\[[^]]+\] succeeded", out))
+        if runs >= 2:
+            break
+        time.sleep(2)
+    print(f"\nbeat's byoapp.tasks.tick: {runs} runs seen")
+    assert runs >= 2
+
+
+@pytest.mark.parametrize("credentials", ["none", "wrong", "inventory"])
+def test_flower_answers_only_its_user(credentials: str) -> None:
+    user = VARS["flower_users"][0]
+    config = {
+        "none": "",
+        "wrong": f'user = "{user["name"]}:not-the-password"\n',
+        "inventory": f'user = "{user["name"]}:{user["password"]}"\n',
+    }[credentials]
+    # curl reads the credentials from a config on stdin (-K -), not from argv.
+    code = check_output(
+        "curl -s -K - -o /dev/null -w '%{http_code}' http://127.0.0.1:5555/api/workers", stdin=config
+    )
+    print(f"\nFlower /api/workers with {credentials} credentials: HTTP {code}")
+    assert code == ("200" if credentials == "inventory" else "401")
