@@ -57,6 +57,20 @@ ensure_debootstrap() {
   fi
 }
 
+# The SSH scenario (molecule/ssh) reaches the cloud-like image with the OpenSSH client: ssh and
+# ssh-keygen on this machine.
+ensure_ssh_client() {
+  command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 && return
+  if [ "$(id -u)" -eq 0 ] && [ -r /etc/debian_version ]; then
+    log "installing openssh-client"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >/dev/null; }
+  else
+    log "the OpenSSH client (ssh, ssh-keygen) is missing: install it (Debian/Ubuntu: apt-get install openssh-client)"
+    exit 1
+  fi
+}
+
 # The login user of the cloud-like image, as cloud-init sets up a default user: passwordless sudo,
 # no password, a key (none yet); sshd takes keys only.
 make_cloud_host() {
@@ -131,6 +145,7 @@ main() {
   docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^celery-fleet/debian:.*\.partial$' \
     | xargs -r docker rmi -f >/dev/null 2>&1 || true
   ensure_debootstrap
+  ensure_ssh_client
   local mirror
   mirror=$(debian_mirror)
   local pids=() suite

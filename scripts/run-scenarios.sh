@@ -120,7 +120,7 @@ rebuilt=()
 make_after=$(make_elapsed)
 if [ -n "$make_after" ]; then
   make_start=$(($(date +%s) - make_after))
-  for image in celery-fleet/debian:bookworm celery-fleet/debian:trixie; do
+  for image in celery-fleet/debian:bookworm celery-fleet/debian:trixie celery-fleet/debian:bookworm-cloud; do
     created=$(docker image inspect -f '{{.Created}}' "$image" 2>/dev/null) || continue
     [ "$(date -d "$created" +%s 2>/dev/null || echo 0)" -ge "$make_start" ] && rebuilt+=("image:${image##*:}")
   done
