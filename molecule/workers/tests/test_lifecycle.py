@@ -139,3 +139,14 @@ def _assert_service_gone(host, fleet, worker: str) -> None:
         assert load == "not-found"
     else:
         assert service(worker) not in host.run("supervisorctl status").stdout
+
+
+def test_deploy_warns_about_a_granted_device_node_missing_on_the_host(fleet, restored):
+    # converge.yml grants /dev/nvidiactl, which the container does not have: systemd skips it
+    # silently, the deploy says so (the wording may wrap in the output: look for its words).
+    if fleet.manager != "systemd":
+        pytest.skip("supervisord grants no device")
+    output = restored["output"]
+    assert "Warn about granted device nodes missing on the host" in output
+    assert "/dev/nvidiactl" in output
+    assert "nvidia-persistenced" in output
