@@ -200,10 +200,13 @@ def ansible_env() -> dict[str, str]:
     return env
 
 
-def ansible_playbook(playbook: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """`ansible-playbook <playbook of the project> <args>` against this scenario's inventory, as an
-    operator runs it; the caller checks the return code."""
-    inventory_dir = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+def ansible_playbook(
+    playbook: str, *args: str, timeout: float = 600, inventory: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`ansible-playbook <playbook of the project> <args>` against this scenario's inventory (or
+    another one, such as a copy with other groups), as an operator runs it; the caller checks the
+    return code."""
+    inventory_dir = inventory or Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
     return subprocess.run(
         [
             str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"),
@@ -223,7 +226,7 @@ def ansible_playbook(playbook: str, *args: str, timeout: float = 600) -> subproc
 # The order of the modules matters: the day-2 plays, the rolling restart and the faults run on the
 # fleet the first module checked (the day-2 plays need it as declared: the rolling restart leaves two
 # workers at another concurrency), and the ACL LOG is read after everything else ran.
-MODULE_ORDER = ["test_fleet", "test_day2", "test_rolling_restart", "test_faults", "test_acl"]
+MODULE_ORDER = ["test_fleet", "test_day2", "test_rolling_restart", "test_faults", "test_stale", "test_acl"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
