@@ -36,8 +36,8 @@ on_ops() {
 summary_workers() {
   # One inspect for queues and one for stats, from the ops host; joined on the controller.
   local queues stats
-  queues=$(on_ops "/opt/$APP/venv/bin/celery" -A celery_demo.app inspect --json --timeout 5 active_queues)
-  stats=$(on_ops "/opt/$APP/venv/bin/celery" -A celery_demo.app inspect --json --timeout 5 stats)
+  queues=$(on_ops "/opt/$APP/venv/bin/celery" -A celery_fleet_app inspect --json --timeout 5 active_queues)
+  stats=$(on_ops "/opt/$APP/venv/bin/celery" -A celery_fleet_app inspect --json --timeout 5 stats)
   QUEUES_JSON=$queues STATS_JSON=$stats "$BIN/python" - <<'PY'
 import json, os
 queues = json.loads(os.environ["QUEUES_JSON"])

@@ -48,6 +48,11 @@ must be recorded here):
   ``broker.scoping_errors(...) -> list[str]`` (key prefixes and visibility timeouts of the clients,
   and whether they agree with the broker's ACL scoping)
 
+- added: ``logs_by_service | celery_fleet_log_reports(context, lines=15)`` -> ``diagnose.report(...)
+  -> list[str]`` (a service that did not come up: its last log lines and, for a known cause, what
+  to change) and ``status | celery_fleet_service_up_for(seconds)`` -> ``diagnose.up_for(...) -> bool``
+  (whether `systemctl show`/`supervisorctl status` output says the service has been up that long)
+
 Recorded changes to the agreed signatures:
 
 - Added filters (nothing removed or renamed): ``celery_fleet_worker_environment``,

@@ -12,7 +12,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib"))
 
 from ansible.errors import AnsibleFilterError
-from celery_fleet import broker, live, retire, service, validation, workers
+from celery_fleet import broker, diagnose, live, retire, service, validation, workers
 from celery_fleet.errors import FleetError
 
 
@@ -44,12 +44,14 @@ class FilterModule:
             "celery_fleet_validation_errors": _ansible_errors(validation.validate_fleet),
             "celery_fleet_node_name": _ansible_errors(workers.node_name),
             "celery_fleet_live_errors": _ansible_errors(live.live_errors),
+            "celery_fleet_environment_split": _ansible_errors(service.split_environment),
+            "celery_fleet_env_file": _ansible_errors(service.env_file),
             "celery_fleet_retire_marker": _ansible_errors(retire.marker_regex),
             "celery_fleet_stale_services": _ansible_errors(retire.stale_services),
             "celery_fleet_retire_kinds": _ansible_errors(retire.retire_kinds),
             "celery_fleet_transport_options": _ansible_errors(broker.transport_options),
             "celery_fleet_redis_acl_rulesets": _ansible_errors(broker.acl_rulesets),
             "celery_fleet_scoping_errors": _ansible_errors(broker.scoping_errors),
-            "celery_fleet_environment_split": _ansible_errors(service.split_environment),
-            "celery_fleet_env_file": _ansible_errors(service.env_file),
+            "celery_fleet_log_reports": _ansible_errors(diagnose.report),
+            "celery_fleet_service_up_for": _ansible_errors(diagnose.up_for),
         }

@@ -22,14 +22,16 @@ FILTERS = {
     "celery_fleet_validation_errors",
     "celery_fleet_node_name",
     "celery_fleet_live_errors",
+    "celery_fleet_environment_split",
+    "celery_fleet_env_file",
     "celery_fleet_retire_marker",
     "celery_fleet_stale_services",
     "celery_fleet_retire_kinds",
     "celery_fleet_transport_options",
     "celery_fleet_redis_acl_rulesets",
     "celery_fleet_scoping_errors",
-    "celery_fleet_environment_split",
-    "celery_fleet_env_file",
+    "celery_fleet_log_reports",
+    "celery_fleet_service_up_for",
 }
 
 

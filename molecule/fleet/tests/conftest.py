@@ -226,7 +226,15 @@ def ansible_playbook(
 # The order of the modules matters: the day-2 plays, the rolling restart and the faults run on the
 # fleet the first module checked (the day-2 plays need it as declared: the rolling restart leaves two
 # workers at another concurrency), and the ACL LOG is read after everything else ran.
-MODULE_ORDER = ["test_fleet", "test_day2", "test_rolling_restart", "test_faults", "test_stale", "test_acl"]
+MODULE_ORDER = [
+    "test_fleet",
+    "test_day2",
+    "test_rolling_restart",
+    "test_faults",
+    "test_diagnose",
+    "test_stale",
+    "test_acl",
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -93,3 +93,17 @@ def test_redis_refuses_unauthenticated_clients_on_the_private_address() -> None:
     )
     # redis-py 8 opens with HELLO, which an unauthenticated client may not send.
     assert result.rc != 0 and "AuthenticationError" in result.stderr, result.stderr[-300:]
+
+
+@pytest.mark.parametrize(("host", "worker"), declared(), ids=lambda v: v if isinstance(v, str) else v["name"])
+def test_every_worker_connection_carries_the_fleets_transport_options(
+    live, host: str, worker: dict[str, Any]
+) -> None:
+    # The example app sets no transport options: what the connection uses came through the fleet's
+    # entry module (the scenario's host_vars set a visibility timeout of 20 s on both worker hosts).
+    options = live["stats"][node_name(worker, host)]["broker"]["transport_options"]
+    print(f"{node_name(worker, host)}: {options}")
+    assert options["visibility_timeout"] == 20
+    assert "global_keyprefix" not in options  # key scoping is off in the sandbox (the default)
+    if worker.get("pool") in ("gevent", "eventlet"):
+        assert options["max_connections"] == worker["concurrency"] + 10

@@ -53,6 +53,10 @@ CASES = {
         ["redis_acl_users", "offending users: raw"],
     ),
     "valkey on Debian 12": (lambda v: v.update(redis_server="valkey"), ["redis_server", "valkey"]),
+    "key prefix with an ACL pattern": (
+        lambda v: v.update(redis_acl_key_prefix="cf:*"),
+        ["redis_acl_key_prefix", "'cf:*' is not allowed", '"" turns key scoping off'],
+    ),
 }
 
 

@@ -1,0 +1,43 @@
+"""A worker that does not come up makes the deploy say why: its last log lines and what to change.
+
+The app module of one worker host is made unimportable (celery_app_module misspelt, as a typo in
+the inventory would): every worker of the host crash-loops, and deploy-workers.yml fails naming the
+workers, showing their log and the hint for an import error. The host is then deployed as declared.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from conftest import WORKERS, ansible_playbook, inspect, node_name
+
+HOST = "fleet-worker-gpu"
+
+
+@pytest.fixture(scope="module")
+def broken_deploy() -> subprocess.CompletedProcess[str]:
+    result = ansible_playbook(
+        "playbooks/deploy-workers.yml",
+        "-l",
+        HOST,
+        "-e",
+        "celery_app_module=celery_demo.misspelt",
+        "-e",
+        "celery_worker_verify_retries=5",
+    )
+    yield result
+    restored = ansible_playbook("playbooks/deploy-workers.yml", "-l", HOST)
+    assert restored.returncode == 0, restored.stdout[-2000:]
+    nodes = {node_name(w, HOST) for w in WORKERS[HOST]}
+    assert nodes <= set(inspect("ping", nodes))
+
+
+def test_the_deploy_fails_naming_each_worker_with_its_log_and_the_cause(broken_deploy) -> None:
+    output = broken_deploy.stdout + broken_deploy.stderr
+    print(output[output.find("fatal:") :][:3000])
+    assert broken_deploy.returncode != 0
+    for worker in WORKERS[HOST]:
+        assert f"worker '{worker['name']}' (node {node_name(worker, HOST)}): did not answer" in output
+    assert "'celery_demo.misspelt' (celery_app_module) cannot be imported" in output
+    assert "No module named 'celery_demo.misspelt'" in output

@@ -1,0 +1,85 @@
+"""lib/celery_fleet/diagnose.py: what to change, from the log of a service that did not come up."""
+
+from __future__ import annotations
+
+import pytest
+from celery_fleet.diagnose import diagnose, report, up_for
+
+CONTEXT = {"prefix": "", "user": "worker", "module": "proj.celery"}
+
+# Lines as Celery 5.7 / redis-py 8.1 print them (measured: issue 14's crash loop, a wrong password,
+# a misspelt module, a stopped broker).
+NOPERM_KEY = (
+    "redis.exceptions.NoPermissionError: this user has no permissions to access one of the keys used as "
+    "arguments"
+)
+WRONGPASS = (
+    "[2026-12-01 05:40:00,001: ERROR/MainProcess] consumer: Cannot connect to "
+    "redis://worker:**@10.0.0.5:6379/0: WRONGPASS invalid username-password pair or user is disabled.."
+)
+IMPORT = (
+    "Error: Invalid value for '-A' / '--app': \nUnable to load celery application.\nNo module named 'proj'"
+)
+REFUSED = (
+    "consumer: Cannot connect to redis://worker:**@10.0.0.5:6379/0: Error 111 connecting to 10.0.0.5:6379."
+)
+
+
+@pytest.mark.parametrize(
+    ("log", "expected"),
+    [
+        (NOPERM_KEY, "may not touch the keys the app uses"),
+        ("NOPERM this user has no permissions to run the 'flushall' command", "lacks a command"),
+        ("NOPERM this user has no permissions to access one of the channels used as arguments", "channel"),
+        (WRONGPASS, "refused the credentials of 'worker'"),
+        (IMPORT, "'proj.celery' (celery_app_module) cannot be imported"),
+        (REFUSED, "cannot reach the broker"),
+        ("celery_fleet_app.FleetConfigError: CELERY_FLEET_CONFIG is not set", "cannot read its settings"),
+    ],
+)
+def test_each_known_cause_gets_its_hint(log, expected):
+    # Act
+    hints = diagnose("[noise]\n" + log + "\n[more noise]", CONTEXT)
+
+    # Assert
+    assert len(hints) == 1, hints
+    assert expected in hints[0]
+
+
+def test_an_unknown_log_gets_no_hint_but_its_last_lines():
+    # Act
+    messages = report({"app-worker-io": "\n".join(f"line {i}" for i in range(40))}, CONTEXT, lines=3)
+
+    # Assert
+    assert messages == ["app-worker-io: no known cause in its log\n  line 37\n  line 38\n  line 39"]
+
+
+def test_a_report_names_the_service_the_hint_and_the_lines():
+    # Act
+    messages = report({"app-worker-io": NOPERM_KEY, "app-flower": ""}, CONTEXT)
+
+    # Assert
+    assert messages[0].startswith("app-worker-io: the broker's ACL user 'worker' may not touch the keys")
+    assert messages[0].endswith("\n  " + NOPERM_KEY)
+    assert messages[1] == "app-flower: no known cause in its log (its log is empty)"
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("ActiveState=active\nActiveEnterTimestampMonotonic=100000000\n112.50 200.1\n", True),
+        ("ActiveState=active\nActiveEnterTimestampMonotonic=100000000\n104.00 200.1\n", False),
+        ("ActiveState=activating\nActiveEnterTimestampMonotonic=100000000\n500.00 200.1\n", False),
+        ("ActiveState=failed\nActiveEnterTimestampMonotonic=0\n500.00 200.1\n", False),
+        ("app-beat                         RUNNING   pid 7, uptime 0:00:12\n", True),
+        ("app-beat                         RUNNING   pid 7, uptime 0:00:03\n", False),
+        ("app-beat                         RUNNING   pid 7, uptime 2 days, 1:00:00\n", True),
+        (
+            "app-beat                         BACKOFF   Exited too quickly (process log may have details)\n",
+            False,
+        ),
+        ("", False),
+    ],
+)
+def test_up_for_reads_systemd_and_supervisord_status(status, expected):
+    assert up_for(status, 10) is expected
