@@ -8,6 +8,7 @@ the "not in ps" test measures the deployment, not the test.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -19,6 +20,8 @@ import pytest
 # molecule/resources holds what every scenario's tests share.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
 from scenario_inventory import inventory_hosts, inventory_vars
+
+PROJECT = pathlib.Path(__file__).resolve().parents[3]
 
 APP = "celerydemo"
 FLOWER_SERVICE = f"{APP}-flower"
@@ -121,6 +124,20 @@ class Target:
                 return time.monotonic() - started
             time.sleep(0.5)
         raise AssertionError(f"{self.container}: Flower did not answer within {timeout} s")
+
+
+def ansible_playbook(args: list[str], extra_vars: dict | None = None) -> subprocess.CompletedProcess[str]:
+    """`ansible-playbook -i <the scenario's inventory> <args>` from the project directory, as Molecule
+    configured it; the caller checks the return code."""
+    env = dict(os.environ)
+    env["ANSIBLE_CONFIG"] = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "ansible.cfg")
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    venv = os.environ.get("VIRTUAL_ENV", str(PROJECT / ".venv"))
+    command = [os.path.join(venv, "bin", "ansible-playbook")]
+    command += ["-i", os.environ["MOLECULE_INVENTORY_FILE"], *args]
+    if extra_vars is not None:
+        command += ["-e", json.dumps(extra_vars)]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=PROJECT, timeout=600)
 
 
 @pytest.fixture(params=inventory_hosts(), scope="module")

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import APP, FLOWER_SERVICE, Target, inventory_hosts
+from conftest import APP, FLOWER_SERVICE, Target, ansible_playbook, inventory_hosts
 
 SCENARIO = pathlib.Path(__file__).resolve().parents[1]
-PROJECT = SCENARIO.parents[1]
 PLAYBOOK = str(SCENARIO / "check-input.yml")
 HOST = inventory_hosts()[0]
 
@@ -53,18 +51,6 @@ GOOD = {
 }
 
 
-def _run(args: list[str], extra_vars: dict | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["ANSIBLE_CONFIG"] = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "ansible.cfg")
-    env["ANSIBLE_FORCE_COLOR"] = "0"
-    venv = os.environ.get("VIRTUAL_ENV", str(PROJECT / ".venv"))
-    command = [os.path.join(venv, "bin", "ansible-playbook")]
-    command += ["-i", os.environ["MOLECULE_INVENTORY_FILE"], *args]
-    if extra_vars is not None:
-        command += ["-e", json.dumps(extra_vars)]
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=PROJECT, timeout=300)
-
-
 def _fingerprint() -> str:
     """Checksums of what the roles write, plus Flower's and beat's process ids: unchanged means untouched."""
     target = Target(HOST)
@@ -80,7 +66,8 @@ def checked() -> dict[str, subprocess.CompletedProcess[str]]:
     cases = {**{case: extra for case, (extra, _) in BAD.items()}, **GOOD}
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {
-            case: pool.submit(_run, [PLAYBOOK, "--limit", HOST], extra) for case, extra in cases.items()
+            case: pool.submit(ansible_playbook, [PLAYBOOK, "--limit", HOST], extra)
+            for case, extra in cases.items()
         }
     return {case: future.result() for case, future in futures.items()}
 
@@ -112,7 +99,7 @@ def test_good_input_passes_the_checks(
 
 def test_bad_input_in_the_full_deploy_changes_nothing() -> None:
     before = _fingerprint()
-    result = _run([str(SCENARIO / "converge.yml"), "--limit", HOST], {"flower_users": []})
+    result = ansible_playbook([str(SCENARIO / "converge.yml"), "--limit", HOST], {"flower_users": []})
     assert result.returncode != 0
     assert "flower_allow_unauthenticated" in result.stdout + result.stderr
     assert "changed=0" in result.stdout
@@ -135,7 +122,7 @@ def test_two_beat_hosts_fail_before_any_change(tmp_path: pathlib.Path) -> None:
     )
     before = _fingerprint()
     for playbook in ["playbooks/validate.yml", "playbooks/deploy-beat.yml"]:
-        result = _run(["-i", str(inventory), playbook])
+        result = ansible_playbook(["-i", str(inventory), playbook])
         output = result.stdout + result.stderr
         print(f"{playbook}: rc {result.returncode}")
         assert result.returncode != 0, output[-2000:]
