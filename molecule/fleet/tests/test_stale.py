@@ -137,7 +137,7 @@ def test_the_periodic_task_runs_once_per_period(moved: dict[str, Any]) -> None:
     assert max(gaps) < 1.25 * PERIOD
 
 
-def test_site_yml_tags_beat_moves_it_back() -> None:
+def test_site_yml_tags_beat_moves_it_back(moved: dict[str, Any]) -> None:
     started = time.monotonic()
     result = _back()
     elapsed = time.monotonic() - started
