@@ -28,8 +28,9 @@ PLACES = {
 }
 
 # The world-readable files under these trees are searched on the host (the virtualenv alone is
-# too big to copy), with the passwords given to grep on stdin.
-TREES = ["/etc", "/opt", "/var/lib", "/var/log", "/run"]
+# too big to copy), with the passwords given to grep on stdin. /home and /tmp: where Ansible's
+# remote temporary files would go without pipelining.
+TREES = ["/etc", "/opt", "/var/lib", "/var/log", "/run", "/home", "/tmp"]
 
 
 def where(text: str, found: dict[str, str]) -> list[str]:
