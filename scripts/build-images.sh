@@ -19,6 +19,16 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 log() { printf 'build-images: %s\n' "$*" >&2; }
 
+# Two runs at once (two `make molecule` in parallel) would debootstrap into the same directories
+# and break each other: the second waits for the first, then finds its images up to date.
+lock_dir=${CELERY_FLEET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/celery-fleet}
+mkdir -p "$lock_dir"
+exec 9>"$lock_dir/build-images.lock"
+if ! flock -n 9; then
+  log "another build-images run holds $lock_dir/build-images.lock: waiting for it"
+  flock 9
+fi
+
 # What Ansible (python3; python3-apt, which the apt module needs in check mode), testinfra (iproute2
 # for `ss`, procps for `ps`) and systemd-in-Docker need.
 packages=systemd,systemd-sysv,dbus,python3,python3-apt,iproute2,procps,ca-certificates,gnupg,curl

@@ -28,7 +28,8 @@ def broken_deploy() -> subprocess.CompletedProcess[str]:
     )
     yield result
     restored = ansible_playbook("playbooks/deploy-workers.yml", "-l", HOST)
-    assert restored.returncode == 0, restored.stdout[-2000:]
+    output = restored.stdout + restored.stderr
+    assert restored.returncode == 0, output[output.find("fatal:") :][:3000] or output[-2000:]
     nodes = {node_name(w, HOST) for w in WORKERS[HOST]}
     assert nodes <= set(inspect("ping", nodes))
 
