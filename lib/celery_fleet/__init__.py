@@ -52,6 +52,8 @@ must be recorded here):
   -> list[str]`` (a service that did not come up: its last log lines and, for a known cause, what
   to change) and ``status | celery_fleet_service_up_for(seconds)`` -> ``diagnose.up_for(...) -> bool``
   (whether `systemctl show`/`supervisorctl status` output says the service has been up that long)
+- added: ``service | celery_fleet_log_command(manager, lines=60)`` -> ``diagnose.log_command(...)
+  -> list[str]`` (the argv that prints the end of a service's log, journal or supervisord)
 
 Recorded changes to the agreed signatures:
 

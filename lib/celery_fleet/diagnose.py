@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from celery_fleet.errors import FleetError, Problem
+
 # (name, pattern, hint). The hint may use {prefix} (celery_broker_key_prefix / redis_acl_key_prefix),
 # {user} (celery_broker_user) and {module} (celery_app_module).
 CAUSES: tuple[tuple[str, re.Pattern[str], str], ...] = (
@@ -70,6 +72,30 @@ CAUSES: tuple[tuple[str, re.Pattern[str], str], ...] = (
         "redis_bind and redis_port, and that the broker host is up and reachable from this host.",
     ),
 )
+
+
+MANAGERS = ("systemd", "supervisord")
+
+
+def log_command(service: str, manager: str, lines: int = 60) -> list[str]:
+    """The argv that prints the end of a service's log: the journal under systemd, the program's
+    output under supervisord (``supervisorctl tail`` counts bytes: about 100 per line)."""
+    if manager not in MANAGERS:
+        raise FleetError(
+            [Problem("celery_process_manager", f"{manager!r} is not one of {', '.join(MANAGERS)}")]
+        )
+    if manager == "systemd":
+        return [
+            "journalctl",
+            "--unit",
+            f"{service}.service",
+            "--lines",
+            str(lines),
+            "--no-pager",
+            "--output",
+            "cat",
+        ]
+    return ["supervisorctl", "tail", f"-{lines * 100}", service]
 
 
 def diagnose(log: str, context: Mapping[str, Any] | None = None) -> list[str]:

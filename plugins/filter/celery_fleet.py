@@ -53,5 +53,6 @@ class FilterModule:
             "celery_fleet_redis_acl_rulesets": _ansible_errors(broker.acl_rulesets),
             "celery_fleet_scoping_errors": _ansible_errors(broker.scoping_errors),
             "celery_fleet_log_reports": _ansible_errors(diagnose.report),
+            "celery_fleet_log_command": _ansible_errors(diagnose.log_command),
             "celery_fleet_service_up_for": _ansible_errors(diagnose.up_for),
         }

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from celery_fleet.diagnose import diagnose, report, up_for
+from celery_fleet.diagnose import diagnose, log_command, report, up_for
+from celery_fleet.errors import FleetError
 
 CONTEXT = {"prefix": "", "user": "worker", "module": "proj.celery"}
 
@@ -83,3 +84,19 @@ def test_a_report_names_the_service_the_hint_and_the_lines():
 )
 def test_up_for_reads_systemd_and_supervisord_status(status, expected):
     assert up_for(status, 10) is expected
+
+
+def test_log_command_reads_the_journal_or_supervisords_tail():
+    assert log_command("app-beat", "systemd") == [
+        "journalctl",
+        "--unit",
+        "app-beat.service",
+        "--lines",
+        "60",
+        "--no-pager",
+        "--output",
+        "cat",
+    ]
+    assert log_command("app-beat", "supervisord") == ["supervisorctl", "tail", "-6000", "app-beat"]
+    with pytest.raises(FleetError, match="celery_process_manager"):
+        log_command("app-beat", "runit")

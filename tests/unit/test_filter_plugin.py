@@ -31,6 +31,7 @@ FILTERS = {
     "celery_fleet_redis_acl_rulesets",
     "celery_fleet_scoping_errors",
     "celery_fleet_log_reports",
+    "celery_fleet_log_command",
     "celery_fleet_service_up_for",
 }
 
