@@ -66,7 +66,9 @@ must be recorded here):
   ``validation.validate_entries(...)`` (the fleet check of roles/celery_worker's validate step);
   for playbooks/validate.yml: ``role_groups | celery_fleet_roles_of_host(group_names)``,
   ``roles | celery_fleet_argument_specs(roles_dir)``, ``specs | celery_fleet_input_problems(provided,
-  host)`` and ``registered | celery_fleet_argspec_problems(host)`` (``inventory.py``).
+  host)`` and ``registered | celery_fleet_argspec_problems(host)`` (``inventory.py``); ``inputs |
+  celery_fleet_flower_environment(db, broker_env)`` -> ``flower.flower_environment(...) -> dict[str,
+  str]`` (Flower's environment file, in order).
 
 Recorded changes to the agreed signatures:
 

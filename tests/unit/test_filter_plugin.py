@@ -36,6 +36,7 @@ FILTERS = {
     "celery_fleet_fleet_entries_errors",
     "celery_fleet_redis_problems",
     "celery_fleet_flower_problems",
+    "celery_fleet_flower_environment",
     "celery_fleet_beat_problems",
     "celery_fleet_app_problems",
     "celery_fleet_process_manager_problems",
