@@ -55,6 +55,21 @@ must be recorded here):
 - added: ``service | celery_fleet_log_command(manager, lines=60)`` -> ``diagnose.log_command(...)
   -> list[str]`` (the argv that prints the end of a service's log, journal or supervisord)
 
+- added (issue 15: every input rule in Python): ``inputs | celery_fleet_redis_problems(host,
+  packaged=None, system)`` -> ``redis_rules.redis_problems(...)``, ``inputs |
+  celery_fleet_flower_problems(host)`` -> ``flower_rules.flower_problems(...)``, ``inputs |
+  celery_fleet_beat_problems(host)`` -> ``beat_rules.beat_problems(...)``, ``inputs |
+  celery_fleet_app_problems(host)`` -> ``app_rules.app_problems(...)``, ``inputs |
+  celery_fleet_process_manager_problems(host)`` -> ``inputs.process_manager_problems(...)``, each
+  ``-> list[str]`` over a mapping of the role's variables (name -> value, unset names absent);
+  ``entries | celery_fleet_fleet_entries_errors(queues, fleet_hosts)`` ->
+  ``validation.validate_entries(...)`` (the fleet check of roles/celery_worker's validate step);
+  for playbooks/validate.yml: ``role_groups | celery_fleet_roles_of_host(group_names)``,
+  ``roles | celery_fleet_argument_specs(roles_dir)``, ``specs | celery_fleet_input_problems(provided,
+  host)`` and ``registered | celery_fleet_argspec_problems(host)`` (``inventory.py``); ``inputs |
+  celery_fleet_flower_environment(db, broker_env)`` -> ``flower.flower_environment(...) -> dict[str,
+  str]`` (Flower's environment file, in order).
+
 Recorded changes to the agreed signatures:
 
 - Added filters (nothing removed or renamed): ``celery_fleet_worker_environment``,

@@ -213,3 +213,22 @@ def _beat_problems(beat_hosts: Any, present: list[tuple[str, dict[str, Any]]]) -
             continue
         problems.append(Problem("extra_args", detail, name, host))
     return problems
+
+
+def validate_entries(entries: Any, queues: list[str] | None, fleet_hosts: Any) -> list[str]:
+    """:func:`validate_fleet` over the entries each worker host published (roles/celery_worker).
+
+    ``entries``: ``{"host", "workers", "visibility_timeout"}`` of each fleet host that has run the
+    role's validate step. Queue coverage needs every host of ``fleet_hosts``: under ``--limit`` (some
+    entries missing) it is skipped and left to playbooks/validate.yml.
+    """
+    if not isinstance(entries, list | tuple) or not all(isinstance(e, Mapping) for e in entries):
+        return [str(Problem("celery_workers", "the published worker entries are not a list of mappings"))]
+    hosts = [e.get("host") for e in entries]
+    complete = isinstance(fleet_hosts, list | tuple) and len(hosts) == len(fleet_hosts)
+    return validate_fleet(
+        {e.get("host"): e.get("workers") for e in entries},
+        queues if complete else None,
+        {e.get("host"): e.get("visibility_timeout") for e in entries},
+        [],
+    )

@@ -145,7 +145,10 @@ def _choices(values: Iterable[str]) -> str:
 
 
 def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else f"{type(value).__name__} {value!r}"
+    # The builtin type's name: Ansible 2.19 hands inventory values over as tagged subclasses
+    # (_AnsibleTaggedInt), which mean nothing to the reader.
+    kind = next(c.__name__ for c in type(value).__mro__ if c.__module__ == "builtins")
+    return repr(value) if isinstance(value, str) else f"{kind} {value!r}"
 
 
 class _Checker:

@@ -12,7 +12,23 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib"))
 
 from ansible.errors import AnsibleFilterError
-from celery_fleet import broker, diagnose, layout, live, retire, service, validation, workers
+from celery_fleet import (
+    app_rules,
+    beat_rules,
+    broker,
+    diagnose,
+    flower,
+    flower_rules,
+    inputs,
+    inventory,
+    layout,
+    live,
+    redis_rules,
+    retire,
+    service,
+    validation,
+    workers,
+)
 from celery_fleet.errors import FleetError
 
 
@@ -44,6 +60,7 @@ class FilterModule:
             "celery_fleet_stop_timeout": _ansible_errors(workers.stop_timeout),
             "celery_fleet_pool_packages": _ansible_errors(workers.pool_packages),
             "celery_fleet_validation_errors": _ansible_errors(validation.validate_fleet),
+            "celery_fleet_fleet_entries_errors": _ansible_errors(validation.validate_entries),
             "celery_fleet_node_name": _ansible_errors(workers.node_name),
             "celery_fleet_live_errors": _ansible_errors(live.live_errors),
             "celery_fleet_verify_nodes": _ansible_errors(live.verify_nodes),
@@ -60,4 +77,14 @@ class FilterModule:
             "celery_fleet_log_reports": _ansible_errors(diagnose.report),
             "celery_fleet_log_command": _ansible_errors(diagnose.log_command),
             "celery_fleet_service_up_for": _ansible_errors(diagnose.up_for),
+            "celery_fleet_redis_problems": _ansible_errors(redis_rules.redis_problems),
+            "celery_fleet_flower_problems": _ansible_errors(flower_rules.flower_problems),
+            "celery_fleet_flower_environment": _ansible_errors(flower.flower_environment),
+            "celery_fleet_beat_problems": _ansible_errors(beat_rules.beat_problems),
+            "celery_fleet_app_problems": _ansible_errors(app_rules.app_problems),
+            "celery_fleet_process_manager_problems": _ansible_errors(inputs.process_manager_problems),
+            "celery_fleet_roles_of_host": _ansible_errors(inventory.roles_of_host),
+            "celery_fleet_argument_specs": _ansible_errors(inventory.argument_specs),
+            "celery_fleet_input_problems": _ansible_errors(inventory.input_problems),
+            "celery_fleet_argspec_problems": _ansible_errors(inventory.argspec_problems),
         }

@@ -38,6 +38,17 @@ FILTERS = {
     "celery_fleet_log_reports",
     "celery_fleet_log_command",
     "celery_fleet_service_up_for",
+    "celery_fleet_fleet_entries_errors",
+    "celery_fleet_redis_problems",
+    "celery_fleet_flower_problems",
+    "celery_fleet_flower_environment",
+    "celery_fleet_beat_problems",
+    "celery_fleet_app_problems",
+    "celery_fleet_process_manager_problems",
+    "celery_fleet_roles_of_host",
+    "celery_fleet_argument_specs",
+    "celery_fleet_input_problems",
+    "celery_fleet_argspec_problems",
 }
 
 

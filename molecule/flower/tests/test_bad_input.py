@@ -22,31 +22,24 @@ OAUTH = {
     "flower_oauth2_redirect_uri": "https://flower.example.com/login",
 }
 
+# Every rule is tested on the controller, message by message (tests/unit/test_input_rules.py and
+# tests/playbooks/test_validate.py). Here, the roles' own validate steps on a real host: a rule of
+# each (Flower, OAuth e-mail rule, beat schedule) refused, and good input accepted.
 BAD = {
     "no authentication": ({"flower_users": []}, ["flower_users", "flower_allow_unauthenticated"]),
-    "port out of range": ({"flower_port": 70000}, ["flower_port", "1-65535"]),
-    "port not a number": ({"flower_port": "http"}, ["flower_port"]),
     "regex-style e-mail rule": (
         {**OAUTH, "flower_auth": "a@example\\.com$"},
         ["flower_auth", "a@example.com.evil.org"],
     ),
-    "wildcard after the domain": ({**OAUTH, "flower_auth": ".*@example.com.*"}, ["flower_auth"]),
-    "wildcard domain": ({**OAUTH, "flower_auth": "a@.*"}, ["flower_auth"]),
-    "OAuth without its secret": (
-        {**OAUTH, "flower_oauth2_secret": "", "flower_auth": ".*@example.com"},
-        ["flower_oauth2_secret"],
-    ),
-    "comma in a password": ({"flower_users": [{"name": "ops", "password": "a,b"}]}, ["flower_users", "','"]),
     "beat entry without schedule": (
         {"celery_beat_schedule": {"tick": {"task": "celery_demo.tasks.noop"}}},
-        ["celery_beat_schedule entry 'tick'", "schedule"],
+        ["celery_beat_schedule.tick", "schedule"],
     ),
 }
 
 GOOD = {
     "basic auth (scenario)": {},
     "OAuth with a domain wildcard": {**OAUTH, "flower_auth": ".*@example.com"},
-    "OAuth with a list of addresses": {**OAUTH, "flower_auth": "a@example.com|b@example.org"},
     "no authentication, explicitly allowed": {"flower_users": [], "flower_allow_unauthenticated": True},
 }
 

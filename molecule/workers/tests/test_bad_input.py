@@ -1,7 +1,11 @@
 """Bad input fails before anything on the host changes, with a message naming what is wrong.
 
-One case per validation rule. Each runs the scenario's converge with the bad variables; the host's
-worker services, unit/program files, environment file and code are fingerprinted before and after.
+Every validation rule is tested on the controller, one bad input each (tests/playbooks/test_validate.py
+runs playbooks/validate.yml; tests/unit/test_validation.py and test_workers.py the functions). Here, a
+few cases through the real converge: a worker field, two fleet-wide rules (queue coverage, time limit
+against the visibility timeout), a refused flag and the process manager. Each runs the scenario's
+converge with the bad variables; the host's worker services, unit/program files, environment file and
+code are fingerprinted before and after.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ def _workers(change: dict[str, dict[str, Any]] | None = None, add: list[dict[str
     return workers + (add or [])
 
 
-THREADS_AUTOSCALE = {"pool": "threads", "concurrency": None, "autoscale": [4, 1]}
 LONG_TASKS = {"time_limit": 900}
 
 # id -> (extra vars, fragments the error message must contain)
@@ -29,34 +32,6 @@ CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "unknown_pool": (
         {"celery_workers": _workers({"training": {"pool": "forky"}})},
         ["worker 'training'", "field 'pool'", "prefork, gevent, eventlet, threads, solo"],
-    ),
-    "concurrency_below_one": (
-        {"celery_workers": _workers({"datasets": {"concurrency": 0}})},
-        ["worker 'datasets'", "field 'concurrency'", ">= 1"],
-    ),
-    "duplicate_worker_name": (
-        {"celery_workers": _workers(add=[{"name": "datasets", "queues": ["datasets"], "concurrency": 1}])},
-        ["worker 'datasets'", "field 'name'", "declared 2 times"],
-    ),
-    "empty_queue_list": (
-        {"celery_workers": _workers({"processing": {"queues": []}})},
-        ["worker 'processing'", "field 'queues'", "non-empty"],
-    ),
-    "max_memory_per_child_without_prefork": (
-        {"celery_workers": _workers({"assets": {"max_memory_per_child": 100000}})},
-        ["worker 'assets'", "field 'max_memory_per_child'", "prefork only"],
-    ),
-    "max_tasks_per_child_without_prefork": (
-        {"celery_workers": _workers({"assets": {"max_tasks_per_child": 100}})},
-        ["worker 'assets'", "field 'max_tasks_per_child'", "prefork only"],
-    ),
-    "autoscale_with_threads": (
-        {"celery_workers": _workers({"low-priority": THREADS_AUTOSCALE})},
-        ["worker 'low-priority'", "field 'autoscale'", "prefork, gevent"],
-    ),
-    "duplicate_node_name": (
-        {"celery_workers": _workers({"datasets": {"hostname": "worker-processing@%h"}})},
-        ["field 'hostname'", "node names must be unique"],
     ),
     "queue_without_consumer": (
         {"celery_queues": [*QUEUES, "orphans"]},
@@ -69,29 +44,9 @@ CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
         },
         ["worker 'training'", "field 'time_limit'", "celery_broker_visibility_timeout 600"],
     ),
-    "solo_without_allow_solo": (
-        {"celery_workers": _workers({"training": {"pool": "solo", "max_memory_per_child": None}})},
-        ["worker 'training'", "field 'pool'", "allow_solo: true"],
-    ),
-    "invalid_worker_name": (
-        {"celery_workers": _workers(add=[{"name": "Bad Name", "queues": ["datasets"]}])},
-        ["worker 'Bad Name'", "field 'name'", "not a valid worker name"],
-    ),
-    "invalid_queue_name": (
-        {"celery_workers": _workers({"datasets": {"queues": ["data sets"]}})},
-        ["worker 'datasets'", "field 'queues'", "not a valid queue name"],
-    ),
     "purge_in_extra_args": (
         {"celery_workers": _workers({"datasets": {"extra_args": ["--purge"]}})},
         ["worker 'datasets'", "field 'extra_args'", "'--purge' is not allowed", "celery purge -Q <queue>"],
-    ),
-    "device_outside_dev": (
-        {"celery_workers": _workers({"training": {"devices": ["/etc/shadow"]}})},
-        ["worker 'training'", "field 'devices'", "not an absolute path under /dev"],
-    ),
-    "broker_url_in_environment": (
-        {"celery_workers": _workers({"datasets": {"environment": {"CELERY_BROKER_URL": "redis://x"}}})},
-        ["worker 'datasets'", "field 'environment'", "the fleet's (celery_broker_url"],
     ),
     "unknown_process_manager": (
         {"celery_process_manager": "upstart"},

@@ -1,0 +1,64 @@
+"""Input rules of roles/celery_app: where the broker is, where the code comes from, the environment.
+
+Called by roles/celery_app/tasks/validate.yml and by playbooks/validate.yml for every host that runs
+a service of the app (groups celery_workers, celery_beat, flower).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from celery_fleet.errors import Problem
+from celery_fleet.inputs import is_text
+from celery_fleet.workers import ENV_NAME_RE
+
+DEFAULT_BROKER_USER = "worker"
+
+
+def _set(value: Any) -> bool:
+    return is_text(value) and len(value) > 0
+
+
+def app_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[str]:
+    """Every problem of one app host's variables."""
+    problems: list[Problem] = []
+    get = inputs.get
+    app = get("celery_app_name", "?")
+    if get("celery_broker_url") is None:
+        missing = [f for f in ("celery_broker_host", "celery_broker_password") if not _set(get(f))]
+        if missing:
+            user = get("celery_broker_user") or DEFAULT_BROKER_USER
+            problems.append(
+                Problem(
+                    ", ".join(missing),
+                    f"app '{app}' has no broker: set celery_broker_url, or celery_broker_host and "
+                    f"celery_broker_password (the password of the Redis ACL user '{user}'; "
+                    "keep it in a vault file)",
+                    host=host,
+                )
+            )
+    if _set(get("celery_app_src", "")) and _set(get("celery_app_git_repo", "")):
+        problems.append(
+            Problem(
+                "celery_app_src, celery_app_git_repo",
+                f"app '{app}': set one source of code, celery_app_src or celery_app_git_repo, not both",
+                host=host,
+            )
+        )
+    environment = get("celery_app_environment", {})
+    if not isinstance(environment, Mapping):
+        problems.append(
+            Problem("celery_app_environment", "is not a mapping of variable name to value", host=host)
+        )
+    else:
+        bad = [str(name) for name in environment if not (is_text(name) and ENV_NAME_RE.match(name))]
+        if bad:
+            problems.append(
+                Problem(
+                    "celery_app_environment",
+                    f"{', '.join(bad)} are not variable names (^[A-Za-z_][A-Za-z0-9_]*$)",
+                    host=host,
+                )
+            )
+    return [str(p) for p in problems]

@@ -1,0 +1,79 @@
+"""Shared pieces of the per-role input rules (redis_rules, flower_rules, beat_rules, app_rules).
+
+Every rule function takes ``inputs``, a mapping of the role's variables (name -> value; a name that
+is absent is unset, a role default already applied by Ansible or by :func:`role_inputs`), and the
+inventory host, and returns a list of problems as strings, one a line, each naming the host, the
+field and what is allowed (:class:`celery_fleet.errors.Problem`). An empty list means valid.
+The rules never raise on a wrong type: the argument specs are the type gate, and a rule that meets
+a value of the wrong type reports it as a problem instead of failing with a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from celery_fleet.errors import Problem
+
+PROCESS_MANAGERS = ("systemd", "supervisord")
+DEFAULT_PROCESS_MANAGER = "systemd"
+
+
+def is_int(value: Any) -> bool:
+    """An int that is not a bool (YAML's true is not a port number)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def is_list(value: Any) -> bool:
+    return isinstance(value, list | tuple)
+
+
+def int_in_range(value: Any, low: int, high: int | None = None) -> bool:
+    """``value`` is an integer (or a string of one, as Ansible may template it) within the bounds."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if not is_int(value):
+        return False
+    return value >= low and (high is None or value <= high)
+
+
+def port_problem(field: str, value: Any, host: str | None) -> Problem | None:
+    if int_in_range(value, 1, 65535):
+        return None
+    return Problem(field, f"{value!r} is not a TCP port (1-65535)", host=host)
+
+
+def process_manager_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[str]:
+    """``celery_process_manager`` (unset: systemd) is one the roles know how to run services under."""
+    manager = inputs.get("celery_process_manager")
+    if manager is None or manager in PROCESS_MANAGERS:
+        return []
+    return [
+        str(
+            Problem(
+                "celery_process_manager",
+                f"{manager!r} is not one of {', '.join(PROCESS_MANAGERS)}",
+                host=host,
+            )
+        )
+    ]
+
+
+def role_inputs(options: Mapping[str, Any], provided: Mapping[str, Any]) -> dict[str, Any]:
+    """A role's variables as the role would see them: its argument spec's defaults, then ``provided``.
+
+    ``options`` is ``argument_specs.main.options`` of the role's ``meta/argument_specs.yml`` (its
+    defaults equal ``defaults/main.yml``, checked by scripts/argspec-table.py); ``provided`` the
+    host's variables that are set. Names outside the spec are dropped.
+    """
+    inputs = {
+        name: option["default"]
+        for name, option in options.items()
+        if isinstance(option, Mapping) and "default" in option
+    }
+    inputs.update((name, value) for name, value in provided.items() if name in options)
+    return inputs

@@ -1,0 +1,463 @@
+"""playbooks/validate.yml (site.yml's first play) refuses every bad input the READMEs list, on the
+controller alone: every host of the test inventories is an address nobody answers (TEST-NET-1 over
+SSH, 1 s timeout), so a task that tried to reach one would end UNREACHABLE.
+
+One ansible-playbook run checks every bad input at once: each case is a host of its own (its
+problems name it), added to a valid fleet; the fleet-wide cases are recognised by their message.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+TOP = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+# Anything that connected would fail loudly: nothing listens there and the timeout is short.
+UNREACHABLE = {
+    "ansible_host": "192.0.2.1",
+    "ansible_connection": "ssh",
+    "ansible_user": "nobody",
+    "ansible_timeout": 1,
+}
+# TEST-ONLY credentials, never used anywhere.
+PASSWORD = "test-only-password-0123456789"
+WORKER = {"name": "default", "queues": ["q1"], "concurrency": 1}
+
+
+def valid_inventory() -> dict[str, Any]:
+    """The sandbox's shape: a broker, two worker hosts, an ops host with Flower and beat."""
+    return {
+        "all": {
+            "vars": {
+                **UNREACHABLE,
+                "celery_app_name": "cfapp",
+                "celery_app_module": "cfapp.app",
+                "celery_broker_host": "10.0.0.1",
+                "celery_broker_password": PASSWORD,
+            },
+            "children": {
+                "redis": {
+                    "hosts": {"r1": {}},
+                    "vars": {
+                        "redis_password": PASSWORD,
+                        "redis_acl_users": [
+                            {"name": "worker", "password": PASSWORD, "ruleset": "celery_worker"},
+                            {"name": "admin", "password": PASSWORD, "ruleset": "admin"},
+                        ],
+                    },
+                },
+                "celery_workers": {
+                    "hosts": {
+                        "w1": {"celery_workers": [WORKER]},
+                        "w2": {
+                            "celery_workers": [{**WORKER, "name": "io", "pool": "gevent", "concurrency": 10}]
+                        },
+                    },
+                    "vars": {"celery_queues": ["q1"], "celery_process_manager": "systemd"},
+                },
+                "flower": {
+                    "hosts": {"ops": {}},
+                    "vars": {"flower_users": [{"name": "admin", "password": PASSWORD}]},
+                },
+                "celery_beat": {
+                    "hosts": {"ops": {}},
+                    "vars": {"celery_beat_schedule": {"tick": {"task": "cfapp.tasks.tick", "schedule": 30}}},
+                },
+            },
+        }
+    }
+
+
+def _users(**user: Any) -> list[dict[str, Any]]:
+    return [{"name": "admin", "password": PASSWORD, **user}]
+
+
+def _worker(**fields: Any) -> list[dict[str, Any]]:
+    return [{**WORKER, **fields}]
+
+
+OAUTH = {
+    "flower_users": [],
+    "flower_auth": ".*@example.com",
+    "flower_auth_provider": "flower.views.auth.GithubLoginHandler",
+    "flower_oauth2_key": "test-only-client-id",
+    "flower_oauth2_secret": "test-only-client-secret",
+    "flower_oauth2_redirect_uri": "https://flower.example.com/login",
+}
+
+# case -> (group, host variables, fragments of the one message line that names the case's host).
+# A group's valid variables stay unless the case overrides them. Worker hosts' names consume
+# their own queue so that a bad worker does not also leave q1 unconsumed.
+CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
+    # Redis (roles/redis, lib/celery_fleet/redis_rules.py)
+    "redis-no-password": ("redis", {"redis_password": ""}, ["field 'redis_password'", "16 characters"]),
+    "redis-short-password": (
+        "redis",
+        {"redis_password": "fifteen-chars-x"},
+        ["field 'redis_password'", "16"],
+    ),
+    "redis-eviction": (
+        "redis",
+        {"redis_maxmemory_policy": "allkeys-lru"},
+        [
+            "field 'redis_maxmemory_policy'",
+            "silently drops queued",
+            "noeviction",
+            "redis_maxmemory_policy_override",
+        ],
+    ),
+    "redis-unknown-ruleset": (
+        "redis",
+        {"redis_acl_users": _users(ruleset="celery_wroker")},
+        ["redis_acl_users", "celery_wroker", "celery_worker, celery_producer, celery_flower, admin"],
+    ),
+    "redis-short-acl-password": (
+        "redis",
+        {"redis_acl_users": [{"name": "admin", "password": "short", "ruleset": "admin"}]},
+        ["field 'redis_acl_users'", "too short: admin"],
+    ),
+    "redis-duplicate-user": (
+        "redis",
+        {"redis_acl_users": _users(ruleset="admin") * 2},
+        ["field 'redis_acl_users'", "unique", "duplicated: admin"],
+    ),
+    "redis-default-user-name": (
+        "redis",
+        {"redis_acl_users": [{"name": "default", "password": PASSWORD, "ruleset": "admin"}]},
+        ["field 'redis_acl_users'", "not 'default'"],
+    ),
+    "redis-password-in-rules": (
+        "redis",
+        {
+            "redis_acl_users": [
+                *_users(ruleset="admin"),
+                {"name": "raw", "password": PASSWORD, "rules": ">pw ~* +@all"},
+            ]
+        },
+        ["field 'redis_acl_users'", "offending users: raw"],
+    ),
+    "redis-no-admin": (
+        "redis",
+        {"redis_default_user_enabled": False, "redis_acl_users": _users(ruleset="celery_worker")},
+        ["field 'redis_acl_users'", "no user has ruleset admin"],
+    ),
+    "redis-port": ("redis", {"redis_port": 70000}, ["field 'redis_port'", "1-65535"]),
+    "redis-tls-files": (
+        "redis",
+        {"redis_tls_enabled": True},
+        ["redis_tls_cert_file, redis_tls_key_file, redis_tls_ca_file", "required"],
+    ),
+    "redis-key-prefix": (
+        "redis",
+        {"redis_acl_key_prefix": "cf:*"},
+        ["field 'redis_acl_key_prefix'", "'cf:*' is not allowed", '"" turns key scoping off'],
+    ),
+    "redis-wrong-type": ("redis", {"redis_port": "six"}, ["role redis", "redis_port", "int"]),
+    "redis-unknown-choice": (
+        "redis",
+        {"redis_appendfsync": "sometimes"},
+        ["role redis", "redis_appendfsync", "always, everysec, no"],
+    ),
+    # Flower (roles/flower, lib/celery_fleet/flower_rules.py)
+    "flower-no-auth": (
+        "flower",
+        {"flower_users": []},
+        ["field 'flower_users'", "flower_auth", "flower_allow_unauthenticated"],
+    ),
+    "flower-empty-password": (
+        "flower",
+        {"flower_users": _users(password="")},
+        ["flower_users", "non-empty", "admin"],
+    ),
+    "flower-comma-password": (
+        "flower",
+        {"flower_users": _users(password="a,b")},
+        ["flower_users", "','", "admin"],
+    ),
+    "flower-bad-user-name": (
+        "flower",
+        {"flower_users": [{"name": "a:b", "password": PASSWORD}]},
+        ["flower_users", "offending names: a:b"],
+    ),
+    "flower-regex-rule": (
+        "flower",
+        {**OAUTH, "flower_auth": "a@example\\.com$"},
+        ["field 'flower_auth'", "Flower 2.2's syntax", "a@example.com.evil.org"],
+    ),
+    "flower-wildcard-domain": (
+        "flower",
+        {**OAUTH, "flower_auth": "a@.*"},
+        ["field 'flower_auth'", "Flower 2.2"],
+    ),
+    "flower-oauth-secret": (
+        "flower",
+        {**OAUTH, "flower_oauth2_secret": ""},
+        ["field 'flower_oauth2_secret'", "OAuth also needs"],
+    ),
+    "flower-basic-and-oauth": (
+        "flower",
+        {**OAUTH, "flower_users": _users()},
+        ["field 'flower_auth'", "not both"],
+    ),
+    "flower-port": ("flower", {"flower_port": 70000}, ["field 'flower_port'", "1-65535"]),
+    "flower-port-type": ("flower", {"flower_port": "http"}, ["role flower", "flower_port", "int"]),
+    "flower-url-prefix": ("flower", {"flower_url_prefix": "a b"}, ["field 'flower_url_prefix'", "URL path"]),
+    "flower-extra-option": (
+        "flower",
+        {"flower_extra_options": {"basic_auth": "x"}},
+        ["field 'flower_extra_options'", "basic_auth", "role's own"],
+    ),
+    "flower-process-manager": (
+        "flower",
+        {"celery_process_manager": "upstart"},
+        ["field 'celery_process_manager'", "'upstart'", "systemd, supervisord"],
+    ),
+    # Beat (roles/celery_beat, lib/celery_fleet/beat_rules.py); the host is a second beat host too.
+    "beat-entry": (
+        "celery_beat",
+        {
+            "celery_beat_schedule": {
+                "tick": {"task": "cfapp.tasks.tick"},
+                "tock": {"task": "t", "schedule": 1, "x": 1},
+            }
+        },
+        ["field 'celery_beat_schedule.tick'", "exactly one of `schedule`"],
+    ),
+    # The app (roles/celery_app, lib/celery_fleet/app_rules.py), on worker hosts
+    "app-no-broker": (
+        "celery_workers",
+        {"celery_broker_password": "", "celery_workers": _worker(queues=["q-app-no-broker"])},
+        ["celery_broker_password", "has no broker", "celery_broker_url"],
+    ),
+    "app-two-sources": (
+        "celery_workers",
+        {"celery_app_src": "/src", "celery_app_git_repo": "https://git.example/app.git"},
+        ["celery_app_src, celery_app_git_repo", "not both"],
+    ),
+    "app-env-name": (
+        "celery_workers",
+        {"celery_app_environment": {"BAD-NAME": "1"}},
+        ["field 'celery_app_environment'", "BAD-NAME", "not variable names"],
+    ),
+    # Workers (lib/celery_fleet/validation.py, workers.py)
+    "worker-process-manager": (
+        "celery_workers",
+        {"celery_process_manager": "upstart"},
+        ["field 'celery_process_manager'", "'upstart'", "systemd, supervisord"],
+    ),
+    "worker-unknown-pool": (
+        "celery_workers",
+        {"celery_workers": _worker(pool="fork")},
+        ["field 'pool'", "prefork, gevent"],
+    ),
+    "worker-unknown-field": ("celery_workers", {"celery_workers": _worker(colour="red")}, ["colour"]),
+    "worker-concurrency": (
+        "celery_workers",
+        {"celery_workers": _worker(concurrency=0)},
+        ["field 'concurrency'", ">= 1"],
+    ),
+    "worker-no-queues": (
+        "celery_workers",
+        {"celery_workers": _worker(queues=[])},
+        ["field 'queues'", "non-empty"],
+    ),
+    "worker-duplicate-name": (
+        "celery_workers",
+        {"celery_workers": [WORKER, WORKER]},
+        ["field 'name'", "declared 2 times"],
+    ),
+    "worker-prefork-only": (
+        "celery_workers",
+        {"celery_workers": _worker(pool="threads", max_tasks_per_child=10)},
+        ["field 'max_tasks_per_child'", "prefork only"],
+    ),
+    "worker-autoscale": (
+        "celery_workers",
+        {"celery_workers": [{"name": "a", "queues": ["q1"], "pool": "threads", "autoscale": [4, 1]}]},
+        ["field 'autoscale'", "prefork, gevent"],
+    ),
+    "worker-solo": (
+        "celery_workers",
+        {"celery_workers": _worker(pool="solo")},
+        ["field 'pool'", "allow_solo: true"],
+    ),
+    "worker-time-limit": (
+        "celery_workers",
+        {"celery_workers": _worker(time_limit=4000)},
+        ["field 'time_limit'", "not below celery_broker_visibility_timeout 3600"],
+    ),
+    "worker-green-prefetch": (
+        "celery_workers",
+        {"celery_workers": _worker(pool="gevent", concurrency=10, prefetch_multiplier=1)},
+        ["field 'prefetch_multiplier'"],
+    ),
+    "worker-bad-name": (
+        "celery_workers",
+        {"celery_workers": [{"name": "Bad Name", "queues": ["q1"]}]},
+        ["worker 'Bad Name'", "field 'name'", "not a valid worker name"],
+    ),
+    "worker-bad-queue-name": (
+        "celery_workers",
+        {"celery_workers": _worker(queues=["data sets"])},
+        ["field 'queues'", "not a valid queue name"],
+    ),
+    "worker-max-memory": (
+        "celery_workers",
+        {"celery_workers": _worker(pool="gevent", concurrency=10, max_memory_per_child=100000)},
+        ["field 'max_memory_per_child'", "prefork only"],
+    ),
+    "worker-purge": (
+        "celery_workers",
+        {"celery_workers": _worker(extra_args=["--purge"])},
+        ["'--purge' is not allowed"],
+    ),
+    "worker-device": (
+        "celery_workers",
+        {"celery_workers": _worker(devices=["/etc/shadow"])},
+        ["field 'devices'", "/dev"],
+    ),
+    "worker-broker-env": (
+        "celery_workers",
+        {"celery_workers": _worker(environment={"CELERY_BROKER_URL": "redis://x"})},
+        ["field 'environment'", "celery_broker_url"],
+    ),
+    "worker-env-newline": (
+        "celery_workers",
+        {"celery_workers": _worker(environment={"A": "x\ny"})},
+        ["field 'environment'"],
+    ),
+    "worker-embedded-beat": (
+        "celery_workers",
+        {"celery_workers": _worker(extra_args=["-B"])},
+        ["field 'extra_args'", "'-B' embeds a beat while group celery_beat has"],
+    ),
+    "worker-key-prefix": (
+        "celery_workers",
+        {"celery_broker_key_prefix": "cf:"},
+        ["field 'celery_broker_key_prefix'", "differs from the broker's redis_acl_key_prefix"],
+    ),
+    "worker-wrong-type": (
+        "celery_workers",
+        {"celery_broker_port": "redis"},
+        ["role celery_app", "celery_broker_port", "int"],
+    ),
+}
+
+# Fleet-wide problems, which no single case host names (fragments of one line).
+FLEET_CASES: dict[str, list[str]] = {
+    "two-beat-hosts": [
+        "field 'celery_beat'",
+        "2 hosts (",
+        "'ops'",
+        "'beat-entry'",
+        "run beat; at most 1 is allowed",
+    ],
+    "duplicate-node-name": ["field 'hostname'", "node names must be unique in the fleet"],
+    "queue-without-consumer": ["field 'celery_queues'", "queue 'orphan' is consumed by no present worker"],
+}
+
+
+def bad_inventory() -> dict[str, Any]:
+    inventory = valid_inventory()
+    groups = inventory["all"]["children"]
+    for case, (group, variables, _) in CASES.items():
+        host = copy.deepcopy(variables)
+        if group == "celery_workers":
+            # Each worker case host consumes a queue of its own and names its node after itself.
+            host.setdefault("celery_workers", [{**WORKER, "queues": [case]}])
+            for worker in host["celery_workers"]:
+                worker.setdefault("hostname", f"{worker['name']}@{case}")
+        groups[group]["hosts"][case] = host
+    # Fleet-wide: a node name taken twice, a queue nobody consumes.
+    groups["celery_workers"]["hosts"]["node-twin"] = {
+        "celery_workers": [{**WORKER, "hostname": "default@w1"}]
+    }
+    groups["celery_workers"]["vars"]["celery_queues"] = ["q1", "orphan"]
+    return inventory
+
+
+def validate(tmp_path: Path, inventory: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    return run_validate(str(path), *args)
+
+
+def run_validate(inventory: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(TOP / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
+    command = [str(BIN / "ansible-playbook"), "-i", inventory, "playbooks/validate.yml", *args]
+    return subprocess.run(command, cwd=TOP, env=env, capture_output=True, text=True, check=False, timeout=300)
+
+
+def assert_no_host_contacted(result: subprocess.CompletedProcess[str]) -> None:
+    output = result.stdout + result.stderr
+    assert "UNREACHABLE" not in output, output[-3000:]
+    recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)", result.stdout, re.M)
+    assert recap, output[-3000:]
+    assert all(changed == "0" and unreachable == "0" for _, changed, unreachable in recap), recap
+
+
+def test_valid_inventory_passes_without_contacting_a_host(tmp_path):
+    result = validate(tmp_path, valid_inventory())
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_no_host_contacted(result)
+
+
+def test_sandbox_inventory_passes_without_contacting_its_containers():
+    # The demo's inventory as committed (its DEMO-ONLY vault password included); its hosts are
+    # Docker containers reached with the docker connection, which would fail if tried: none runs.
+    sandbox = TOP / "inventories" / "sandbox"
+
+    result = run_validate(str(sandbox), "--vault-password-file", str(sandbox / "vault-password.txt"))
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_no_host_contacted(result)
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory) -> dict[str, Any]:
+    result = validate(tmp_path_factory.mktemp("validate"), bad_inventory())
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    return {"result": result, "lines": lines}
+
+
+def test_bad_inventory_fails_in_one_run_without_contacting_a_host(refused):
+    result = refused["result"]
+
+    assert result.returncode != 0
+    assert "Invalid inventory, " in result.stdout
+    assert_no_host_contacted(result)
+    # Nothing else of the inventory leaks: the test passwords are never printed.
+    assert PASSWORD not in result.stdout + result.stderr
+    assert "test-only-client-secret" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_bad_input_is_refused_naming_its_host_and_field(refused, case):
+    _, _, fragments = CASES[case]
+
+    lines = [line for line in refused["lines"] if f"host '{case}'" in line]
+
+    assert any(all(f in line for f in fragments) for line in lines), (fragments, lines)
+
+
+@pytest.mark.parametrize("case", list(FLEET_CASES))
+def test_each_fleet_wide_bad_input_is_refused(refused, case):
+    fragments = FLEET_CASES[case]
+
+    assert any(all(f in line for f in fragments) for line in refused["lines"]), fragments
+
+
+def test_valid_hosts_are_not_blamed(refused):
+    blamed = {host for host in ("r1", "w2") if any(f"host '{host}'" in line for line in refused["lines"])}
+
+    assert blamed == set()
