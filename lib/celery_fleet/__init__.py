@@ -71,6 +71,16 @@ Recorded changes to the agreed signatures:
 Every error is a ``FleetError`` (a ``ValueError``); its message names the worker, the host when known,
 the field and what is allowed, e.g. ``worker 'io' on host 'w1': field 'pool': 'fork' is not one of
 prefork, gevent, eventlet, threads, solo``. The filter file turns it into ``AnsibleFilterError``.
+
+- added: ``name | celery_fleet_app_layout(home=None, state_dir=None, log_dir=None)`` ->
+  ``layout.app_layout(...) -> dict`` (the app's paths, user, ``<home>/bin/celery`` and service
+  names: the one place they are built) and ``stdout | celery_fleet_inspect_reply`` ->
+  ``layout.inspect_reply(stdout) -> dict`` (``celery inspect --json`` output as node -> reply,
+  empty when nothing answered)
+- added: ``entries | celery_fleet_verify_nodes``, ``entries | celery_fleet_verify_errors(active_queues,
+  stats, queues=None)`` and ``entries | celery_fleet_silent_services(active_queues)`` -> ``live``'s
+  functions of the same names (one live check over the hosts of a batch or of the whole fleet;
+  an entry per host: host, nodename, workers, nodes, services, manager, visibility_timeout, key_prefix)
 """
 
 from celery_fleet.errors import FleetError, Problem

@@ -14,7 +14,14 @@ from typing import Any
 from celery_fleet.broker import option_errors, transport_options
 from celery_fleet.workers import declared_concurrency, green_max_connections, node_name, normalize_worker
 
-__all__ = ["declared_concurrency", "live_errors", "pool_name"]
+__all__ = [
+    "declared_concurrency",
+    "live_errors",
+    "pool_name",
+    "silent_services",
+    "verify_errors",
+    "verify_nodes",
+]
 
 
 def pool_name(implementation: str) -> str:
@@ -107,3 +114,46 @@ def live_errors(
         if missing:
             errors.append(f"celery_queues: no running worker consumes {', '.join(missing)}")
     return errors
+
+
+# --- One verification over several hosts (roles/celery_worker tasks/verify.yml) -------------------
+# Each host of the batch (or of the fleet, for playbooks/verify.yml) contributes one entry: what it
+# declares and how its services are named; one `celery inspect` then answers for all of them.
+
+
+def verify_nodes(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every node name the hosts of ``entries`` must run, in host order."""
+    return [node for entry in entries for node in entry.get("nodes") or []]
+
+
+def verify_errors(
+    entries: Sequence[Mapping[str, Any]],
+    active_queues: Mapping[str, Sequence[Mapping[str, Any]]] | None,
+    stats: Mapping[str, Any] | None,
+    queues: Sequence[str] | None = None,
+) -> list[str]:
+    """``live_errors`` for the hosts of ``entries`` (keys: host, nodename, workers,
+    visibility_timeout, key_prefix)."""
+    return live_errors(
+        {e["host"]: e.get("workers") for e in entries},
+        {e["host"]: e.get("nodename") or e["host"] for e in entries},
+        active_queues,
+        stats,
+        queues,
+        {e["host"]: e.get("visibility_timeout") for e in entries},
+        {e["host"]: e.get("key_prefix") or "" for e in entries},
+    )
+
+
+def silent_services(
+    entries: Sequence[Mapping[str, Any]], active_queues: Mapping[str, Any] | None
+) -> list[dict[str, str]]:
+    """The services whose node did not answer, with the host that runs them and its process manager
+    (keys: host, service, manager), so their logs can be read where they are."""
+    answered = set(active_queues or {})
+    return [
+        {"host": entry["host"], "service": service, "manager": entry.get("manager") or "systemd"}
+        for entry in entries
+        for node, service in zip(entry.get("nodes") or [], entry.get("services") or [], strict=True)
+        if node not in answered
+    ]

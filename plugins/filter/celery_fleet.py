@@ -12,7 +12,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib"))
 
 from ansible.errors import AnsibleFilterError
-from celery_fleet import broker, diagnose, live, retire, service, validation, workers
+from celery_fleet import broker, diagnose, layout, live, retire, service, validation, workers
 from celery_fleet.errors import FleetError
 
 
@@ -32,6 +32,8 @@ class FilterModule:
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {
+            "celery_fleet_app_layout": _ansible_errors(layout.app_layout),
+            "celery_fleet_inspect_reply": _ansible_errors(layout.inspect_reply),
             "celery_fleet_worker": _ansible_errors(workers.normalize_worker),
             "celery_fleet_worker_argv": _ansible_errors(workers.worker_argv),
             "celery_fleet_worker_environment": _ansible_errors(workers.worker_environment),
@@ -44,6 +46,9 @@ class FilterModule:
             "celery_fleet_validation_errors": _ansible_errors(validation.validate_fleet),
             "celery_fleet_node_name": _ansible_errors(workers.node_name),
             "celery_fleet_live_errors": _ansible_errors(live.live_errors),
+            "celery_fleet_verify_nodes": _ansible_errors(live.verify_nodes),
+            "celery_fleet_verify_errors": _ansible_errors(live.verify_errors),
+            "celery_fleet_silent_services": _ansible_errors(live.silent_services),
             "celery_fleet_environment_split": _ansible_errors(service.split_environment),
             "celery_fleet_env_file": _ansible_errors(service.env_file),
             "celery_fleet_retire_marker": _ansible_errors(retire.marker_regex),

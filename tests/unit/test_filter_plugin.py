@@ -10,6 +10,8 @@ loader = pytest.importorskip("ansible.plugins.loader")
 
 FILTER_DIR = Path(__file__).resolve().parents[2] / "plugins" / "filter"
 FILTERS = {
+    "celery_fleet_app_layout",
+    "celery_fleet_inspect_reply",
     "celery_fleet_worker",
     "celery_fleet_worker_argv",
     "celery_fleet_worker_environment",
@@ -22,6 +24,9 @@ FILTERS = {
     "celery_fleet_validation_errors",
     "celery_fleet_node_name",
     "celery_fleet_live_errors",
+    "celery_fleet_verify_nodes",
+    "celery_fleet_verify_errors",
+    "celery_fleet_silent_services",
     "celery_fleet_environment_split",
     "celery_fleet_env_file",
     "celery_fleet_retire_marker",

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from celery_fleet.live import declared_concurrency, live_errors, pool_name
+from celery_fleet.live import (
+    declared_concurrency,
+    live_errors,
+    pool_name,
+    silent_services,
+    verify_errors,
+    verify_nodes,
+)
 
 WORKERS = {
     "w1": [
@@ -168,3 +175,45 @@ def test_a_green_workers_pool_size_is_checked_too():
         "host 'w1', worker 'io' (node io@w1.dc1.example): broker transport option max_connections is 10, "
         "the inventory says 20"
     ]
+
+
+# --- One verification over the hosts of a batch -----------------------------------------------------
+ENTRIES = [
+    {
+        "host": "w1",
+        "nodename": "w1.dc1.example",
+        "workers": WORKERS["w1"],
+        "nodes": ["io@w1.dc1.example", "train@w1.dc1.example"],
+        "services": ["shop-worker-io", "shop-worker-train"],
+        "manager": "supervisord",
+        "visibility_timeout": None,
+        "key_prefix": "",
+    },
+    {"host": "w2", "nodename": "w2", "workers": [], "nodes": [], "services": []},
+]
+
+
+def test_verify_nodes_in_host_order():
+    assert verify_nodes(ENTRIES) == ["io@w1.dc1.example", "train@w1.dc1.example"]
+
+
+def test_verify_errors_is_live_errors_per_host():
+    active, stats = fleet()
+    assert verify_errors(ENTRIES, active, stats, ["training"]) == live_errors(
+        WORKERS, NODES, active, stats, ["training"], {"w1": None, "w2": None}, {"w1": "", "w2": ""}
+    )
+    del active["train@w1.dc1.example"]
+    assert (
+        "host 'w1', worker 'train' (node train@w1.dc1.example): did not answer the control API "
+        "(is its service running?)"
+    ) in verify_errors(ENTRIES, active, stats)
+
+
+def test_silent_services_name_their_host_and_manager():
+    active, _ = fleet()
+    assert silent_services(ENTRIES, active) == []
+    del active["io@w1.dc1.example"]
+    assert silent_services(ENTRIES, active) == [
+        {"host": "w1", "service": "shop-worker-io", "manager": "supervisord"}
+    ]
+    assert len(silent_services(ENTRIES, None)) == 2
