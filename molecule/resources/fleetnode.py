@@ -5,15 +5,19 @@ reaches its host as Ansible did) and the tests call them:
 
 - ``node.run(cmd)`` / ``node.check(cmd)`` / ``node.json(cmd)``: a shell command as root; ``check``
   fails with the command's output, ``json`` returns the last JSON object it printed;
-- ``node.celery(args)`` / ``node.as_app(cmd)``: the app's celery, or any command, as the app's
-  service user with the app's environment file (the broker password never reaches argv);
+- ``node.celery(args)``: the app's own entry, ``<home>/bin/celery`` (roles/celery_app), which runs
+  the app's celery as its service user with its environment file, ``-A celery_fleet_app`` preset
+  (what an operator types: ``sudo /opt/<app>/bin/celery inspect active``); ``node.as_app(cmd)`` /
+  ``node.python(args)``: any other command of the app (a producer script) the same way;
 - ``node.inspect(action, expect=nodes)``: ``celery inspect --json``, waited on until every expected
   node answered;
 - ``node.state(service)``, ``node.main_pid``, ``node.start/stop/restart``, ``node.logs``,
   ``node.service_file``, ``node.up_for``: a service under either process manager;
 - :func:`wait_until`: wait for a positive signal, with a deadline and a message saying what never came.
 
-Node names come from ``lib/celery_fleet/workers.py`` (:func:`worker_node`), as the roles compute them.
+Paths and service names come from ``lib/celery_fleet/layout.py`` (``node.layout``), node names from
+``lib/celery_fleet/workers.py`` (:func:`worker_node`), inspect replies are read by
+``layout.inspect_reply``: as the roles do.
 Secrets a command needs travel in the exec's environment (``secret_env``) or on stdin, never in argv.
 """
 
@@ -35,10 +39,9 @@ if str(PROJECT / "lib") not in sys.path:
     sys.path.insert(0, str(PROJECT / "lib"))
 
 from celery_fleet.diagnose import up_for  # noqa: E402  (lib/ is put on sys.path just above)
+from celery_fleet.layout import app_layout, inspect_reply  # noqa: E402
 from celery_fleet.workers import node_name, normalize_worker  # noqa: E402
 
-# The fleet's entry module (roles/celery_app): it merges the fleet's transport options into the app's.
-ENTRY_MODULE = "celery_fleet_app"
 MANAGERS = ("systemd", "supervisord")
 
 T = TypeVar("T")
@@ -97,7 +100,8 @@ class Node:
         self.container = container
         self.manager = manager
         self.app = app
-        self.home = home or (f"/opt/{app}" if app else None)
+        # The app's paths and service names, as roles/celery_app lays them out.
+        self.layout: dict[str, str] = app_layout(app, home) if app else {}
         self.inspect_timeout = inspect_timeout
 
     def __repr__(self) -> str:
@@ -180,27 +184,27 @@ class Node:
 
     # --- the app ------------------------------------------------------------------------------------
 
-    def _app_home(self) -> str:
-        assert self.app and self.home, f"{self.container}: no app given to this Node"
-        return self.home
-
-    def as_app(self, command: str) -> str:
-        """``command`` (a shell string) run as the app's service user with its environment file,
-        from the app's code directory (roles/celery_app's wrapper)."""
-        home = self._app_home()
-        return f"cd / && runuser -u {self.app} -- {home}/bin/celery-env {command}"
+    def _app(self) -> dict[str, str]:
+        assert self.layout, f"{self.container}: no app given to this Node"
+        return self.layout
 
     def celery(self, args: str) -> str:
-        """The app's celery through the fleet's entry module, as the app's user: the single place the
-        tests build it (roles/celery_app installs the same command for operators)."""
-        home = self._app_home()
-        return self.as_app(f"{home}/venv/bin/celery -A {ENTRY_MODULE} {args}")
+        """The app's celery as its user, environment loaded, ``-A celery_fleet_app`` preset: the
+        app's own entry point (``<home>/bin/celery``), as the plays and operators run it."""
+        return f"{self._app()['celery']} {args}"
+
+    def as_app(self, command: str) -> str:
+        """Any other command of the app (a shell string) as its service user, with its environment
+        file, from its code directory. ``<home>/bin/celery`` runs celery only; a producer script
+        needs the app's python, through the same environment wrapper (``<home>/bin/celery-env``)
+        that bin/celery and the supervisord programs use."""
+        layout = self._app()
+        return f"cd / && runuser -u {layout['user']} -- {layout['env_wrapper']} {command}"
 
     def python(self, args: str, *, pythonpath: str | None = None) -> str:
         """The app virtualenv's python as the app's user (a producer script, the demo workload)."""
-        home = self._app_home()
         path = f"env PYTHONPATH={pythonpath} " if pythonpath else ""
-        return self.as_app(f"{path}{home}/venv/bin/python {args}")
+        return self.as_app(f"{path}{self._app()['venv']}/bin/python {args}")
 
     def inspect(
         self,
@@ -216,10 +220,7 @@ class Node:
 
         def answered() -> dict[str, Any] | None:
             nonlocal seen
-            result = self.run(command, timeout=60)
-            if not result.stdout.lstrip().startswith("{"):
-                return None
-            seen = json.loads(result.stdout)
+            seen = inspect_reply(self.run(command, timeout=60).stdout)
             if expect is None:
                 return seen or None
             return seen if expect <= seen.keys() else None
@@ -308,7 +309,7 @@ class Node:
             when = f" --since {shlex.quote(since)}" if since else ""
             return self.run(f"journalctl --no-pager -o cat -u {shlex.quote(service)}{when}").stdout
         assert since is None, "supervisord's log files carry no journal timestamps: read the whole file"
-        return self.run(f"cat /var/log/supervisor/{self.app}/{service}.log").stdout
+        return self.run(f"cat {self._app()['supervisor_log_dir']}/{service}.log").stdout
 
 
 class SshNode(Node):

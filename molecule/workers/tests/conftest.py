@@ -24,6 +24,7 @@ import yaml
 
 # molecule/resources holds what every scenario's tests share.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
+from celery_fleet.layout import app_layout  # lib/ is on sys.path through fleetnode
 from fleetnode import Node, worker_node
 from scenario_inventory import inventory_hosts, inventory_vars
 
@@ -32,14 +33,15 @@ FLEET_PLAY = yaml.safe_load((SCENARIO_DIR / "converge.yml").read_text())[0]["var
 APP = FLEET_PLAY["celery_app_name"]
 WORKERS: list[dict[str, Any]] = FLEET_PLAY["celery_workers"]
 QUEUES: list[str] = FLEET_PLAY["celery_queues"]
-HOME = f"/opt/{APP}"
-ENV_FILE = f"/etc/{APP}/celery.env"
+LAYOUT = app_layout(APP)
+HOME = LAYOUT["home"]
+ENV_FILE = LAYOUT["env_file"]
 # The example app's producer, through the fleet's entry module (key scoping on: prefix cf:).
 WORKLOAD = "-m celery_fleet_app celery_demo.workload --json"
 
 
 def service(worker: str) -> str:
-    return f"{APP}-worker-{worker}"
+    return LAYOUT["worker_service_prefix"] + worker
 
 
 class Fleet:
