@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,11 @@ import yaml
 from benchlib import Sample, Target, bar_chart, table, targets_table
 from common import BENCH, Context, log
 from fleet import PREFIX, Fleet
+
+# The scenarios' test library: the app's commands and node names are built there once (from
+# lib/celery_fleet's layout and node-name functions), for the tests and this benchmark alike.
+sys.path.insert(0, str(BENCH.parent / "molecule" / "resources"))
+from fleetnode import Node, worker_node
 
 SANDBOX_VARS = Path(__file__).resolve().parent.parent / "inventories" / "sandbox" / "group_vars"
 WORKER_HOSTS = {"cf-worker-gpu": "gpu_workers", "cf-worker-cpu": "cpu_workers"}
@@ -52,14 +58,19 @@ def _vars(group: str, role: str) -> dict[str, Any]:
 
 
 APP = _vars("all", "celery_app")["celery_app_name"]
-HOME = f"/opt/{APP}"
-AS_APP = f"runuser -u {APP} -- {HOME}/bin/celery-env env PYTHONPATH={HOME}/app {HOME}/venv/bin/python {PROBE}"
+
 WORKERS = {h: _vars(g, "celery_worker")["celery_workers"] for h, g in WORKER_HOSTS.items()}
 
 
 def node(host: str, worker: str) -> str:
-    spec = next(w for w in WORKERS[host] if w["name"] == worker)
-    return spec.get("hostname", f"{worker}@%h").replace("%h", PREFIX + host)
+    """The Celery node name of a declared worker, as the roles compute it (the container's host name)."""
+    return worker_node(next(w for w in WORKERS[host] if w["name"] == worker), PREFIX + host)
+
+
+def probe(host: str, args: str) -> str:
+    """The shell command that runs fleet_probe.py on a host as the app's user, with its environment."""
+    target = Node(PREFIX + host, app=APP)
+    return target.python(f"{PROBE} {args}", pythonpath=target.layout["code_dir"])
 
 
 def last_json(text: str) -> dict[str, Any]:
@@ -144,7 +155,7 @@ def baseline(fleet: Fleet) -> dict[str, float]:
     host, worker = BASELINE
     script = f"""
 rm -f /tmp/rolling-ready /tmp/rolling-go /tmp/rolling-ping.json
-{AS_APP} ping {node(host, worker)} --ready /tmp/rolling-ready --go /tmp/rolling-go --timeout 90 \
+{probe(host, f"ping {node(host, worker)} --ready /tmp/rolling-ready --go /tmp/rolling-go --timeout 90")} \
     > /tmp/rolling-ping.json &
 waiter=$!
 for _ in $(seq 600); do [ -e /tmp/rolling-ready ] || [ -s /tmp/rolling-ping.json ] && break; sleep 0.1; done
@@ -199,16 +210,22 @@ def journal_lines(fleet: Fleet, since: float, task_ids: list[str]) -> list[str]:
 def window(
     fleet: Fleet, facts: Path, serial: int, rep: int, minimum: int, extra: list[str]
 ) -> dict[str, Any]:
-    fleet.exec(OPS, "rm -f /tmp/rolling-stop /tmp/rolling-ids.json")
+    fleet.exec(OPS, "rm -f /tmp/rolling-stop /tmp/rolling-ids.json /tmp/rolling-started")
     since = time.time()
     producer = subprocess.Popen(
         ["docker", "exec", PREFIX + OPS, "bash", "-ec",
-         f"{AS_APP} stream /tmp/rolling-ids.json /tmp/rolling-stop --rate {RATE:g} --min {minimum}"
-         f" --max-seconds 600 --sleep {SLEEP:g}"],
+         probe(OPS, f"stream /tmp/rolling-ids.json /tmp/rolling-stop --rate {RATE:g} --min {minimum}"
+                    f" --max-seconds 600 --sleep {SLEEP:g} --started /tmp/rolling-started")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(3)  # the producer's imports; the baseline restart already has the stream running
+        # The baseline restart comes with the stream running: wait for its first task, not a guess.
+        fleet.exec(
+            OPS,
+            "for _ in $(seq 600); do [ -e /tmp/rolling-started ] && exit 0; sleep 0.1; done;"
+            " echo 'the producer sent nothing within 60 s' >&2; exit 1",
+            timeout=90,
+        )
         base = baseline(fleet)
         play_start = time.time()
         run = fleet.playbook(
@@ -228,10 +245,16 @@ def window(
     stream = last_json(out)
     records = json.loads(fleet.exec(OPS, "cat /tmp/rolling-ids.json", timeout=60))
     collected = last_json(
-        fleet.exec(OPS, f"{AS_APP} collect /tmp/rolling-ids.json --timeout 180", timeout=300)
+        fleet.exec(OPS, probe(OPS, "collect /tmp/rolling-ids.json --timeout 180"), timeout=300)
     )
-    time.sleep(1)  # the last "succeeded" lines reach the journal
     ran = journal_successes(fleet, since)
+    # The backend can report SUCCESS before the worker's "succeeded" line reaches the journal: wait
+    # (bounded) until the journals show every task the backend calls successful.
+    successful = {r["id"] for r in records} - set(collected["not_success"])
+    deadline = time.monotonic() + 15
+    while not successful <= ran.keys() and time.monotonic() < deadline:
+        time.sleep(0.5)
+        ran = journal_successes(fleet, since)
     ids = [r["id"] for r in records]
     queue = {r["id"]: r["queue"] for r in records}
     not_success = set(collected["not_success"])

@@ -1,17 +1,16 @@
 """The Celery client side of benchmark 8 (rolling restart), run inside a fleet container.
 
 Copied into the container by bench/b_rolling.py and run as the app's service user through the app's
-environment wrapper, so the broker password travels in the environment, never in argv::
-
-    runuser -u celerydemo -- /opt/celerydemo/bin/celery-env env PYTHONPATH=/opt/celerydemo/app \\
-        /opt/celerydemo/venv/bin/python /tmp/fleet_probe.py <command> ...
+environment wrapper (``b_rolling.probe``, built by the test library's ``Node.python``), so the broker
+password travels in the environment, never in argv.
 
 Commands (each prints one JSON object on its last line; every wait is bounded):
 
-- ``stream OUT STOP --rate R --min N --max-seconds S --sleep SECONDS``: publish at R tasks per
-  second, round-robin over a ping to every queue of the app and a SECONDS sleep to each of
-  SLEEP_QUEUES, until the file STOP exists and at least N were sent (or S seconds passed);
-  write ``[{"id", "queue", "t"}]`` (t: epoch seconds of the publish) to OUT.
+- ``stream OUT STOP --rate R --min N --max-seconds S --sleep SECONDS [--started FILE]``: publish
+  at R tasks per second, round-robin over a ping to every queue of the app and a SECONDS sleep to
+  each of SLEEP_QUEUES, until the file STOP exists and at least N were sent (or S seconds passed);
+  write ``[{"id", "queue", "t"}]`` (t: epoch seconds of the publish) to OUT. FILE is created once
+  the first task is published (the caller waits on it rather than guessing the start-up time).
 - ``collect IDS --timeout T``: wait until every task of the file IDS is ready; print the
   backend's state counts and the ids that did not end SUCCESS.
 - ``ping NODE --ready FILE --go FILE --timeout T``: answer once NODE replies to a control ping
@@ -38,7 +37,13 @@ SLEEP_QUEUES = ("processing", "extraction")
 
 
 def stream(
-    out: Path, stop: Path, rate: float, minimum: int, max_seconds: float, sleep: float
+    out: Path,
+    stop: Path,
+    rate: float,
+    minimum: int,
+    max_seconds: float,
+    sleep: float,
+    started: Path | None = None,
 ) -> dict[str, Any]:
     # Interleave the sleeps among the pings, so no queue sees a burst.
     plan: list[tuple[str, bool]] = [(queue, False) for queue in QUEUES]
@@ -55,6 +60,8 @@ def stream(
             result = PING_TASKS[queue].apply_async()
         records.append({"id": result.id, "queue": queue, "t": round(time.time(), 3)})
         n += 1
+        if started is not None and n == 1:
+            started.touch()
         # A fixed schedule (not a fixed pause), so a slow publish does not lower the rate.
         delay = t0 + n / rate - time.monotonic()
         if delay > 0:
@@ -118,6 +125,7 @@ def main() -> None:
     s.add_argument("--min", type=int, default=500)
     s.add_argument("--max-seconds", type=float, default=600.0)
     s.add_argument("--sleep", type=float, default=0.5)
+    s.add_argument("--started", type=Path, default=None)
     c = sub.add_parser("collect")
     c.add_argument("ids", type=Path)
     c.add_argument("--timeout", type=float, default=120.0)
@@ -128,7 +136,7 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=90.0)
     args = parser.parse_args()
     if args.command == "stream":
-        report = stream(args.out, args.stop, args.rate, args.min, args.max_seconds, args.sleep)
+        report = stream(args.out, args.stop, args.rate, args.min, args.max_seconds, args.sleep, args.started)
     elif args.command == "collect":
         report = collect(args.ids, args.timeout)
     else:

@@ -2,23 +2,30 @@
 
 The declared fleet is read from inventories/sandbox/group_vars (the files this scenario links), the
 secrets from the sandbox's demo-only vault. Containers are driven with `docker` (network cuts,
-restarts) and testinfra's docker backend; every Celery client runs inside the ops container as the
-app's service user through the app's environment wrapper, so no password reaches a command line.
+restarts) and reached through molecule/resources/fleetnode.py (`node(name)`); every Celery client
+runs inside the ops container as the app's service user through the app's environment, so no
+password reaches a command line.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import re
 import subprocess
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import testinfra
 import yaml
+
+# molecule/resources holds what every scenario's tests share.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
+from celery_fleet.layout import app_layout  # lib/ is on sys.path through fleetnode
+from fleetnode import Node, wait_until, worker_node
+
+__all__ = ["wait_until"]  # re-exported for the tests
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
 PROJECT_DIR = SCENARIO_DIR.parents[1]
@@ -32,8 +39,6 @@ def _vars(group: str, role: str) -> dict[str, Any]:
 
 
 APP: str = _vars("all", "celery_app")["celery_app_name"]
-# Every service and live check runs the app through the fleet's entry module (roles/celery_app).
-MODULE = "celery_fleet_app"
 # The kombu key prefix of the sandbox ("" unless key scoping is switched on): queue keys carry it.
 KEY_PREFIX: str = _vars("all", "celery_app").get("celery_broker_key_prefix", "")
 QUEUES: list[str] = _vars("celery_workers", "celery_worker")["celery_queues"]
@@ -45,29 +50,40 @@ WORKERS: dict[str, list[dict[str, Any]]] = {
 REDIS = "fleet-redis"
 OPS = "fleet-ops"
 NETWORK = "fleet-net"
-HOME = f"/opt/{APP}"
-AS_APP = f"runuser -u {APP} -- {HOME}/bin/celery-env"
-INSPECT = f"{AS_APP} {HOME}/venv/bin/celery -A {MODULE} inspect --json --timeout 3"
-PROBE = f"{AS_APP} env PYTHONPATH={HOME}/app {HOME}/venv/bin/python /tmp/probe.py"
-WORKLOAD = f"{AS_APP} {HOME}/venv/bin/python -m celery_demo.workload --json"
+LAYOUT = app_layout(APP)
+
+
+@functools.cache
+def node(name: str) -> Node:
+    """A container of the fleet (every host runs systemd here)."""
+    return Node(name, app=APP, inspect_timeout=3)
 
 
 def node_name(worker: dict[str, Any], host: str) -> str:
-    return worker.get("hostname", f"{worker['name']}@%h").replace("%h", host)
+    """The Celery node name of a declared worker of a host (container name = host name here)."""
+    return worker_node(worker, host)
 
 
 def service(worker: dict[str, Any]) -> str:
-    return f"{APP}-worker-{worker['name']}"
+    return worker_service(worker["name"])
 
 
-def worker_node(host_name: str, worker_name: str) -> str:
-    """The node name of a declared worker of a host."""
-    return node_name(next(w for w in WORKERS[host_name] if w["name"] == worker_name), host_name)
+def worker_service(worker_name: str) -> str:
+    return LAYOUT["worker_service_prefix"] + worker_name
+
+
+def declared_worker(host_name: str, worker_name: str) -> dict[str, Any]:
+    return next(w for w in WORKERS[host_name] if w["name"] == worker_name)
+
+
+def named_node(host_name: str, worker_name: str) -> str:
+    """The node name of a declared worker of a host, by the worker's name."""
+    return node_name(declared_worker(host_name, worker_name), host_name)
 
 
 def main_pid(host_name: str, worker_name: str) -> int:
-    """The main process of a worker's systemd service (0 when it is not running)."""
-    return int(host(host_name).check_output(f"systemctl show -p MainPID --value {APP}-worker-{worker_name}"))
+    """The main process of a worker's service (0 when it is not running)."""
+    return node(host_name).main_pid(worker_service(worker_name))
 
 
 def declared() -> list[tuple[str, dict[str, Any]]]:
@@ -75,43 +91,39 @@ def declared() -> list[tuple[str, dict[str, Any]]]:
     return [(host, worker) for host, workers in WORKERS.items() for worker in workers]
 
 
-def host(name: str):
-    return testinfra.get_host(f"docker://{name}")
+def all_nodes() -> set[str]:
+    return {node_name(worker, h) for h, worker in declared()}
+
+
+def inspect(action: str, expect: set[str] | None = None, timeout: float = 60) -> dict[str, Any]:
+    """`celery inspect <action>` from the ops host, waited on until the nodes in expect answer."""
+    return node(OPS).inspect(action, expect, timeout=timeout)
+
+
+def answers(nodes: set[str], timeout: float = 5) -> bool:
+    """Whether every node of `nodes` answers a ping within `timeout`."""
+    try:
+        inspect("ping", nodes, timeout=timeout)
+    except AssertionError:
+        return False
+    return True
+
+
+def workload(args: str, timeout: float = 300) -> dict[str, Any]:
+    """The demo workload (celery_demo.workload) from the ops host: its JSON report."""
+    return node(OPS).json(node(OPS).python(f"-m celery_demo.workload --json {args}"), timeout=timeout)
+
+
+def probe(args: str, timeout: float = 600) -> dict[str, Any]:
+    """tests/probe.py (copied into the ops container) from the ops host: its JSON report."""
+    ops = node(OPS)
+    return ops.json(ops.python(f"/tmp/probe.py {args}", pythonpath=LAYOUT["code_dir"]), timeout=timeout)
 
 
 def docker(*args: str, timeout: float = 120) -> str:
     return subprocess.run(
         ["docker", *args], check=True, capture_output=True, text=True, timeout=timeout
     ).stdout
-
-
-def run_json(name: str, command: str) -> dict[str, Any]:
-    """Run a command printing one JSON object (last line) in a container; fail with its output otherwise."""
-    result = host(name).run(command)
-    match = re.search(r"^\{.*\}\s*$", result.stdout, re.M)
-    assert match, (
-        f"{command!r} on {name} printed no JSON (rc {result.rc}): "
-        f"{result.stdout[-800:]} {result.stderr[-800:]}"
-    )
-    return json.loads(match.group(0))
-
-
-def inspect(action: str, expect: set[str] | None = None, timeout: float = 60) -> dict[str, Any]:
-    """`celery inspect <action>` from the ops host, retried (bounded) until the nodes in expect answer."""
-    deadline = time.monotonic() + timeout
-    replies: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        result = host(OPS).run(f"{INSPECT} {action}")
-        if result.stdout.lstrip().startswith("{"):
-            replies = json.loads(result.stdout)
-            if expect is None or expect <= replies.keys():
-                return replies
-        time.sleep(1)
-    raise AssertionError(f"inspect {action}: expected {sorted(expect or [])}, got {sorted(replies)}")
-
-
-def all_nodes() -> set[str]:
-    return {node_name(worker, h) for h, worker in declared()}
 
 
 def vault() -> dict[str, str]:
@@ -133,22 +145,7 @@ def vault() -> dict[str, str]:
 def redis_admin(command: str) -> str:
     """A redis-cli command as the admin ACL user; the password travels in the exec's environment."""
     password = vault()["vault_redis_admin_password"]
-    return subprocess.run(
-        [
-            "docker",
-            "exec",
-            "-e",
-            f"REDISCLI_AUTH={password}",
-            REDIS,
-            "sh",
-            "-c",
-            f"redis-cli --user admin {command}",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    ).stdout
+    return node(REDIS).check(f"redis-cli --user admin {command}", secret_env={"REDISCLI_AUTH": password})
 
 
 def executions(since: float) -> dict[str, int]:
@@ -156,39 +153,19 @@ def executions(since: float) -> dict[str, int]:
     counts: dict[str, int] = {}
     pattern = re.compile(r"Task [\w.]+\[([0-9a-f-]{36})\] succeeded")
     for name in WORKER_HOSTS:
-        out = (
-            host(name)
-            .run(f"journalctl -o cat --no-pager -u '{APP}-worker-*' --since @{int(since) - 1}")
-            .stdout
-        )
+        out = node(name).logs(worker_service("*"), since=f"@{int(since) - 1}")
         for task_id in pattern.findall(out):
             counts[task_id] = counts.get(task_id, 0) + 1
     return counts
-
-
-def wait_until(predicate, timeout: float, interval: float = 1.0) -> float:
-    """Seconds until predicate() is true; AssertionError after timeout."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        try:
-            if predicate():
-                return time.monotonic() - started
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, AssertionError):
-            pass  # a container or service still coming back
-        time.sleep(interval)
-    raise AssertionError(f"not true within {timeout} s: {predicate.__doc__ or predicate}")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def probe_script() -> None:
     """The producer-side helper, copied into the ops container once."""
     # Through stdin: `docker cp` cannot write into the container's /tmp, a tmpfs.
-    subprocess.run(
-        ["docker", "exec", "-i", OPS, "sh", "-c", "cat > /tmp/probe.py && chmod 0644 /tmp/probe.py"],
-        input=Path(__file__).with_name("probe.py").read_text(),
-        text=True,
-        check=True,
-        timeout=30,
+    node(OPS).check(
+        "cat > /tmp/probe.py && chmod 0644 /tmp/probe.py",
+        stdin=Path(__file__).with_name("probe.py").read_text(),
     )
 
 

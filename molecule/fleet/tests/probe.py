@@ -1,11 +1,12 @@
 """Producer side of the fleet tests, run inside the ops container with the app's virtualenv.
 
-    runuser -u celerydemo -- /opt/celerydemo/bin/celery-env env PYTHONPATH=<code dir> \
-        <venv>/bin/python probe.py <command> ...
+    conftest.probe("<command> ...")  # <venv>/bin/python probe.py <command> ... as the app's user,
+                                     # with its environment (fleetnode.Node.python)
 
-- ``stream OUT STOP --min N --rate R``: send tasks round-robin (a ping to every queue, a 0.3 s
-  sleep to `processing` and `extraction`) at R per second until the file STOP exists and at least
-  N were sent; write [{id, task, queue}] to OUT; print a JSON summary.
+- ``stream OUT STOP --min N --rate R [--started FILE]``: send tasks round-robin (a ping to every
+  queue, a 0.3 s sleep to `processing` and `extraction`) at R per second until the file STOP exists
+  and at least N were sent; write [{id, task, queue}] to OUT; print a JSON summary. FILE is created
+  once the first task is sent (the caller waits on it instead of guessing the start-up time).
 - ``collect IDS --timeout T``: wait (bounded) until every task of IDS is ready; print the states.
 - ``send QUEUE N OUT``: send N pings to QUEUE without waiting; write their ids to OUT.
 - ``await ID --timeout T``: poll until the task is SUCCESS (a requeued task may pass through other
@@ -30,7 +31,9 @@ from celery_demo.tasks import PING_TASKS, sleep_task
 SLEEP_QUEUES = ("processing", "extraction")
 
 
-def stream(out: Path, stop: Path, minimum: int, rate: float) -> dict[str, Any]:
+def stream(
+    out: Path, stop: Path, minimum: int, rate: float, started_file: Path | None = None
+) -> dict[str, Any]:
     plan: list[tuple[str, Any, dict[str, Any]]] = [(q, PING_TASKS[q], {}) for q in QUEUES]
     plan += [(q, sleep_task, {"kwargs": {"seconds": 0.3}, "queue": q}) for q in SLEEP_QUEUES]
     sent: list[dict[str, str]] = []
@@ -39,6 +42,8 @@ def stream(out: Path, stop: Path, minimum: int, rate: float) -> dict[str, Any]:
         queue, task, options = plan[len(sent) % len(plan)]
         result = task.apply_async(**options)
         sent.append({"id": result.id, "task": task.name, "queue": queue})
+        if started_file is not None and len(sent) == 1:
+            started_file.touch()
         time.sleep(max(0.0, started + len(sent) / rate - time.monotonic()))
         if time.monotonic() - started > 900:  # bounded even if STOP never comes
             break
@@ -110,6 +115,7 @@ def main() -> None:
     s.add_argument("stop", type=Path)
     s.add_argument("--min", type=int, default=500)
     s.add_argument("--rate", type=float, default=8.0)
+    s.add_argument("--started", type=Path, default=None)
     c = sub.add_parser("collect")
     c.add_argument("ids", type=Path)
     c.add_argument("--timeout", type=float, default=120.0)
@@ -122,7 +128,7 @@ def main() -> None:
     a.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args()
     if args.command == "stream":
-        report = stream(args.out, args.stop, args.min, args.rate)
+        report = stream(args.out, args.stop, args.min, args.rate, args.started)
     elif args.command == "collect":
         report = collect(args.ids, args.timeout)
     elif args.command == "send":

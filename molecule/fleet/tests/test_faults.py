@@ -11,22 +11,22 @@ import pytest
 from conftest import (
     KEY_PREFIX,
     NETWORK,
-    OPS,
-    PROBE,
     REDIS,
     WORKERS,
-    WORKLOAD,
     all_nodes,
+    answers,
     docker,
     executions,
-    host,
     inspect,
     main_pid,
+    named_node,
+    node,
     node_name,
+    probe,
     redis_admin,
-    run_json,
     wait_until,
-    worker_node,
+    worker_service,
+    workload,
 )
 
 GPU, CPU = "fleet-worker-gpu", "fleet-worker-cpu"
@@ -38,31 +38,29 @@ VISIBILITY_TIMEOUT = 20
 
 
 def _start_sleep(queue: str, seconds: float) -> str:
-    report = run_json(OPS, f"{WORKLOAD} sleep --seconds {seconds} --queue {queue} --wait-started 30")
+    report = workload(f"sleep --seconds {seconds} --queue {queue} --wait-started 30")
     assert report["ok"] and report["state"] == "STARTED", report
     return report["id"]
 
 
 def _await(task_id: str, timeout: float) -> dict[str, Any]:
-    return run_json(OPS, f"{PROBE} await {task_id} --timeout {timeout}")
+    return probe(f"await {task_id} --timeout {timeout}")
 
 
-def _answers(nodes: set[str]) -> bool:
-    try:
-        inspect("ping", nodes, timeout=5)
-    except AssertionError:
-        return False
-    return True
+def _wait_answering(nodes: set[str], timeout: float) -> float:
+    """Seconds until every node of `nodes` answers a ping."""
+    return wait_until(lambda: answers(nodes), timeout=timeout, what=f"{sorted(nodes)} answering")[1]
 
 
 def test_kill_9_of_a_prefork_pool_child_requeues_its_task_at_once() -> None:
     host_name, worker_name, queue = PREFORK
     since = time.time()
     task_id = _start_sleep(queue, 5)
-    active = inspect("active", {worker_node(host_name, worker_name)})[worker_node(host_name, worker_name)]
+    nodename = named_node(host_name, worker_name)
+    active = inspect("active", {nodename})[nodename]
     child = next(t["worker_pid"] for t in active if t["id"] == task_id)
 
-    host(host_name).run(f"kill -9 {child}")
+    node(host_name).check(f"kill -9 {child}")
     result = _await(task_id, 60)
 
     runs = executions(since).get(task_id, 0)
@@ -84,8 +82,12 @@ def test_kill_9_of_a_worker_main_process_redelivers_after_the_visibility_timeout
     task_id = _start_sleep(queue, 4)
     pid = main_pid(host_name, worker_name)
 
-    host(host_name).run(f"kill -9 {pid}")
-    back = wait_until(lambda: main_pid(host_name, worker_name) not in (0, pid), 30)
+    node(host_name).check(f"kill -9 {pid}")
+    _, back = wait_until(
+        lambda: main_pid(host_name, worker_name) not in (0, pid),
+        timeout=30,
+        what=f"a new main process of {worker_name} on {host_name}",
+    )
     # Redelivery: after the visibility timeout, at the next restore pass of a consumer.
     result = _await(task_id, VISIBILITY_TIMEOUT + 100)
 
@@ -97,23 +99,22 @@ def test_kill_9_of_a_worker_main_process_redelivers_after_the_visibility_timeout
     )
     assert result["state"] == "SUCCESS"
     assert runs == 1
-    wait_until(lambda: _answers({worker_node(host_name, worker_name)}), 60)
+    _wait_answering({named_node(host_name, worker_name)}, 60)
 
 
 @pytest.mark.parametrize(("host_name", "worker_name", "queue"), [PREFORK, GEVENT], ids=["prefork", "gevent"])
 def test_warm_stop_lets_the_running_task_finish(host_name: str, worker_name: str, queue: str) -> None:
     since = time.time()
     task_id = _start_sleep(queue, 6)
-    target = host(host_name)
+    target = node(host_name)
+    unit = worker_service(worker_name)
 
     started = time.monotonic()
-    target.run(f"systemctl stop celerydemo-worker-{worker_name}")
+    target.stop(unit)
     stop_seconds = time.monotonic() - started
     result = _await(task_id, 5)
-    journal = target.run(
-        f"journalctl -o cat --no-pager -u celerydemo-worker-{worker_name} --since @{int(since)}"
-    ).stdout
-    target.run(f"systemctl start celerydemo-worker-{worker_name}")
+    journal = target.logs(unit, since=f"@{int(since)}")
+    target.start(unit)
 
     print(
         f"\n{worker_name}: systemctl stop took {stop_seconds:.1f} s with a 6 s task running; "
@@ -122,22 +123,22 @@ def test_warm_stop_lets_the_running_task_finish(host_name: str, worker_name: str
     assert result["state"] == "SUCCESS"
     assert "WorkerLostError" not in journal
     assert executions(since).get(task_id, 0) == 1
-    wait_until(lambda: _answers({worker_node(host_name, worker_name)}), 60)
+    _wait_answering({named_node(host_name, worker_name)}, 60)
 
 
 def test_redis_restart_keeps_queued_tasks_and_workers_reconnect() -> None:
-    gpu = host(GPU)
-    gpu.run("systemctl stop celerydemo-worker-training")
-    run_json(OPS, f"{PROBE} send training 30 /tmp/queued-ids.json")
+    gpu = node(GPU)
+    gpu.stop(worker_service("training"))
+    probe("send training 30 /tmp/queued-ids.json")
     queued = redis_admin(f"LLEN {KEY_PREFIX}training").strip()
 
     started = time.monotonic()
     docker("restart", REDIS)
-    up = wait_until(lambda: redis_admin("PING").strip() == "PONG", 60)
+    _, up = wait_until(lambda: redis_admin("PING").strip() == "PONG", timeout=60, what="Redis answering PONG")
     after = redis_admin(f"LLEN {KEY_PREFIX}training").strip()
-    gpu.run("systemctl start celerydemo-worker-training")
-    reconnected = wait_until(lambda: _answers(all_nodes()), 90)
-    collected = run_json(OPS, f"{PROBE} collect /tmp/queued-ids.json --timeout 90")
+    gpu.start(worker_service("training"))
+    reconnected = _wait_answering(all_nodes(), 90)
+    collected = probe("collect /tmp/queued-ids.json --timeout 90")
 
     print(
         f"\nRedis restart: {queued} tasks queued before, {after} after; Redis answering after {up:.1f} s, "
@@ -152,8 +153,8 @@ def test_a_restarted_worker_container_brings_its_services_back() -> None:
     nodes = {node_name(w, GPU) for w in WORKERS[GPU]}
     started = time.monotonic()
     docker("restart", GPU)
-    back = wait_until(lambda: _answers(nodes), 120)
-    report = run_json(OPS, f"{WORKLOAD} --timeout 60 queues --queue training --queue extraction")
+    back = _wait_answering(nodes, 120)
+    report = workload("--timeout 60 queues --queue training --queue extraction")
     print(
         f"\n{GPU} restarted: its {len(nodes)} workers answered after {time.monotonic() - started:.1f} s "
         f"({back:.1f} s after docker restart returned)"
@@ -162,21 +163,34 @@ def test_a_restarted_worker_container_brings_its_services_back() -> None:
     assert {r["hostname"] for r in report["results"].values()} == nodes
 
 
+CUT_SECONDS = 10
+
+
 def test_a_worker_host_cut_off_the_network_resumes_consuming() -> None:
-    run_json(OPS, f"{WORKLOAD} --timeout 30 queues --queue high_priority")
+    workload("--timeout 30 queues --queue high_priority")
+    cpu_nodes = {node_name(w, CPU) for w in WORKERS[CPU]}
+    gpu_nodes = {node_name(w, GPU) for w in WORKERS[GPU]}
+
+    def cut_off() -> bool:
+        """a ping answered by the other host's workers and by none of the cut host's"""
+        return not cpu_nodes & inspect("ping", gpu_nodes, timeout=10).keys()
+
     docker("network", "disconnect", NETWORK, CPU)
+    cut = time.monotonic()
     try:
-        run_json(OPS, f"{PROBE} send high_priority 20 /tmp/cut-ids.json")
-        time.sleep(10)
+        probe("send high_priority 20 /tmp/cut-ids.json")
+        wait_until(cut_off, timeout=30, what=f"{CPU} cut off while {GPU} answers")
         pending = redis_admin(f"LLEN {KEY_PREFIX}high_priority").strip()
+        # The fault lasts CUT_SECONDS (long enough for the workers' connections to notice), then ends.
+        time.sleep(max(0.0, cut + CUT_SECONDS - time.monotonic()))
     finally:
         docker("network", "connect", NETWORK, CPU)
     reconnected = time.monotonic()
-    collected = run_json(OPS, f"{PROBE} collect /tmp/cut-ids.json --timeout 120")
+    collected = probe("collect /tmp/cut-ids.json --timeout 120")
     resumed = time.monotonic() - reconnected
-    wait_until(lambda: _answers(all_nodes()), 90)
+    _wait_answering(all_nodes(), 90)
     print(
-        f"\n{CPU} off the network 10 s: {pending} tasks waiting meanwhile; "
+        f"\n{CPU} off the network {reconnected - cut:.0f} s: {pending} tasks waiting meanwhile; "
         f"all done {resumed:.1f} s after reconnect: {collected['states']}"
     )
     assert int(pending) > 0

@@ -6,18 +6,17 @@ from typing import Any
 
 import pytest
 from conftest import (
-    OPS,
+    LAYOUT,
     QUEUES,
     REDIS,
     WORKERS,
-    WORKLOAD,
     all_nodes,
     declared,
-    host,
     inspect,
+    node,
     node_name,
     redis_admin,
-    run_json,
+    workload,
 )
 
 
@@ -55,23 +54,32 @@ def test_every_queue_has_a_consumer(live) -> None:
 
 
 def test_a_task_sent_to_every_queue_runs_on_the_host_that_declares_it() -> None:
-    report = run_json(OPS, f"{WORKLOAD} --timeout 60 queues")
+    report = workload("--timeout 60 queues")
     expected = {q: node_name(w, h) for h, w in declared() for q in w["queues"]}
     ran = {queue: result.get("hostname", result.get("error")) for queue, result in report["results"].items()}
-    for queue, node in sorted(ran.items()):
-        print(f"{queue:<15} {node}")
+    for queue, ran_on in sorted(ran.items()):
+        print(f"{queue:<15} {ran_on}")
     assert ran == {q: expected[q] for q in QUEUES}
 
 
-def test_chord_parts_run_in_parallel_across_the_fleet() -> None:
-    report = run_json(OPS, f"{WORKLOAD} --timeout 60 chord --seconds 2")
+CHORD_QUEUES = ("designer", "composer", "voice")
+
+
+def test_chord_completes_with_its_parts_on_their_workers_at_the_same_time() -> None:
+    # Its speed (wall time against the parts' sum) is bench/b_chord.py's business: a ratio is flaky on
+    # a busy 2-core machine. Here: it completes, each part ran on a worker that consumes the part's
+    # queue, and the parts overlapped in time (one after the other they would span their sum).
+    report = workload("--timeout 60 chord --seconds 2")
+    hosts = [part["hostname"] for part in report.get("parts", [])]
     print(
         f"chord wall {report.get('wall_seconds')} s, sum of parts {report.get('sum_of_parts_seconds')} s, "
-        f"ratio {report.get('ratio')}"
+        f"span {report.get('parts_span_seconds')} s, parts on {hosts}"
     )
     assert report["ok"], report
-    # Three 2 s parts: parallel ~1/3 of their sum, sequential ~1.
-    assert report["ratio"] < 0.7
+    consumers = {node_name(w, h) for h, w in declared() if set(CHORD_QUEUES) & set(w["queues"])}
+    assert len(report["parts"]) == len(CHORD_QUEUES)
+    assert {part["hostname"] for part in report["parts"]} <= consumers, report
+    assert report["parts_span_seconds"] < report["sum_of_parts_seconds"], report
 
 
 def test_services_connect_to_redis_as_their_own_acl_users() -> None:
@@ -88,11 +96,11 @@ def test_services_connect_to_redis_as_their_own_acl_users() -> None:
 
 def test_redis_refuses_unauthenticated_clients_on_the_private_address() -> None:
     # From a worker host, over the network, as nobody: the default user is not open.
-    result = host("fleet-worker-gpu").run(
-        f"/opt/celerydemo/venv/bin/python -c \"import redis; print(redis.Redis(host='{REDIS}').ping())\""
+    result = node("fleet-worker-gpu").run(
+        f"{LAYOUT['venv']}/bin/python -c \"import redis; print(redis.Redis(host='{REDIS}').ping())\""
     )
     # redis-py 8 opens with HELLO, which an unauthenticated client may not send.
-    assert result.rc != 0 and "AuthenticationError" in result.stderr, result.stderr[-300:]
+    assert result.returncode != 0 and "AuthenticationError" in result.stderr, result.stderr[-300:]
 
 
 @pytest.mark.parametrize(("host", "worker"), declared(), ids=lambda v: v if isinstance(v, str) else v["name"])

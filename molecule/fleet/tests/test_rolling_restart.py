@@ -15,15 +15,15 @@ import pytest
 import yaml
 from conftest import (
     OPS,
-    PROBE,
     WORKERS,
     ansible_playbook,
     executions,
-    host,
     inspect,
+    node,
     node_name,
-    run_json,
+    probe,
     service,
+    wait_until,
 )
 
 # The changed setting: one worker per host gets another concurrency, so both host batches restart.
@@ -48,7 +48,7 @@ def _timestamps() -> dict[tuple[str, str], dict[str, int]]:
     stamps = {}
     for name, workers in WORKERS.items():
         for worker in workers:
-            out = host(name).check_output(f"systemctl show -p {TIMESTAMPS} {service(worker)}")
+            out = node(name).check(f"systemctl show -p {TIMESTAMPS} {service(worker)}")
             stamps[(name, worker["name"])] = {
                 k: int(v) for k, v in (ln.split("=", 1) for ln in out.splitlines())
             }
@@ -58,31 +58,32 @@ def _timestamps() -> dict[tuple[str, str], dict[str, int]]:
 @pytest.fixture(scope="module")
 def rolling() -> dict[str, Any]:
     """Act once: producer + rolling re-deploy; what the tests below check."""
-    ops = host(OPS)
-    ops.run("rm -f /tmp/stream-stop /tmp/stream-ids.json")
+    ops = node(OPS)
+    ops.check("rm -f /tmp/stream-stop /tmp/stream-ids.json /tmp/stream-started")
     since = time.time()
     before = _timestamps()
 
     producer: dict[str, Any] = {}
 
     def produce() -> None:
-        producer["report"] = run_json(
-            OPS, f"{PROBE} stream /tmp/stream-ids.json /tmp/stream-stop --min 500 --rate 8"
+        producer["report"] = probe(
+            "stream /tmp/stream-ids.json /tmp/stream-stop --min 500 --rate 8 --started /tmp/stream-started"
         )
 
     thread = threading.Thread(target=produce)
     thread.start()
-    time.sleep(3)
+    # The restart must happen under load: wait until the producer sent its first task.
+    wait_until(lambda: ops.exists("/tmp/stream-started"), timeout=60, what="the producer's first task sent")
     with tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
         play = ansible_playbook("site.yml", "-i", str(_override_inventory(Path(tmp))), "--tags", "workers")
         play_seconds = time.monotonic() - started
-    ops.run("touch /tmp/stream-stop")
+    ops.check("touch /tmp/stream-stop")
     thread.join(timeout=120)
     assert play.returncode == 0, play.stdout[-3000:]
 
-    sent = json.loads(ops.check_output("cat /tmp/stream-ids.json"))
-    collected = run_json(OPS, f"{PROBE} collect /tmp/stream-ids.json --timeout 180")
+    sent = json.loads(ops.read("/tmp/stream-ids.json"))
+    collected = probe("collect /tmp/stream-ids.json --timeout 180")
     ran = executions(since)
     ids = [entry["id"] for entry in sent]
     lost = [i for i in ids if ran.get(i, 0) == 0]

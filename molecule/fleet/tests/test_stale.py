@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import APP, GROUP_VARS, OPS, WORKER_HOSTS, ansible_playbook, host, wait_until
+from conftest import APP, GROUP_VARS, OPS, WORKER_HOSTS, ansible_playbook, node, wait_until
 
 NEW_BEAT = "fleet-worker-gpu"
 TASK = "celery_demo.tasks.ping_low_priority"
@@ -58,7 +58,7 @@ def _beats() -> dict[str, int]:
     """Beat processes per host."""
     counts = {}
     for name in HOSTS:
-        out = host(name).run(f"pgrep -c -f '{BEAT_PROCESS}'").stdout.strip()
+        out = node(name).run(f"pgrep -c -f '{BEAT_PROCESS}'").stdout.strip()
         counts[name] = int(out or 0)
     return counts
 
@@ -69,7 +69,7 @@ def _runs(since: float) -> list[float]:
     stamps: list[float] = []
     for name in WORKER_HOSTS:
         out = (
-            host(name)
+            node(name)
             .run(f"journalctl -o short-unix --no-pager -u '{APP}-worker-*' --since @{int(since)}")
             .stdout
         )
@@ -79,8 +79,8 @@ def _runs(since: float) -> list[float]:
 
 def _unit_state(name: str) -> tuple[bool, str]:
     """(unit file present, ActiveState) of the beat service on a host."""
-    present = host(name).run(f"test -e /etc/systemd/system/{APP}-beat.service").rc == 0
-    state = host(name).run(f"systemctl show -p ActiveState --value {APP}-beat").stdout.strip()
+    present = node(name).exists(node(name).service_file(f"{APP}-beat"))
+    state = node(name).state(f"{APP}-beat")
     return present, state
 
 
@@ -106,7 +106,7 @@ def moved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
         # The test below says how many ran.
         with contextlib.suppress(AssertionError):
-            wait_until(counted, timeout=WAIT, interval=2)
+            wait_until(counted, timeout=WAIT, interval=2, what=f"{RUNS} runs of {TASK} after the move")
     yield {"result": result, "before": before, "after": _beats(), "runs": runs, "since": finished}
     if not RESTORED:
         _back()

@@ -1,8 +1,8 @@
 """Helpers for the flower scenario's tests (Flower, beat and a small worker fleet per container).
 
-Commands reach the containers with `docker exec` (much faster than testinfra's ansible backend per
-call). Credentials never go on a command line: curl reads them from a config on stdin (`-K -`), so
-the "not in ps" test measures the deployment, not the test.
+Commands reach the containers through molecule/resources/fleetnode.py (`docker exec`, much faster
+than testinfra's ansible backend per call). Credentials never go on a command line: curl reads them
+from a config on stdin (`-K -`), so the "not in ps" test measures the deployment, not the test.
 """
 
 from __future__ import annotations
@@ -12,20 +12,22 @@ import os
 import pathlib
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 
 import pytest
 
 # molecule/resources holds what every scenario's tests share.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
+from celery_fleet.layout import app_layout  # lib/ is on sys.path through fleetnode
+from fleetnode import Node, wait_until
 from scenario_inventory import inventory_hosts, inventory_vars
 
 PROJECT = pathlib.Path(__file__).resolve().parents[3]
 
 APP = "celerydemo"
-FLOWER_SERVICE = f"{APP}-flower"
-BEAT_SERVICE = f"{APP}-beat"
+LAYOUT = app_layout(APP)
+FLOWER_SERVICE = LAYOUT["flower_service"]
+BEAT_SERVICE = LAYOUT["beat_service"]
 # pgrep -f patterns; "[c]" keeps them from matching the shell that runs pgrep.
 FLOWER_PROCESS = "bin/[c]elery -A [^ ]+ flower"
 BEAT_PROCESS = "bin/[c]elery -A [^ ]+ beat"
@@ -44,6 +46,10 @@ class Target:
     @property
     def manager(self) -> str:
         return self.vars.get("celery_process_manager", "systemd")
+
+    @property
+    def node(self) -> Node:
+        return Node(self.container, manager=self.manager, app=APP)
 
     @property
     def base_url(self) -> str:
@@ -65,14 +71,10 @@ class Target:
     def sh(
         self, script: str, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["docker", "exec", "-i", self.container, "bash", "-c", script],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=120,
-        )
+        result = self.node.run(script, stdin=stdin)
+        if check:
+            result.check_returncode()
+        return result
 
     def http(
         self, path: str, auth: tuple[str, str] | None = None, headers: dict[str, str] | None = None
@@ -98,32 +100,24 @@ class Target:
         return json.loads(body)
 
     def service_active(self, name: str) -> bool:
-        if self.manager == "systemd":
-            return self.sh(f"systemctl is-active {name}", check=False).stdout.strip() == "active"
-        return " RUNNING " in self.sh(f"supervisorctl status {name}", check=False).stdout
+        return self.node.is_running(name)
 
     def restart(self, name: str) -> None:
-        if self.manager == "systemd":
-            self.sh(f"systemctl restart {name}")
-        else:
-            self.sh(f"supervisorctl restart {name}")
+        result = self.node.restart(name)
+        assert result.returncode == 0, f"{self.container}: restart {name}: {result.stdout} {result.stderr}"
 
     def service_log(self, name: str) -> str:
-        if self.manager == "systemd":
-            return self.sh(f"journalctl -u {name} --no-pager -o cat").stdout
-        # supervisord's program logs are root's (roles/celery_app), not in the app's own log directory.
-        return self.sh(f"cat /var/log/supervisor/{APP}/{name}.log", check=False).stdout
+        return self.node.logs(name)
 
     def wait_for_flower(self, timeout: float = 30.0) -> float:
         """Seconds until /healthcheck answers 200 (fails after timeout)."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            probe = f"curl -s -o /dev/null -w '%{{http_code}}' {self.base_url}/healthcheck"
-            result = self.sh(probe, check=False)
-            if result.stdout.strip() == "200":
-                return time.monotonic() - started
-            time.sleep(0.5)
-        raise AssertionError(f"{self.container}: Flower did not answer within {timeout} s")
+        probe = f"curl -s -o /dev/null -w '%{{http_code}}' {self.base_url}/healthcheck"
+        return wait_until(
+            lambda: self.sh(probe, check=False).stdout.strip() == "200",
+            timeout=timeout,
+            interval=0.5,
+            what=f"{self.container}: Flower's /healthcheck answering 200",
+        )[1]
 
 
 def ansible_playbook(args: list[str], extra_vars: dict | None = None) -> subprocess.CompletedProcess[str]:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from conftest import APP, FLOWER_SERVICE, Target
+from fleetnode import wait_until
 
 STATE_DIR = f"/var/lib/{APP}/flower"
 
@@ -14,13 +13,15 @@ def _task_ids(target: Target) -> set[str]:
 
 
 def _wait_for_tasks(target: Target, minimum: int, timeout: float = 20.0) -> set[str]:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
+    def enough() -> set[str] | None:
         ids = _task_ids(target)
-        if len(ids) >= minimum:
-            return ids
-        time.sleep(1)
-    raise AssertionError(f"{target.container}: fewer than {minimum} tasks in Flower after {timeout} s")
+        return ids if len(ids) >= minimum else None
+
+    return wait_until(
+        enough,
+        timeout=timeout,
+        what=f"{target.container}: at least {minimum} tasks in Flower",
+    )[0]
 
 
 def test_flower_keeps_its_tasks_across_a_restart(target: Target) -> None:
@@ -47,13 +48,14 @@ def test_a_corrupt_db_is_moved_aside_and_flower_starts_fresh(target: Target) -> 
         target.sh(f"head -c 4096 /dev/urandom > {STATE_DIR}/{name}; chown {APP}: {STATE_DIR}/{name}")
     target.sh(f"rm -f {STATE_DIR}/*.corrupt; {start} {FLOWER_SERVICE}")
     seconds = target.wait_for_flower()
-    time.sleep(6)  # a crash loop would show within this window (supervisord: startsecs=5)
-    assert target.service_active(FLOWER_SERVICE)
-    restarts = (
-        target.sh(f"systemctl show -p NRestarts --value {FLOWER_SERVICE}").stdout.strip()
-        if target.manager == "systemd"
-        else "n/a"
+    # A positive signal instead of a pause: Flower has been up for 6 s in one run (a crash loop
+    # restarts it sooner; supervisord's startsecs is 5), and it saved its state since the start.
+    wait_until(
+        lambda: target.node.up_for(FLOWER_SERVICE, 6),
+        timeout=60,
+        what=f"{target.container}: {FLOWER_SERVICE} up for 6 s without a restart",
     )
+    restarts = _restarts(target)
     moved = target.sh(f"ls {STATE_DIR}").stdout.split()
     log = target.service_log(FLOWER_SERVICE)
     print(
@@ -64,3 +66,10 @@ def test_a_corrupt_db_is_moved_aside_and_flower_starts_fresh(target: Target) -> 
     assert "moving it aside and starting fresh" in log
     assert restarts in ("0", "n/a")
     assert target.api("/api/workers?refresh=1")
+
+
+def _restarts(target: Target) -> str:
+    """systemd's count of automatic restarts of Flower (supervisord keeps none: "n/a")."""
+    if target.manager != "systemd":
+        return "n/a"
+    return target.sh(f"systemctl show -p NRestarts --value {FLOWER_SERVICE}").stdout.strip()

@@ -1,14 +1,16 @@
 """Helpers for the redis scenario's tests.
 
-Commands reach the containers with `docker exec` directly: it is ~20x faster than testinfra's
-ansible backend per call, and `-e REDISCLI_AUTH` (name only, value from this process's environment)
-keeps every password off any command line, in the container and on the controller.
+Commands reach the containers through molecule/resources/fleetnode.py (`docker exec`, ~20x faster
+than testinfra's ansible backend per call); REDISCLI_AUTH travels in the exec's environment (name
+only in argv), which keeps every password off any command line, in the container and on the
+controller.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import pytest
 
 # molecule/resources holds what every scenario's tests share.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
+from fleetnode import Node
 from scenario_inventory import inventory_hosts, inventory_vars
 
 ADMIN = "admin"
@@ -28,6 +31,10 @@ class Broker:
 
     container: str
     server: str
+
+    @property
+    def node(self) -> Node:
+        return Node(self.container)
 
     @property
     def cli(self) -> str:
@@ -66,14 +73,7 @@ class Broker:
 
     def sh(self, command: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
         """Run a shell command in the container as root (no secrets in `command`)."""
-        return subprocess.run(
-            ["docker", "exec", "-i", self.container, "sh", "-c", command],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return self.node.run(command, stdin=stdin, timeout=timeout)
 
     def cli_run(
         self,
@@ -84,25 +84,19 @@ class Broker:
         cli_args: tuple[str, ...] = ("-h", "127.0.0.1", "-p", "6379"),
     ) -> str:
         """Run redis-cli/valkey-cli; the password travels in REDISCLI_AUTH only. Returns stdout+stderr."""
-        env = dict(os.environ)
-        command = ["docker", "exec", "-i"]
+        secret_env = None
+        command = [self.cli, *cli_args]
         if user is not None:
-            env["REDISCLI_AUTH"] = password if password is not None else self.password(user)
-            command += ["-e", "REDISCLI_AUTH"]
-        command += [self.container, self.cli, *cli_args]
-        if user is not None:
+            secret_env = {"REDISCLI_AUTH": password if password is not None else self.password(user)}
             command += ["--user", user]
-        result = subprocess.run(
-            [*command, *args], input=stdin, capture_output=True, text=True, env=env, timeout=120, check=False
-        )
+        result = self.node.run(shlex.join([*command, *args]), stdin=stdin, timeout=120, secret_env=secret_env)
         return (result.stdout + result.stderr).strip()
 
     def admin(self, *args: str, stdin: str | None = None) -> str:
         return self.cli_run(*args, user=ADMIN, stdin=stdin)
 
     def main_pid(self) -> int:
-        out = self.sh(f"systemctl show -p MainPID --value {self.service}").stdout.strip()
-        return int(out or 0)
+        return self.node.main_pid(self.service)
 
 
 @pytest.fixture

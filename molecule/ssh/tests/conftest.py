@@ -17,6 +17,7 @@ import urllib.parse
 
 # molecule/resources holds what every scenario's tests share.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
+from fleetnode import SshNode
 from scenario_inventory import inventory_hosts, inventory_vars
 
 EPHEMERAL = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
@@ -28,30 +29,19 @@ TESTS_DIR = pathlib.Path(__file__).resolve().parent
 HOST = inventory_hosts()[0]
 VARS = inventory_vars(HOST)
 APP: str = VARS["celery_app_name"]
-HOME = f"/opt/{APP}"
-# As the app's service user with the app's environment file, as the fleet's own checks run.
-AS_APP = f"cd / && runuser -u {APP} -- {HOME}/bin/celery-env"
+# The host, reached as Ansible reached it (SSH as `deploy`, root through sudo).
+NODE = SshNode(HOST, config=SSH_DIR / "config", app=APP, inspect_timeout=5)
+HOME = NODE.layout["home"]
 
 
 def ssh(
     command: str, *, stdin: str | None = None, sudo: bool = True, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """Run a shell command on the host over SSH (as root through sudo unless sudo=False)."""
-    remote = f"sudo -n sh -c {shlex.quote(command)}" if sudo else command
+    if sudo:
+        return NODE.run(command, stdin=stdin, timeout=timeout)
     return subprocess.run(
-        [
-            "ssh",
-            "-F",
-            str(SSH_DIR / "config"),
-            "-o",
-            "ControlMaster=auto",
-            "-o",
-            f"ControlPath={SSH_DIR}/cm-%C",
-            "-o",
-            "ControlPersist=120",
-            HOST,
-            remote,
-        ],
+        NODE.ssh_argv(command),
         input=stdin if stdin is not None else "",
         capture_output=True,
         text=True,

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-import time
 
 import pytest
-from conftest import APP, AS_APP, HOME, HOST, TESTS_DIR, VARS, check_output, redis_url, ssh
+from conftest import APP, HOME, HOST, NODE, TESTS_DIR, VARS, check_output, redis_url, ssh
+from fleetnode import wait_until, worker_node
 
-INSPECT = f"{AS_APP} {HOME}/venv/bin/celery -A {VARS['celery_app_module']} inspect --json --timeout 5"
-# Node name -> declared pool (node names are <worker>@%h by default).
-DECLARED = {f"{w['name']}@{HOST}": w["pool"] for w in VARS["celery_workers"]}
+# Node name -> declared pool.
+DECLARED = {worker_node(w, HOST): w["pool"] for w in VARS["celery_workers"]}
 
 
 def inspect(action: str, timeout: float = 60) -> dict:
-    """`celery inspect` with the app's own module, retried (bounded) until every worker answers."""
-    deadline = time.monotonic() + timeout
-    replies: dict = {}
-    while time.monotonic() < deadline:
-        result = ssh(f"{INSPECT} {action}")
-        if result.stdout.lstrip().startswith("{"):
-            replies = json.loads(result.stdout)
-            if DECLARED.keys() <= replies.keys():
-                return replies
-        time.sleep(1)
-    raise AssertionError(f"inspect {action}: expected {sorted(DECLARED)}, got {sorted(replies)}")
+    """`celery inspect`, waited on until every declared worker answers."""
+    return NODE.inspect(action, set(DECLARED), timeout=timeout)
 
 
 def test_every_declared_worker_answers_with_its_pool() -> None:
@@ -52,6 +43,8 @@ def test_the_apps_own_transport_options_reach_every_worker() -> None:
 def test_a_producer_with_only_the_broker_url_runs_get_group_chord_and_countdown() -> None:
     script = (TESTS_DIR / "producer.py").read_text()
     check_output("cat > /tmp/byoapp-producer.py && chmod 0644 /tmp/byoapp-producer.py", stdin=script)
+    # Not the app's run-as-app entry on purpose: an empty environment (env -i) and the URLs on stdin,
+    # as a producer outside the fleet has them.
     result = ssh(
         f"cd / && runuser -u {APP} -- env -i PATH=/usr/bin:/bin PYTHONPATH={HOME}/app "
         f"{HOME}/venv/bin/python /tmp/byoapp-producer.py",
@@ -71,14 +64,14 @@ def test_a_producer_with_only_the_broker_url_runs_get_group_chord_and_countdown(
 
 
 def test_beat_runs_the_periodic_task_on_a_worker() -> None:
-    deadline = time.monotonic() + 30
-    runs = 0
-    while time.monotonic() < deadline:
-        out = check_output(f"journalctl -u {APP}-worker-default -o cat --no-pager")
-        runs = len(re.findall(r"Task byoapp\.tasks\.tick\[[^]]+\] succeeded", out))
-        if runs >= 2:
-            break
-        time.sleep(2)
+    def runs_seen() -> int:
+        out = NODE.logs(f"{APP}-worker-default")
+        return len(re.findall(r"Task byoapp\.tasks\.tick\[[^]]+\] succeeded", out))
+
+    # The count is asserted below, with the number seen.
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: runs_seen() >= 2, timeout=30, interval=2, what="2 runs of byoapp.tasks.tick")
+    runs = runs_seen()
     print(f"\nbeat's byoapp.tasks.tick: {runs} runs seen")
     assert runs >= 2
 

@@ -73,8 +73,8 @@ def _drop_nones(value: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def outcomes(host, tmp_path_factory) -> dict[str, Any]:
-    before = host.run(FINGERPRINT).stdout
+def outcomes(node, tmp_path_factory) -> dict[str, Any]:
+    before = node.run(FINGERPRINT).stdout
     assert f"{APP}-worker-" in before, "nothing deployed to compare with"
 
     # tmp_path_factory is not thread-safe: make the directories before the threads start.
@@ -86,7 +86,7 @@ def outcomes(host, tmp_path_factory) -> dict[str, Any]:
     # The cases are independent and read-only: run them side by side.
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = dict(zip(CASES, pool.map(run, CASES), strict=True))
-    return {"before": before, "after": host.run(FINGERPRINT).stdout, "results": results}
+    return {"before": before, "after": node.run(FINGERPRINT).stdout, "results": results}
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -20,72 +20,72 @@ NODE = GRANTED["devices"][0]
 
 
 @pytest.fixture(autouse=True)
-def systemd_only(fleet):
-    if fleet.manager != "systemd":
+def systemd_only(node):
+    if node.manager != "systemd":
         pytest.skip("supervisord has no device or /proc isolation: nothing to grant")
 
 
-def _pid(fleet, worker) -> int:
-    pid = fleet.main_pid(worker["name"])
+def _pid(node, worker) -> int:
+    pid = node.main_pid(service(worker["name"]))
     assert pid > 0, f"{service(worker['name'])} is not running"
     return pid
 
 
-def _devices_cgroup(host, pid: int) -> str:
-    line = next(x for x in host.file(f"/proc/{pid}/cgroup").content_string.splitlines() if ":devices:" in x)
+def _devices_cgroup(node, pid: int) -> str:
+    line = next(x for x in node.read(f"/proc/{pid}/cgroup").splitlines() if ":devices:" in x)
     return "/sys/fs/cgroup/devices" + line.split(":", 2)[2]
 
 
-def _open_in_cgroup_of(host, pid: int) -> str:
+def _open_in_cgroup_of(node, pid: int) -> str:
     """Open NODE as the service user from a shell moved into the worker's device cgroup (cgroup v1):
     what the worker itself would get from open()."""
-    cgroup = _devices_cgroup(host, pid)
+    cgroup = _devices_cgroup(node, pid)
     script = (
         f"echo $$ > {cgroup}/cgroup.procs && "
         f"exec setpriv --reuid={APP} --regid={APP} --clear-groups sh -c ': < {NODE}' 2>&1"
     )
-    result = host.run(f"sh -c {shlex.quote(script)}")
-    return "opened" if result.rc == 0 else result.stdout.strip()
+    result = node.run(f"sh -c {shlex.quote(script)}")
+    return "opened" if result.returncode == 0 else result.stdout.strip()
 
 
-def test_unit_grants_exactly_the_declared_devices(host):
-    shown = host.run(
+def test_unit_grants_exactly_the_declared_devices(node):
+    shown = node.check(
         f"systemctl show -p DevicePolicy -p DeviceAllow -p PrivateDevices {service(GRANTED['name'])}"
     )
-    print(shown.stdout)
-    assert "DevicePolicy=closed" in shown.stdout
-    assert "PrivateDevices=no" in shown.stdout
+    print(shown)
+    assert "DevicePolicy=closed" in shown
+    assert "PrivateDevices=no" in shown
     for device in GRANTED["devices"]:
-        assert f"{device} rw" in shown.stdout
+        assert f"{device} rw" in shown
 
 
-def test_granted_worker_sees_and_opens_its_device(host, fleet):
-    pid = _pid(fleet, GRANTED)
+def test_granted_worker_sees_and_opens_its_device(node):
+    pid = _pid(node, GRANTED)
 
-    assert host.run(f"test -c /proc/{pid}/root{NODE}").rc == 0
-    assert _open_in_cgroup_of(host, pid) == "opened"
+    assert node.run(f"test -c /proc/{pid}/root{NODE}").returncode == 0
+    assert _open_in_cgroup_of(node, pid) == "opened"
 
 
-def test_missing_device_node_does_not_stop_the_worker(host, fleet):
+def test_missing_device_node_does_not_stop_the_worker(node):
     missing = GRANTED["devices"][1]
-    assert not host.file(missing).exists
-    assert fleet.state(GRANTED["name"]) == "active"
+    assert not node.exists(missing)
+    assert node.state(service(GRANTED["name"])) == "active"
 
 
 @pytest.mark.parametrize("worker", [FULL_PROC, PLAIN], ids=lambda w: w["name"])
-def test_worker_not_granted_neither_sees_nor_opens_the_device(host, fleet, worker):
-    pid = _pid(fleet, worker)
+def test_worker_not_granted_neither_sees_nor_opens_the_device(node, worker):
+    pid = _pid(node, worker)
 
-    assert host.run(f"test -e /proc/{pid}/root{NODE}").rc != 0
+    assert node.run(f"test -e /proc/{pid}/root{NODE}").returncode != 0
     # Even a process in its device cgroup with the host's /dev is refused.
-    assert "Operation not permitted" in _open_in_cgroup_of(host, pid)
+    assert "Operation not permitted" in _open_in_cgroup_of(node, pid)
 
 
 @pytest.mark.parametrize(("worker", "readable"), [(GRANTED, True), (FULL_PROC, True), (PLAIN, False)])
-def test_meminfo_and_cpuinfo_only_with_full_proc(host, fleet, worker, readable):
-    pid = _pid(fleet, worker)
+def test_meminfo_and_cpuinfo_only_with_full_proc(node, worker, readable):
+    pid = _pid(node, worker)
     for name in ("meminfo", "cpuinfo"):
         # /proc/<pid>/root/proc is the worker's own /proc mount (ProcSubset= applies to it).
-        result = host.run(f"head -c 64 /proc/{pid}/root/proc/{name}")
-        print(f"{worker['name']} /proc/{name}: rc {result.rc}")
-        assert (result.rc == 0) is readable
+        result = node.run(f"head -c 64 /proc/{pid}/root/proc/{name}")
+        print(f"{worker['name']} /proc/{name}: rc {result.returncode}")
+        assert (result.returncode == 0) is readable

@@ -11,11 +11,11 @@ MAX_EXPOSURE = 2.0
 
 
 @pytest.mark.parametrize("worker", WORKERS, ids=[w["name"] for w in WORKERS])
-def test_worker_unit_exposure_at_most_two(host, fleet, worker):
-    if fleet.manager != "systemd":
+def test_worker_unit_exposure_at_most_two(node, worker):
+    if node.manager != "systemd":
         pytest.skip("systemd units only")
     unit = service(worker["name"])
-    out = host.run(f"systemd-analyze security --no-pager {unit}").stdout
+    out = node.run(f"systemd-analyze security --no-pager {unit}").stdout
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
     assert match, out[-500:]
     score = float(match.group(1))
@@ -23,20 +23,20 @@ def test_worker_unit_exposure_at_most_two(host, fleet, worker):
     assert score <= MAX_EXPOSURE
 
 
-def test_worker_units_pass_systemd_analyze_verify_without_warnings(host, fleet):
+def test_worker_units_pass_systemd_analyze_verify_without_warnings(node):
     # verify exits 0 on a misspelt setting (it only warns): the output must be empty too.
-    if fleet.manager != "systemd":
+    if node.manager != "systemd":
         pytest.skip("systemd units only")
-    units = " ".join(f"/etc/systemd/system/{service(w['name'])}.service" for w in WORKERS)
-    result = host.run(f"systemd-analyze verify {units}")
-    assert result.rc == 0, result.stderr
+    units = " ".join(node.service_file(service(w["name"])) for w in WORKERS)
+    result = node.run(f"systemd-analyze verify {units}")
+    assert result.returncode == 0, result.stderr
     assert (result.stdout + result.stderr).strip() == ""
 
 
-def test_worker_unit_stops_main_process_only(host, fleet):
-    if fleet.manager != "systemd":
+def test_worker_unit_stops_main_process_only(node):
+    if node.manager != "systemd":
         pytest.skip("systemd units only")
     for worker in WORKERS:
-        shown = host.run(f"systemctl show -p KillMode -p Restart {service(worker['name'])}").stdout
+        shown = node.check(f"systemctl show -p KillMode -p Restart {service(worker['name'])}")
         assert "KillMode=mixed" in shown
         assert "Restart=always" in shown

@@ -10,11 +10,11 @@ worker that cannot start (it must import a module that does not exist) and one c
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 import pytest
-from conftest import WORKERS, ansible_playbook, inspect, service
+from conftest import WORKERS, ansible_playbook, service
+from fleetnode import wait_until
 
 CHANGED = "datasets"
 SPARE = {"name": "spare", "queues": ["low_priority"], "concurrency": 1}
@@ -37,12 +37,12 @@ def _fleet_with_extras() -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def pids_before(fleet) -> dict[str, int]:
-    return {w["name"]: fleet.main_pid(w["name"]) for w in WORKERS}
+def pids_before(node) -> dict[str, int]:
+    return {w["name"]: node.main_pid(service(w["name"])) for w in WORKERS}
 
 
 @pytest.fixture(scope="module")
-def extended(fleet, pids_before, tmp_path_factory) -> dict[str, Any]:
+def extended(node, pids_before, tmp_path_factory) -> dict[str, Any]:
     assert all(pids_before.values()), pids_before
     # Only the workers change: --tags celery_worker skips the app's role (half the run).
     rc, output = ansible_playbook(
@@ -52,13 +52,16 @@ def extended(fleet, pids_before, tmp_path_factory) -> dict[str, Any]:
         tmp_path=tmp_path_factory.mktemp("extended"),
         profile=True,
     )
-    deployed = time.monotonic()
-    state = fleet.state("broken")
-    while state != fleet.failed_state() and time.monotonic() - deployed < FAIL_WITHIN:
-        time.sleep(1)
-        state = fleet.state("broken")
-    print(f"broken worker state {state} {time.monotonic() - deployed:.1f} s after the deploy ended")
-    return {"rc": rc, "output": output, "broken_state": state}
+    try:
+        _, seconds = wait_until(
+            lambda: node.state(service("broken")) == node.failed_state,
+            timeout=FAIL_WITHIN,
+            what=f"{service('broken')} in state {node.failed_state}",
+        )
+        print(f"broken worker {node.failed_state} {seconds:.1f} s after the deploy ended")
+    except AssertionError as error:
+        print(error)
+    return {"rc": rc, "output": output, "broken_state": node.state(service("broken"))}
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +85,15 @@ def restored(fleet, repaired, tmp_path_factory) -> dict[str, Any]:
     return {"rc": rc, "output": output}
 
 
-def test_changed_worker_restarts_alone(fleet, pids_before, extended):
-    after = {w["name"]: fleet.main_pid(w["name"]) for w in WORKERS}
+def test_changed_worker_restarts_alone(node, pids_before, extended):
+    after = {w["name"]: node.main_pid(service(w["name"])) for w in WORKERS}
     restarted = sorted(name for name in after if after[name] != pids_before[name])
     print(f"restarted by the deploy: {restarted}")
     assert restarted == [CHANGED]
 
 
-def test_broken_worker_ends_failed(fleet, extended):
-    assert extended["broken_state"] == fleet.failed_state()
+def test_broken_worker_ends_failed(node, extended):
+    assert extended["broken_state"] == node.failed_state
 
 
 def test_deploy_with_broken_worker_fails_naming_it(extended):
@@ -99,31 +102,32 @@ def test_deploy_with_broken_worker_fails_naming_it(extended):
     assert "worker 'spare'" not in extended["output"]
 
 
-def test_added_worker_joins_the_fleet(host, fleet, extended):
-    nodes = inspect(host, "ping")
-    assert f"spare@{fleet.hostname}" in nodes
+def test_added_worker_joins_the_fleet(fleet, node, extended):
+    node.inspect("ping", {fleet.node_name(SPARE)}, timeout=30)
 
 
-def test_repaired_worker_starts_again_after_failing(host, fleet, repaired):
+def test_repaired_worker_starts_again_after_failing(fleet, node, repaired):
     assert repaired["rc"] == 0, repaired["output"][-3000:]
-    assert f"broken@{fleet.hostname}" in inspect(host, "ping")
+    node.inspect("ping", {fleet.node_name(BROKEN)}, timeout=30)
 
 
-def test_worker_marked_absent_loses_its_service(host, fleet, repaired):
-    _assert_service_gone(host, fleet, "spare")
+def test_worker_marked_absent_loses_its_service(node, repaired):
+    _assert_service_gone(node, "spare")
 
 
 def test_redeploy_of_declared_fleet_succeeds(restored):
     assert restored["rc"] == 0, restored["output"][-3000:]
 
 
-def test_worker_dropped_from_the_list_loses_its_service(host, fleet, restored):
-    _assert_service_gone(host, fleet, "broken")
+def test_worker_dropped_from_the_list_loses_its_service(node, restored):
+    _assert_service_gone(node, "broken")
 
 
-@pytest.mark.parametrize("worker", ["spare", "broken"])
-def test_removed_worker_leaves_the_fleet(host, fleet, restored, worker):
-    assert f"{worker}@{fleet.hostname}" not in inspect(host, "ping")
+@pytest.mark.parametrize("worker", [SPARE, BROKEN], ids=lambda w: w["name"])
+def test_removed_worker_leaves_the_fleet(fleet, node, restored, worker):
+    # Every declared node answers (the broadcast reached the whole fleet), the removed one is not among them.
+    replies = node.inspect("ping", fleet.nodes())
+    assert fleet.node_name(worker) not in replies
 
 
 def test_deploy_output_never_shows_the_password(fleet, extended, repaired, restored):
@@ -132,13 +136,9 @@ def test_deploy_output_never_shows_the_password(fleet, extended, repaired, resto
             assert secret not in run["output"]
 
 
-def _assert_service_gone(host, fleet, worker: str) -> None:
-    assert not host.file(fleet.service_file(worker)).exists
-    if fleet.manager == "systemd":
-        load = host.run(f"systemctl show -p LoadState --value {service(worker)}").stdout.strip()
-        assert load == "not-found"
-    else:
-        assert service(worker) not in host.run("supervisorctl status").stdout
+def _assert_service_gone(node, worker: str) -> None:
+    assert not node.exists(node.service_file(service(worker)))
+    assert not node.known(service(worker))
 
 
 def test_deploy_warns_about_a_granted_device_node_missing_on_the_host(fleet, restored):
