@@ -12,7 +12,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib"))
 
 from ansible.errors import AnsibleFilterError
-from celery_fleet import broker, diagnose, live, retire, service, validation, workers
+from celery_fleet import broker, diagnose, live, retire, service, supervise, validation, workers
 from celery_fleet.errors import FleetError
 
 
@@ -55,4 +55,5 @@ class FilterModule:
             "celery_fleet_log_reports": _ansible_errors(diagnose.report),
             "celery_fleet_log_command": _ansible_errors(diagnose.log_command),
             "celery_fleet_service_up_for": _ansible_errors(diagnose.up_for),
+            "celery_fleet_worker_services": _ansible_errors(supervise.worker_services),
         }

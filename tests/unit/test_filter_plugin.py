@@ -33,6 +33,7 @@ FILTERS = {
     "celery_fleet_log_reports",
     "celery_fleet_log_command",
     "celery_fleet_service_up_for",
+    "celery_fleet_worker_services",
 }
 
 
