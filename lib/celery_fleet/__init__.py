@@ -54,6 +54,9 @@ must be recorded here):
   (whether `systemctl show`/`supervisorctl status` output says the service has been up that long)
 - added: ``service | celery_fleet_log_command(manager, lines=60)`` -> ``diagnose.log_command(...)
   -> list[str]`` (the argv that prints the end of a service's log, journal or supervisord)
+- added: ``workers | celery_fleet_worker_services(layout, restart=())`` ->
+  ``supervise.worker_services(...) -> list[dict]`` (the service descriptions roles/celery_service
+  writes for a host's present workers: units, programs, restart flags)
 
 - added (issue 15: every input rule in Python): ``inputs | celery_fleet_redis_problems(host,
   packaged=None, system)`` -> ``redis_rules.redis_problems(...)``, ``inputs |

@@ -25,7 +25,7 @@ SERVICE_DIRS = {
 }
 # Tags that select every kind, and the tags of each kind (site.yml's plays carry the same tags).
 ALL_KINDS_TAGS = frozenset({"all", "tagged", "deploy", "retire"})
-KIND_TAGS = {"worker": {"workers"}, "beat": {"beat", "celery_beat"}, "flower": {"flower"}}
+KIND_TAGS = {"worker": {"workers"}, "beat": {"beat"}, "flower": {"flower"}}
 
 
 def marker_regex(app: str) -> str:

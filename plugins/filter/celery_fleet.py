@@ -26,6 +26,7 @@ from celery_fleet import (
     redis_rules,
     retire,
     service,
+    supervise,
     validation,
     workers,
 )
@@ -87,4 +88,5 @@ class FilterModule:
             "celery_fleet_argument_specs": _ansible_errors(inventory.argument_specs),
             "celery_fleet_input_problems": _ansible_errors(inventory.input_problems),
             "celery_fleet_argspec_problems": _ansible_errors(inventory.argspec_problems),
+            "celery_fleet_worker_services": _ansible_errors(supervise.worker_services),
         }

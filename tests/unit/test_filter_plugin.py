@@ -49,6 +49,7 @@ FILTERS = {
     "celery_fleet_argument_specs",
     "celery_fleet_input_problems",
     "celery_fleet_argspec_problems",
+    "celery_fleet_worker_services",
 }
 
 

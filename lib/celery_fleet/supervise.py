@@ -1,0 +1,117 @@
+"""The service descriptions that roles/celery_service turns into systemd units or supervisord programs.
+
+roles/celery_service (internal: called by celery_worker, celery_beat and flower) writes every
+long-running service of the fleet from one unit template and one program template, with the
+hardening block once. What differs between services is data: a *service description* (the role's
+``celery_service_services`` entries, documented in its ``meta/argument_specs.yml``). Beat and
+Flower write their one description in YAML; a worker's is built here, since it follows from the
+worker spec (its command line, stop timeout, devices, environment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from celery_fleet.errors import FleetError, Problem
+from celery_fleet.service import split_environment
+from celery_fleet.workers import normalize_worker, stop_timeout, worker_argv, worker_environment
+
+# What a worker's service needs from the app's layout and the role's settings.
+WORKER_LAYOUT_KEYS = (
+    "app",
+    "manager",
+    "prefix",
+    "marker",
+    "user",
+    "group",
+    "code_dir",
+    "celery_bin",
+    "entry_module",
+    "env_file",
+    "env_wrapper",
+    "config_dir",
+    "log_dir",
+    "state_dir",
+    "supervisor_log_dir",
+    "restart_sec",
+    "start_limit_interval_sec",
+    "start_limit_burst",
+    "start_secs",
+    "start_retries",
+)
+
+
+def worker_service(
+    worker: Mapping[str, Any], layout: Mapping[str, Any], restart: bool = False
+) -> dict[str, Any]:
+    """The service description of one worker (a spec as ``celery_workers`` holds it).
+
+    ``layout`` gives the app's paths and the role's restart settings (:data:`WORKER_LAYOUT_KEYS`).
+    The worker's variables that look like credentials (systemd), or all of them (supervisord), are
+    in ``<config_dir>/worker-<name>.env`` (roles/celery_worker writes it): the unit reads that file
+    when it exists, the program names it for the app's wrapper.
+    """
+    missing = [key for key in WORKER_LAYOUT_KEYS if key not in layout]
+    if missing:
+        raise FleetError([Problem("layout", f"missing {', '.join(missing)}")])
+    spec = normalize_worker(worker)
+    name = spec["name"]
+    queues = spec["queues"]
+    environment = worker_environment(spec)
+    split = split_environment(environment, layout["manager"])
+    own_env_file = f"{layout['config_dir']}/worker-{name}.env"
+    argv = worker_argv(spec, layout["entry_module"], layout["celery_bin"])
+    return {
+        "name": f"{layout['prefix']}{name}",
+        "marker": layout["marker"],
+        "description": f"Celery worker {name} of {layout['app']} (queues {','.join(queues)})",
+        "documentation": "https://docs.celeryq.dev/en/stable/userguide/workers.html",
+        "header": [f"Celery worker '{name}' of the app '{layout['app']}': queues {', '.join(queues)}."],
+        "user": layout["user"],
+        "group": layout["group"],
+        "directory": layout["code_dir"],
+        "exec": argv,
+        # The wrapper loads the app's environment file, then the worker's own one, as the service user.
+        "command": [layout["env_wrapper"], *argv],
+        "environment_files": [layout["env_file"]] + ([own_env_file] if split["file"] else []),
+        "environment": split["inline"],
+        "supervisor_environment": {"CELERY_FLEET_WORKER_ENV_FILE": own_env_file} if environment else {},
+        # SIGTERM to the main process only: running tasks finish (warm shutdown, celery#6541).
+        "kill_mode": "mixed",
+        "stop_timeout": stop_timeout(spec),
+        "stop_as_group": False,
+        "restart_sec": int(layout["restart_sec"]),
+        "start_limit_interval_sec": int(layout["start_limit_interval_sec"]),
+        "start_limit_burst": int(layout["start_limit_burst"]),
+        "start_secs": int(layout["start_secs"]),
+        "start_retries": int(layout["start_retries"]),
+        # supervisord (root) writes the log into a directory of root's, where the service cannot plant links.
+        "log_dir": layout["supervisor_log_dir"],
+        "log_max_bytes": "50MB",
+        "log_backups": 5,
+        "read_write_paths": [layout["log_dir"], layout["state_dir"]],
+        "umask": "0027",
+        "devices": list(spec["devices"]),
+        "proc_subset": spec["proc_subset"],
+        "memory_deny_write_execute": bool(spec["memory_deny_write_execute"]),
+        "restart": bool(restart),
+    }
+
+
+def worker_services(
+    workers: Iterable[Mapping[str, Any]], layout: Mapping[str, Any], restart: Iterable[str] | bool = ()
+) -> list[dict[str, Any]]:
+    """The service descriptions of the workers whose ``state`` is present, in their order.
+
+    ``restart``: the names of the workers to restart although their unit or program is unchanged
+    (their environment file changed), or True for all of them (the app changed).
+    """
+    names = None if restart is True else set(restart or ())
+    services = []
+    for worker in workers:
+        spec = normalize_worker(worker)
+        if spec["state"] != "present":
+            continue
+        services.append(worker_service(spec, layout, names is None or spec["name"] in names))
+    return services

@@ -1,0 +1,88 @@
+"""The service descriptions of workers that roles/celery_service writes (lib/celery_fleet/supervise.py)."""
+
+from __future__ import annotations
+
+import pytest
+from celery_fleet.errors import FleetError
+from celery_fleet.supervise import worker_services
+
+LAYOUT = {
+    "app": "demo",
+    "manager": "systemd",
+    "prefix": "demo-worker-",
+    "marker": "celery-fleet worker of app demo",
+    "user": "demo",
+    "group": "demo",
+    "code_dir": "/opt/demo/app",
+    "celery_bin": "/opt/demo/venv/bin/celery",
+    "entry_module": "celery_fleet_app",
+    "env_file": "/etc/demo/celery.env",
+    "env_wrapper": "/opt/demo/bin/celery-env",
+    "config_dir": "/etc/demo",
+    "log_dir": "/var/log/demo",
+    "state_dir": "/var/lib/demo",
+    "supervisor_log_dir": "/var/log/supervisor/demo",
+    "restart_sec": 2,
+    "start_limit_interval_sec": 60,
+    "start_limit_burst": 5,
+    "start_secs": 5,
+    "start_retries": 3,
+}
+
+
+def test_a_worker_is_one_warm_stopping_service_named_after_the_app():
+    # Act
+    [service] = worker_services([{"name": "io", "queues": ["a", "b"]}], LAYOUT)
+
+    # Assert
+    assert service["name"] == "demo-worker-io"
+    assert service["description"] == "Celery worker io of demo (queues a,b)"
+    assert service["exec"][:3] == ["/opt/demo/venv/bin/celery", "-A", "celery_fleet_app"]
+    assert service["command"][0] == "/opt/demo/bin/celery-env"
+    assert service["command"][1:] == service["exec"]
+    assert (service["kill_mode"], service["stop_as_group"], service["stop_timeout"]) == ("mixed", False, 600)
+    assert service["environment_files"] == ["/etc/demo/celery.env"]
+    assert service["read_write_paths"] == ["/var/log/demo", "/var/lib/demo"]
+    assert service["restart"] is False
+
+
+def test_secrets_go_to_the_worker_env_file_and_the_rest_stays_in_the_unit():
+    # Arrange
+    worker = {"name": "io", "queues": ["a"], "environment": {"API_TOKEN": "x", "MODE": "fast"}}
+
+    # Act
+    [systemd] = worker_services([worker], LAYOUT)
+    [supervisord] = worker_services([worker], {**LAYOUT, "manager": "supervisord"})
+
+    # Assert
+    assert systemd["environment_files"] == ["/etc/demo/celery.env", "/etc/demo/worker-io.env"]
+    assert systemd["environment"] == {"MODE": "fast"}
+    assert supervisord["environment"] == {}
+    assert supervisord["supervisor_environment"] == {
+        "CELERY_FLEET_WORKER_ENV_FILE": "/etc/demo/worker-io.env"
+    }
+
+
+def test_absent_workers_are_left_out_and_restart_names_the_changed_ones():
+    # Arrange
+    workers = [
+        {"name": "a", "queues": ["q"]},
+        {"name": "b", "queues": ["q"]},
+        {"name": "c", "queues": ["q"], "state": "absent"},
+    ]
+
+    # Act
+    named = worker_services(workers, LAYOUT, ["b"])
+    everyone = worker_services(workers, LAYOUT, True)
+
+    # Assert
+    assert [(s["name"], s["restart"]) for s in named] == [("demo-worker-a", False), ("demo-worker-b", True)]
+    assert all(s["restart"] for s in everyone)
+
+
+def test_a_layout_without_a_field_is_refused():
+    # Act / Assert
+    with pytest.raises(FleetError, match="supervisor_log_dir"):
+        worker_services(
+            [{"name": "a", "queues": ["q"]}], {k: v for k, v in LAYOUT.items() if k != "supervisor_log_dir"}
+        )
