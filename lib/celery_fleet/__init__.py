@@ -99,6 +99,11 @@ prefork, gevent, eventlet, threads, solo``. The filter file turns it into ``Ansi
   stats, queues=None)`` and ``entries | celery_fleet_silent_services(active_queues)`` -> ``live``'s
   functions of the same names (one live check over the hosts of a batch or of the whole fleet;
   an entry per host: host, nodename, workers, nodes, services, manager, visibility_timeout, key_prefix)
+- added: ``workers | celery_fleet_worker_env_files(manager)`` -> ``supervise.worker_env_files``
+  (which workers get an environment file of their own, and its variables), ``services |
+  celery_fleet_systemd_services`` -> ``supervise.systemd_services`` (known and running-enabled
+  services from ``service_facts``), ``workers | celery_fleet_restart_names(only=None)`` ->
+  ``workers.restart_names`` (present workers, limited to ``only``)
 """
 
 from celery_fleet.errors import FleetError, Problem

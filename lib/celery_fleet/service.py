@@ -128,3 +128,4 @@ def env_file(environment: Mapping[str, str]) -> str:
         escaped = re.sub(r'([\\"$`])', r"\\\1", value)
         lines.append(f'{name}="{escaped}"\n')
     return "".join(lines)
+

@@ -115,3 +115,36 @@ def worker_services(
             continue
         services.append(worker_service(spec, layout, names is None or spec["name"] in names))
     return services
+
+
+def worker_env_files(workers: Iterable[Mapping[str, Any]], manager: str = "systemd") -> list[dict[str, Any]]:
+    """The present workers that need an environment file of their own, as ``{"key": name, "value":
+    variables}`` (roles/celery_worker's loop): what ``split_environment`` keeps out of the unit or
+    program; workers without any are left out."""
+    files = []
+    for raw in workers:
+        worker = normalize_worker(raw)
+        if worker["state"] != "present":
+            continue
+        variables = split_environment(worker_environment(worker), manager)["file"]
+        if variables:
+            files.append({"key": worker["name"], "value": variables})
+    return files
+
+
+def systemd_services(services: Mapping[str, Mapping[str, Any]] | None) -> dict[str, list[str]]:
+    """From ``service_facts``: the systemd services the host knows, and those running and enabled
+    (names without ``.service``)."""
+
+    def bare(name: str) -> str:
+        return name.removesuffix(".service")
+
+    services = services or {}
+    return {
+        "known": [bare(name) for name in services],
+        "running": [
+            bare(name)
+            for name, state in services.items()
+            if state.get("state") == "running" and state.get("status") == "enabled"
+        ],
+    }

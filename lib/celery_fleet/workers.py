@@ -733,3 +733,15 @@ def pool_packages(workers: Iterable[Mapping[str, Any]]) -> list[str]:
         if spec["state"] == "present" and spec["pool"] in POOL_PACKAGES:
             needed.add(POOL_PACKAGES[spec["pool"]])
     return sorted(needed)
+
+
+def restart_names(workers: Iterable[Mapping[str, Any]], only: Iterable[str] | None = None) -> list[str]:
+    """The present workers' names, in order, limited to ``only`` when given (rolling-restart.yml's
+    ``celery_fleet_restart_workers``)."""
+    chosen = None if only is None else set(only)
+    names = []
+    for raw in workers:
+        worker = normalize_worker(raw)
+        if worker["state"] == "present" and (chosen is None or worker["name"] in chosen):
+            names.append(worker["name"])
+    return names

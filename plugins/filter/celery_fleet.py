@@ -89,4 +89,7 @@ class FilterModule:
             "celery_fleet_input_problems": _ansible_errors(inventory.input_problems),
             "celery_fleet_argspec_problems": _ansible_errors(inventory.argspec_problems),
             "celery_fleet_worker_services": _ansible_errors(supervise.worker_services),
+            "celery_fleet_worker_env_files": _ansible_errors(supervise.worker_env_files),
+            "celery_fleet_systemd_services": _ansible_errors(supervise.systemd_services),
+            "celery_fleet_restart_names": _ansible_errors(workers.restart_names),
         }

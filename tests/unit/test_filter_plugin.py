@@ -50,6 +50,9 @@ FILTERS = {
     "celery_fleet_input_problems",
     "celery_fleet_argspec_problems",
     "celery_fleet_worker_services",
+    "celery_fleet_worker_env_files",
+    "celery_fleet_systemd_services",
+    "celery_fleet_restart_names",
 }
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from celery_fleet.errors import FleetError
-from celery_fleet.supervise import worker_services
+from celery_fleet.supervise import systemd_services, worker_env_files, worker_services
+from celery_fleet.workers import restart_names
 
 LAYOUT = {
     "app": "demo",
@@ -86,3 +87,42 @@ def test_a_layout_without_a_field_is_refused():
         worker_services(
             [{"name": "a", "queues": ["q"]}], {k: v for k, v in LAYOUT.items() if k != "supervisor_log_dir"}
         )
+
+
+def test_only_workers_with_variables_to_keep_out_get_an_env_file():
+    workers = [
+        {"name": "plain", "queues": ["a"], "environment": {"LOG": "1"}},
+        {
+            "name": "db",
+            "queues": ["b"],
+            "environment": {"DATABASE_URL": "postgres://app:pw@db/x", "LOG": "1"},
+        },
+        {"name": "gone", "queues": ["c"], "state": "absent", "environment": {"API_TOKEN": "x"}},
+    ]
+    assert worker_env_files(workers, "systemd") == [
+        {"key": "db", "value": {"DATABASE_URL": "postgres://app:pw@db/x"}}
+    ]
+    # Under supervisord every variable goes to the file (program files are world-readable).
+    assert [f["key"] for f in worker_env_files(workers, "supervisord")] == ["plain", "db"]
+
+
+def test_systemd_services_known_and_running_enabled():
+    facts = {
+        "a.service": {"state": "running", "status": "enabled"},
+        "b.service": {"state": "running", "status": "disabled"},
+        "c.service": {"state": "stopped", "status": "enabled"},
+        "d.service": {"state": "running"},
+    }
+    assert systemd_services(facts) == {"known": ["a", "b", "c", "d"], "running": ["a"]}
+    assert systemd_services(None) == {"known": [], "running": []}
+
+
+def test_restart_names_present_workers_limited_to_the_request():
+    workers = [
+        {"name": "a", "queues": ["a"]},
+        {"name": "b", "queues": ["b"], "state": "absent"},
+        {"name": "c", "queues": ["c"]},
+    ]
+    assert restart_names(workers) == ["a", "c"]
+    assert restart_names(workers, ["c", "b", "zz"]) == ["c"]
+    assert restart_names(workers, []) == []
