@@ -128,4 +128,3 @@ def env_file(environment: Mapping[str, str]) -> str:
         escaped = re.sub(r'([\\"$`])', r"\\\1", value)
         lines.append(f'{name}="{escaped}"\n')
     return "".join(lines)
-
