@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from celery_fleet.errors import FleetError, Problem
+from celery_fleet.service import MANAGERS
 
 # (name, pattern, hint). The hint may use {prefix} (celery_broker_key_prefix / redis_acl_key_prefix),
 # {user} (celery_broker_user) and {module} (celery_app_module).
@@ -72,9 +73,6 @@ CAUSES: tuple[tuple[str, re.Pattern[str], str], ...] = (
         "redis_bind and redis_port, and that the broker host is up and reachable from this host.",
     ),
 )
-
-
-MANAGERS = ("systemd", "supervisord")
 
 
 def log_command(service: str, manager: str, lines: int = 60) -> list[str]:

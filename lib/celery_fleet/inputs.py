@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from celery_fleet.errors import Problem
+from celery_fleet.service import MANAGERS as PROCESS_MANAGERS
 
-PROCESS_MANAGERS = ("systemd", "supervisord")
 DEFAULT_PROCESS_MANAGER = "systemd"
 
 

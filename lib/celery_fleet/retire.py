@@ -15,9 +15,9 @@ import re
 from collections.abc import Iterable
 
 from celery_fleet.errors import FleetError, Problem
+from celery_fleet.service import MANAGERS
 
 KINDS = ("worker", "beat", "flower")
-MANAGERS = ("systemd", "supervisord")
 # Directory -> (process manager, file suffix) of the files celery-fleet writes.
 SERVICE_DIRS = {
     "/etc/systemd/system": ("systemd", ".service"),
