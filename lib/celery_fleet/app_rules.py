@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from celery_fleet.errors import Problem
+from celery_fleet.errors import FleetError, Problem
 from celery_fleet.inputs import is_text
+from celery_fleet.layout import app_layout
 from celery_fleet.workers import ENV_NAME_RE
 
 DEFAULT_BROKER_USER = "worker"
@@ -25,6 +26,12 @@ def app_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[str
     problems: list[Problem] = []
     get = inputs.get
     app = get("celery_app_name", "?")
+    # The name becomes a user, group and directories (lib/celery_fleet/layout.py): the same check
+    # the roles' layout makes, here before any host changes.
+    try:
+        app_layout(app, get("celery_app_home"))
+    except FleetError as exc:
+        problems.extend(problem.on_host(host) if host else problem for problem in exc.problems)
     if get("celery_broker_url") is None:
         missing = [f for f in ("celery_broker_host", "celery_broker_password") if not _set(get(f))]
         if missing:

@@ -330,6 +330,18 @@ def test_valid_app_passes():
     assert app_problems({"celery_app_name": "app", "celery_broker_url": "redis://h:6379/0"}, "w1") == []
 
 
+def test_app_name_and_home_follow_the_layout_rules():
+    # The spec's default home is a template until Ansible renders it: accepted as it stands.
+    assert app_problems({**APP, "celery_app_home": "/opt/{{ celery_app_name }}"}, "w1") == []
+    assert app_problems({**APP, "celery_app_name": "My App"}, "w1") == [
+        "host 'w1': field 'celery_app_name': 'My App' is not a user name: lowercase letters, digits, "
+        "'_' or '-', starting with a letter or '_', at most 31 characters"
+    ]
+    assert app_problems({**APP, "celery_app_home": "opt/app"}, "w1") == [
+        "host 'w1': field 'celery_app_home': 'opt/app' is not an absolute path"
+    ]
+
+
 @pytest.mark.parametrize(
     ("change", "fragments"),
     [
