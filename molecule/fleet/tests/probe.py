@@ -3,10 +3,13 @@
     conftest.probe("<command> ...")  # <venv>/bin/python probe.py <command> ... as the app's user,
                                      # with its environment (fleetnode.Node.python)
 
-- ``stream OUT STOP --min N --rate R [--started FILE]``: send tasks round-robin (a ping to every
-  queue, a 0.3 s sleep to `processing` and `extraction`) at R per second until the file STOP exists
-  and at least N were sent; write [{id, task, queue}] to OUT; print a JSON summary. FILE is created
-  once the first task is sent (the caller waits on it instead of guessing the start-up time).
+- ``stream OUT STOP --min N --rate R [--started FILE] [--retry-publish S]``: send tasks round-robin
+  (a ping to every queue, a 0.3 s sleep to `processing` and `extraction`) at R per second until the
+  file STOP exists and at least N were sent; write [{id, task, queue}] to OUT; print a JSON summary.
+  FILE is created once the first task is sent (the caller waits on it instead of guessing the
+  start-up time). With --retry-publish, a publish that raises (the broker is failing over) is sent
+  again with the same task id for up to S seconds, as a producer that must not drop a task would;
+  the summary counts those errors and the longest time a publish took.
 - ``collect IDS --timeout T``: wait (bounded) until every task of IDS is ready; print the states.
 - ``send QUEUE N OUT``: send N pings to QUEUE without waiting; write their ids to OUT.
 - ``await ID --timeout T``: poll until the task is SUCCESS (a requeued task may pass through other
@@ -25,30 +28,57 @@ from pathlib import Path
 from typing import Any
 
 from celery.result import AsyncResult
+from celery.utils import uuid
 from celery_demo.app import QUEUES, app
 from celery_demo.tasks import PING_TASKS, sleep_task
 
 SLEEP_QUEUES = ("processing", "extraction")
 
 
+def publish(task: Any, options: dict[str, Any], retry_for: float, errors: list[str]) -> str:
+    """Send one task; with ``retry_for`` > 0, send it again with the same id while publishing raises."""
+    task_id = uuid()
+    deadline = time.monotonic() + retry_for
+    while True:
+        try:
+            return task.apply_async(task_id=task_id, **options).id
+        except Exception as exc:  # any publish error: sent again, then re-raised
+            errors.append(type(exc).__name__)
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
 def stream(
-    out: Path, stop: Path, minimum: int, rate: float, started_file: Path | None = None
+    out: Path,
+    stop: Path,
+    minimum: int,
+    rate: float,
+    started_file: Path | None = None,
+    retry_for: float = 0.0,
 ) -> dict[str, Any]:
     plan: list[tuple[str, Any, dict[str, Any]]] = [(q, PING_TASKS[q], {}) for q in QUEUES]
     plan += [(q, sleep_task, {"kwargs": {"seconds": 0.3}, "queue": q}) for q in SLEEP_QUEUES]
     sent: list[dict[str, str]] = []
+    errors: list[str] = []
+    slowest = 0.0
     started = time.monotonic()
     while len(sent) < minimum or not stop.exists():
         queue, task, options = plan[len(sent) % len(plan)]
-        result = task.apply_async(**options)
-        sent.append({"id": result.id, "task": task.name, "queue": queue})
+        began = time.monotonic()
+        task_id = publish(task, options, retry_for, errors)
+        slowest = max(slowest, time.monotonic() - began)
+        sent.append({"id": task_id, "task": task.name, "queue": queue})
         if started_file is not None and len(sent) == 1:
             started_file.touch()
         time.sleep(max(0.0, started + len(sent) / rate - time.monotonic()))
         if time.monotonic() - started > 900:  # bounded even if STOP never comes
             break
     out.write_text(json.dumps(sent))
-    return {"sent": len(sent), "seconds": round(time.monotonic() - started, 1)}
+    report: dict[str, Any] = {"sent": len(sent), "seconds": round(time.monotonic() - started, 1)}
+    if retry_for > 0:
+        report.update(publish_errors=len(errors), slowest_publish=round(slowest, 2))
+    return report
 
 
 def collect(ids_file: Path, timeout: float) -> dict[str, Any]:
@@ -116,6 +146,7 @@ def main() -> None:
     s.add_argument("--min", type=int, default=500)
     s.add_argument("--rate", type=float, default=8.0)
     s.add_argument("--started", type=Path, default=None)
+    s.add_argument("--retry-publish", type=float, default=0.0)
     c = sub.add_parser("collect")
     c.add_argument("ids", type=Path)
     c.add_argument("--timeout", type=float, default=120.0)
@@ -128,7 +159,7 @@ def main() -> None:
     a.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args()
     if args.command == "stream":
-        report = stream(args.out, args.stop, args.min, args.rate, args.started)
+        report = stream(args.out, args.stop, args.min, args.rate, args.started, args.retry_publish)
     elif args.command == "collect":
         report = collect(args.ids, args.timeout)
     elif args.command == "send":
