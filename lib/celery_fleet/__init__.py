@@ -73,6 +73,14 @@ must be recorded here):
   celery_fleet_flower_environment(db, broker_env)`` -> ``flower.flower_environment(...) -> dict[str,
   str]`` (Flower's environment file, in order).
 
+- added (issue 16, Sentinel): ``settings | celery_fleet_sentinel_topology_problems(data_nodes,
+  sentinels, clients=None)`` -> ``redis_rules.sentinel_topology_problems(...) -> list[str]`` (the
+  Sentinel topology, checked once); ``declared | celery_fleet_sentinel_quorum(sentinels)`` ->
+  ``sentinel.quorum(...) -> int``; ``answers | celery_fleet_sentinel_master(sentinels, fallback)`` ->
+  ``sentinel.current_master(...) -> {address, port, source}`` (majority of the Sentinels' answers,
+  the initial master only when none answered); ``hosts | celery_fleet_peer_addresses(hostvars)`` ->
+  ``sentinel.peer_addresses(...) -> dict[str, str]``.
+
 Recorded changes to the agreed signatures:
 
 - Added filters (nothing removed or renamed): ``celery_fleet_worker_environment``,

@@ -25,6 +25,7 @@ from celery_fleet import (
     live,
     redis_rules,
     retire,
+    sentinel,
     service,
     supervise,
     validation,
@@ -79,6 +80,12 @@ class FilterModule:
             "celery_fleet_log_command": _ansible_errors(diagnose.log_command),
             "celery_fleet_service_up_for": _ansible_errors(diagnose.up_for),
             "celery_fleet_redis_problems": _ansible_errors(redis_rules.redis_problems),
+            "celery_fleet_sentinel_topology_problems": _ansible_errors(
+                redis_rules.sentinel_topology_problems
+            ),
+            "celery_fleet_sentinel_quorum": _ansible_errors(sentinel.quorum),
+            "celery_fleet_sentinel_master": _ansible_errors(sentinel.current_master),
+            "celery_fleet_peer_addresses": _ansible_errors(sentinel.peer_addresses),
             "celery_fleet_flower_problems": _ansible_errors(flower_rules.flower_problems),
             "celery_fleet_flower_environment": _ansible_errors(flower.flower_environment),
             "celery_fleet_beat_problems": _ansible_errors(beat_rules.beat_problems),
