@@ -42,6 +42,10 @@ must be recorded here):
 - added: ``visibility_timeout | celery_fleet_transport_options(key_prefix="")`` ->
   ``broker.transport_options(...) -> {"broker": {...}, "backend": {...}}`` (what the fleet's entry
   module merges into every service's transport options)
+- added (issue 16): ``host | celery_fleet_broker_connection(port, db, user, password, sentinels,
+  master_name, sentinel_password, visibility_timeout, key_prefix)`` -> ``broker.connection(...) ->
+  {"broker_url", "result_backend", "transport_options": {"broker", "backend"}, "settings"}`` (one
+  builder for direct Redis and Sentinel, used by roles/celery_app and roles/flower)
 - added: ``prefix | celery_fleet_redis_acl_rulesets(db, commands)`` -> ``broker.acl_rulesets(...)
   -> dict[str, str]`` (the Celery ACL rule sets; no prefix: every key and channel)
 - added: ``prefix_by_host | celery_fleet_scoping_errors(visibility_by_host, broker_prefix=None)`` ->

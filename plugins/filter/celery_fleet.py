@@ -74,6 +74,7 @@ class FilterModule:
             "celery_fleet_stale_services": _ansible_errors(retire.stale_services),
             "celery_fleet_retire_kinds": _ansible_errors(retire.retire_kinds),
             "celery_fleet_transport_options": _ansible_errors(broker.transport_options),
+            "celery_fleet_broker_connection": _ansible_errors(broker.connection),
             "celery_fleet_redis_acl_rulesets": _ansible_errors(broker.acl_rulesets),
             "celery_fleet_scoping_errors": _ansible_errors(broker.scoping_errors),
             "celery_fleet_log_reports": _ansible_errors(diagnose.report),

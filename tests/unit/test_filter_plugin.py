@@ -33,6 +33,7 @@ FILTERS = {
     "celery_fleet_stale_services",
     "celery_fleet_retire_kinds",
     "celery_fleet_transport_options",
+    "celery_fleet_broker_connection",
     "celery_fleet_redis_acl_rulesets",
     "celery_fleet_scoping_errors",
     "celery_fleet_log_reports",
