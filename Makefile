@@ -27,13 +27,14 @@ $(BIN)/.installed: requirements/controller.txt
 	$(BIN)/pip install --quiet -r requirements/controller.txt
 	@touch $@
 
-lint: venv ## yamllint, ansible-lint (production profile), ruff, secret scan, README variable tables
+lint: venv ## yamllint, ansible-lint (production profile), ruff, secret scan, README variable tables, actionlint
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --offline
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/scan-secrets.py
 	$(BIN)/python scripts/argspec-table.py --check roles/*/
+	scripts/lint-workflows.sh
 
 unit: venv ## Python unit tests (plugins, validation, argument builder) and controller-side plays
 	$(BIN)/pytest -q tests/unit tests/playbooks
