@@ -50,8 +50,8 @@ harness: venv ## Docker engine, base images and wheelhouse (each reused when alr
 	scripts/build-images.sh
 	PIP=$(BIN)/pip scripts/build-wheelhouse.sh
 
-molecule: venv harness ## Every Molecule scenario (or S="redis workers" for some), with a summary line
-	PATH=$(abspath $(BIN)):$$PATH scripts/run-scenarios.sh $(S)
+molecule: venv harness ## Every Molecule scenario (or S="redis workers" for some; JOBS=2: two at once), with a summary line
+	PATH=$(abspath $(BIN)):$$PATH $(if $(JOBS),JOBS=$(JOBS)) scripts/run-scenarios.sh $(S)
 
 demo: venv harness ## Bring up the sandbox fleet in containers and run the example workload
 	scripts/demo.sh up
