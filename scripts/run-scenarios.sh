@@ -35,7 +35,9 @@ if [ ${#scenarios[@]} -eq 0 ]; then
   done
 fi
 
-run_id=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+# The start time, and this script's pid: two runs started in the same second (two sessions, two
+# terminals) keep their records apart.
+run_id=$(date -u +%Y-%m-%dT%H:%M:%SZ)-$$
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ "$commit" != unknown ] && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
   commit+="+dirty"
