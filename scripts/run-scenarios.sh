@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Run Molecule scenarios one after another and end with a summary line.
+# Run Molecule scenarios and end with a summary line.
 #
-#   scripts/run-scenarios.sh [scenario ...]     (default: every directory in molecule/ with a molecule.yml)
+#   [JOBS=N] scripts/run-scenarios.sh [scenario ...]   (default: every directory in molecule/ with a molecule.yml)
 #
 # Each scenario runs the full `molecule test` sequence; a failure does not stop the others, so one
 # run reports every broken scenario. Per-scenario logs go to .cache/molecule-logs/<scenario>.log and
 # the last lines of a failed one are printed. Exit status is non-zero if any scenario failed.
+#
+# JOBS=N (default 1: one after another) runs up to N scenarios at once. Scenarios share nothing
+# (each has its own container, network and Molecule ephemeral directory names), so any two can
+# overlap. They start longest first, by the last recorded time of each (the `total` rows of
+# phases.tsv; a scenario never recorded counts as the longest), and each free slot takes the next:
+# the lanes end close together. The summary line lists the scenarios in the order given.
 #
 # Phase timings (read by bench/b_suite.py, benchmark 7): Molecule prints "[<scenario> > <action>]
 # Executing" and "... Executed: <result>" lines without a time, so each line of its output is
@@ -29,7 +35,9 @@ if [ ${#scenarios[@]} -eq 0 ]; then
   done
 fi
 
-run_id=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+# The start time, and this script's pid: two runs started in the same second (two sessions, two
+# terminals) keep their records apart.
+run_id=$(date -u +%Y-%m-%dT%H:%M:%SZ)-$$
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ "$commit" != unknown ] && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
   commit+="+dirty"
@@ -88,10 +96,16 @@ time_phases() {
   done
 }
 
-passed=() failed=()
-suite_start=$SECONDS
-for s in "${scenarios[@]}"; do
-  start=$SECONDS
+# The last recorded seconds of a scenario's whole run (-1 if none): the newest passing `total` row
+# (a failed run may have stopped early).
+last_seconds() {
+  awk -F'\t' -v s="$1" '$3 == s && $4 == "total" && $7 == "Successful" { t = $6 } END { printf "%d\n", (t == "" ? -1 : t) }' \
+    "$logs/phases.tsv"
+}
+
+# One scenario: its log, its phase rows, a line when it starts and ends, its exit status in $state.
+run_one() {
+  local s=$1 start=$SECONDS t_start rc result report
   t_start=$(now_us)
   printf '=== molecule test -s %s\n' "$s"
   : >"$logs/$s.phases.tsv.new"
@@ -103,16 +117,58 @@ for s in "${scenarios[@]}"; do
   result=$([ "$rc" -eq 0 ] && echo Successful || echo "Failed (exit $rc)")
   row "$s" total "$t_start" "$(now_us)" "$result" >>"$logs/$s.phases.tsv.new"
   { printf '%s\n' "$phases_header"; cat "$logs/$s.phases.tsv.new"; } >"$logs/$s.phases.tsv"
-  cat "$logs/$s.phases.tsv.new" >>"$logs/phases.tsv"
+  # Scenarios running at once append whole blocks, one at a time.
+  { flock 8; cat "$logs/$s.phases.tsv.new" >>"$logs/phases.tsv"; } 8>>"$logs/.phases.lock"
   rm -f "$logs/$s.phases.tsv.new"
+  printf '%s\n' "$rc" >"$state/$s"
   if [ "$rc" -eq 0 ]; then
-    passed+=("$s")
     printf '=== %s: PASSED in %d s\n' "$s" $((SECONDS - start))
   else
-    failed+=("$s")
-    printf '=== %s: FAILED in %d s (log: %s); last lines:\n' "$s" $((SECONDS - start)) "$logs/$s.log"
-    tail -n 60 "$logs/$s.log"
+    # One write, so the lines of a scenario still running elsewhere do not split it.
+    report=$(printf '=== %s: FAILED in %d s (log: %s); last lines:\n' "$s" $((SECONDS - start)) "$logs/$s.log"
+      tail -n 60 "$logs/$s.log")
+    printf '%s\n' "$report"
   fi
+}
+
+jobs=${JOBS:-1}
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "run-scenarios: JOBS must be a positive number, not '$jobs'" >&2; exit 2; }
+order=("${scenarios[@]}")
+if [ "$jobs" -gt 1 ] && [ ${#scenarios[@]} -gt 1 ]; then
+  # Longest first; a scenario never recorded (-1) first of all; ties keep the order given.
+  mapfile -t order < <(
+    i=0
+    for s in "${scenarios[@]}"; do
+      t=$(last_seconds "$s")
+      [ "$t" -lt 0 ] && t=999999
+      printf '%s\t%s\t%s\n' "$t" "$i" "$s"
+      i=$((i + 1))
+    done | sort -t $'\t' -k1,1nr -k2,2n | cut -f3
+  )
+  printf '=== %d at a time, longest first: %s\n' "$jobs" "${order[*]}"
+fi
+
+state=$(mktemp -d)
+trap 'rm -rf "$state"' EXIT
+suite_start=$SECONDS
+running=0
+for s in "${order[@]}"; do
+  if [ "$jobs" -eq 1 ]; then
+    run_one "$s"
+    continue
+  fi
+  while [ "$running" -ge "$jobs" ]; do
+    wait -n
+    running=$((running - 1))
+  done
+  run_one "$s" &
+  running=$((running + 1))
+done
+wait
+
+passed=() failed=()
+for s in "${scenarios[@]}"; do
+  if [ "$(cat "$state/$s" 2>/dev/null)" = 0 ]; then passed+=("$s"); else failed+=("$s"); fi
 done
 
 # Which harness caches this `make` run rebuilt (a cold run), judged by their times against make's start.

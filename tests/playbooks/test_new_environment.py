@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -29,8 +30,7 @@ def run(*args: str, cwd: Path = TOP) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
 
 
-@pytest.fixture
-def scaffold(tmp_path: Path) -> dict[str, Path]:
+def _scaffold(tmp_path: Path) -> dict[str, Path]:
     inventories = tmp_path / "inventories"
     shutil.copytree(
         TOP / "inventories" / "staging", inventories / "staging", ignore=shutil.ignore_patterns("vault.yml")
@@ -68,8 +68,21 @@ def scaffold_play(scaffold: dict[str, Path]) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_scaffold_writes_inventory_with_every_group(scaffold):
-    result = scaffold_play(scaffold)
+@pytest.fixture
+def scaffold(tmp_path: Path) -> dict[str, Path]:
+    """A description of a new environment, not scaffolded yet (each test may change it)."""
+    return _scaffold(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One scaffold, made once for the tests that only read it (the play takes ~25 s)."""
+    made = _scaffold(tmp_path_factory.mktemp("scaffolded"))
+    return {**made, "result": scaffold_play(made)}
+
+
+def test_scaffold_writes_inventory_with_every_group(scaffolded):
+    scaffold, result = scaffolded, scaffolded["result"]
 
     assert result.returncode == 0, result.stdout + result.stderr
     graph = run(
@@ -92,8 +105,8 @@ def test_scaffold_writes_inventory_with_every_group(scaffold):
     assert groups["celery_beat"]["hosts"] == ["ops-1.qa.internal"]
 
 
-def test_vault_is_encrypted_and_holds_distinct_strong_secrets(scaffold):
-    scaffold_play(scaffold)
+def test_vault_is_encrypted_and_holds_distinct_strong_secrets(scaffolded):
+    scaffold = scaffolded
     vault = scaffold["inventories"] / "qa" / "group_vars" / "all" / "vault.yml"
 
     view = run(
@@ -108,8 +121,9 @@ def test_vault_is_encrypted_and_holds_distinct_strong_secrets(scaffold):
     assert len(set(secrets.values())) == len(SECRETS)
 
 
-def test_second_run_changes_nothing_and_keeps_the_vault(scaffold):
-    scaffold_play(scaffold)
+def test_second_run_changes_nothing_and_keeps_the_vault(scaffolded):
+    scaffold = scaffolded
+    assert scaffold["result"].returncode == 0, scaffold["result"].stdout
     vault = scaffold["inventories"] / "qa" / "group_vars" / "all" / "vault.yml"
     before = vault.read_bytes()
 

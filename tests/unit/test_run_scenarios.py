@@ -1,0 +1,132 @@
+"""scripts/run-scenarios.sh with a stand-in for Molecule: the summary line, failures, the phase
+record benchmark 7 reads, and JOBS=N (scenarios at once, longest first)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parents[2]
+
+# Prints Molecule's action lines for its scenario (-s NAME), sleeping SLEEP_<name> seconds in
+# converge; exits 1 for the scenarios listed in FAIL.
+FAKE_MOLECULE = r"""#!/usr/bin/env bash
+while [ $# -gt 0 ]; do [ "$1" = -s ] && s=$2; shift; done
+echo "$s $(date +%s.%N) start" >>"$STARTS"
+for action in create converge verify; do
+  echo "INFO     [$s > $action] Executing"
+  if [ $action = converge ]; then var=SLEEP_$s; sleep "${!var:-0}"; fi
+  echo "INFO     [$s > $action] Executed: Successful"
+done
+case " $FAIL " in *" $s "*) echo "boom in $s"; exit 1 ;; esac
+exit 0
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(TOP / "scripts" / "run-scenarios.sh", tmp_path / "scripts")
+    for name in ("alpha", "beta", "gamma"):
+        (tmp_path / "molecule" / name).mkdir(parents=True)
+        (tmp_path / "molecule" / name / "molecule.yml").write_text("---\n")
+    (tmp_path / "molecule" / "resources").mkdir()
+    fake = tmp_path / "fake-molecule"
+    fake.write_text(FAKE_MOLECULE)
+    fake.chmod(0o755)
+    return tmp_path
+
+
+def run(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "MOLECULE": str(project / "fake-molecule"),
+        "STARTS": str(project / "starts"),
+        "FAIL": "",
+        **env,
+    }
+    return subprocess.run(
+        ["bash", str(project / "scripts" / "run-scenarios.sh"), *args],
+        cwd=project,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def started(project: Path) -> list[str]:
+    return [line.split()[0] for line in (project / "starts").read_text().splitlines()]
+
+
+def test_one_after_another_by_default_with_the_summary_and_the_record(project):
+    result = run(project, FAIL="beta")
+
+    assert result.returncode == 1
+    assert started(project) == ["alpha", "beta", "gamma"]
+    assert "Molecule scenarios: 2 passed (alpha gamma), 1 failed (beta)" in result.stdout
+    assert "=== beta: FAILED in" in result.stdout and "boom in beta" in result.stdout
+    logs = project / ".cache" / "molecule-logs"
+    record = rows(logs / "phases.tsv")
+    assert [(r["scenario"], r["action"]) for r in record if r["scenario"] == "beta"] == [
+        ("beta", "create"),
+        ("beta", "converge"),
+        ("beta", "verify"),
+        ("beta", "total"),
+    ]
+    totals = [r["result"] for r in rows(logs / "beta.phases.tsv") if r["action"] == "total"]
+    assert totals == ["Failed (exit 1)"]
+    assert "boom in beta" in (logs / "beta.log").read_text()
+    (run_row,) = rows(logs / "runs.tsv")
+    assert (run_row["passed"], run_row["failed"]) == ("alpha gamma", "beta")
+
+
+def test_jobs_runs_scenarios_at_once_longest_first_by_the_last_record(project):
+    # A first run records the times: gamma the longest, then alpha, then beta.
+    sleeps = {"SLEEP_alpha": "1", "SLEEP_beta": "0", "SLEEP_gamma": "2"}
+    assert run(project, **sleeps).returncode == 0
+    (project / "starts").unlink()
+
+    began = time.monotonic()
+    result = run(project, JOBS="2", FAIL="alpha", **sleeps)
+    elapsed = time.monotonic() - began
+
+    assert "=== 2 at a time, longest first: gamma alpha beta" in result.stdout
+    # gamma (2 s) beside alpha (1 s) then beta: about 2 s, against 3 s one after another.
+    assert elapsed < 2.9, result.stdout
+    assert result.returncode == 1
+    assert "Molecule scenarios: 2 passed (beta gamma), 1 failed (alpha)" in result.stdout
+    logs = project / ".cache" / "molecule-logs"
+    second = [r for r in rows(logs / "phases.tsv") if r["run"] != rows(logs / "phases.tsv")[0]["run"]]
+    assert sorted(r["scenario"] for r in second if r["action"] == "total") == ["alpha", "beta", "gamma"]
+    assert len(second) == 12
+    first, second_run = rows(logs / "runs.tsv")
+    assert first["run"] != second_run["run"]
+
+
+def test_a_scenario_never_recorded_goes_first(project):
+    assert run(project, "alpha", "beta", SLEEP_alpha="1").returncode == 0
+
+    result = run(project, JOBS="3")
+
+    assert result.returncode == 0
+    assert "=== 3 at a time, longest first: gamma alpha beta" in result.stdout
+
+
+def test_jobs_must_be_a_number(project):
+    result = run(project, JOBS="two")
+
+    assert result.returncode == 2
+    assert "JOBS must be a positive number" in result.stderr
