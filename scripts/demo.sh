@@ -64,8 +64,8 @@ up() {
 
   echo "==> demo: the workload, sent from $OPS as the producer ACL user"
   local ping chord
-  ping=$(on_ops "/opt/$APP/venv/bin/python" -m celery_demo.workload --timeout 60 queues)
-  chord=$(on_ops "/opt/$APP/venv/bin/python" -m celery_demo.workload --timeout 60 chord --seconds 2)
+  ping=$(on_ops "/opt/$APP/venv/bin/python" -m celery_fleet_app celery_demo.workload --timeout 60 queues)
+  chord=$(on_ops "/opt/$APP/venv/bin/python" -m celery_fleet_app celery_demo.workload --timeout 60 chord --seconds 2)
 
   local flower_anon flower_auth flower_password
   flower_anon=$(curl -s -o /dev/null -w '%{http_code}' "$FLOWER_URL/api/workers" || true)
