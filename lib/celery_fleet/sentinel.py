@@ -4,6 +4,8 @@
 - :func:`current_master`: the master of the fleet, from what every Sentinel answered to
   ``SENTINEL GET-MASTER-ADDR-BY-NAME``; the declared initial master only when no Sentinel answered.
 - :func:`peer_addresses`: the address other hosts use for each host of a group.
+- :func:`replication_info`: a data node's ``INFO replication`` as data (the switchover's checks and
+  the verify play's report).
 """
 
 from __future__ import annotations
@@ -105,3 +107,41 @@ def _address(variables: Mapping[str, Any]) -> Any:
         or variables.get("celery_fleet_private_address")
         or (facts.get("default_ipv4") or {}).get("address")
     )
+
+
+def replication_info(stdout: Any) -> dict[str, Any]:
+    """``INFO replication`` of a data node: role, master offset, replicas and those fully in sync.
+
+    ``{"role": "master", "master_repl_offset": 1234, "replicas": [{"ip", "port", "state", "offset",
+    "lag"}...], "in_sync": [...]}``: a replica is in sync when it is online and acknowledged the
+    master's whole replication stream (its offset equals ``master_repl_offset``). A replica adds
+    ``master_host``, ``master_port`` and ``master_link_status``.
+    """
+    fields: dict[str, str] = {}
+    for line in str(stdout or "").splitlines():
+        key, sep, value = line.strip().partition(":")
+        if sep and not key.startswith("#"):
+            fields[key] = value
+    info: dict[str, Any] = {"role": fields.get("role", ""), "replicas": [], "in_sync": []}
+    info["master_repl_offset"] = int(fields.get("master_repl_offset", "0") or 0)
+    for key in ("master_host", "master_port", "master_link_status"):
+        if key in fields:
+            info[key] = fields[key]
+    for key, value in fields.items():
+        if not (key.startswith("slave") and key[5:].isdigit()):
+            continue
+        replica: dict[str, Any] = dict(item.partition("=")[::2] for item in value.split(","))
+        for number in ("port", "offset", "lag"):
+            try:
+                replica[number] = int(replica.get(number, -1))
+            except ValueError:
+                replica[number] = -1
+        behind = info["master_repl_offset"] - replica["offset"]
+        replica["summary"] = (
+            f"{replica.get('ip', '?')}:{replica['port']} {replica.get('state', '?')}, last acknowledgement "
+            f"{replica['lag']} s ago, {behind} bytes behind"
+        )
+        info["replicas"].append(replica)
+        if replica.get("state") == "online" and replica["offset"] == info["master_repl_offset"]:
+            info["in_sync"].append(replica)
+    return info

@@ -87,6 +87,7 @@ class FilterModule:
             "celery_fleet_sentinel_quorum": _ansible_errors(sentinel.quorum),
             "celery_fleet_sentinel_master": _ansible_errors(sentinel.current_master),
             "celery_fleet_peer_addresses": _ansible_errors(sentinel.peer_addresses),
+            "celery_fleet_replication_info": _ansible_errors(sentinel.replication_info),
             "celery_fleet_flower_problems": _ansible_errors(flower_rules.flower_problems),
             "celery_fleet_flower_environment": _ansible_errors(flower.flower_environment),
             "celery_fleet_beat_problems": _ansible_errors(beat_rules.beat_problems),

@@ -45,6 +45,7 @@ FILTERS = {
     "celery_fleet_sentinel_quorum",
     "celery_fleet_sentinel_master",
     "celery_fleet_peer_addresses",
+    "celery_fleet_replication_info",
     "celery_fleet_flower_problems",
     "celery_fleet_flower_environment",
     "celery_fleet_beat_problems",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from celery_fleet.errors import FleetError
 from celery_fleet.redis_rules import redis_problems, sentinel_topology_problems
-from celery_fleet.sentinel import current_master, parse_answer, peer_addresses, quorum
+from celery_fleet.sentinel import current_master, parse_answer, peer_addresses, quorum, replication_info
 
 PASSWORD = "test-only-password-0123456789"
 FALLBACK = {"address": "10.0.0.1", "port": 6379}
@@ -233,3 +233,51 @@ def test_a_client_asking_for_sentinels_while_off_is_named():
     )
 
     assert "field 'celery_broker_sentinels'" in problem
+
+
+MASTER_INFO = """# Replication\r
+role:master\r
+connected_slaves:2\r
+min_slaves_good_slaves:2\r
+slave0:ip=172.18.0.3,port=6379,state=online,offset=5120,lag=0\r
+slave1:ip=172.18.0.4,port=6379,state=wait_bgsave,offset=0,lag=3\r
+master_failover_state:no-failover\r
+master_repl_offset:5120\r
+"""
+
+
+def test_replication_info_reads_the_master_and_its_replicas():
+    info = replication_info(MASTER_INFO)
+
+    assert info["role"] == "master"
+    assert info["master_repl_offset"] == 5120
+    assert [(r["ip"], r["port"], r["state"], r["offset"], r["lag"]) for r in info["replicas"]] == [
+        ("172.18.0.3", 6379, "online", 5120, 0),
+        ("172.18.0.4", 6379, "wait_bgsave", 0, 3),
+    ]
+    assert [r["ip"] for r in info["in_sync"]] == ["172.18.0.3"]
+    assert info["replicas"][1]["summary"] == (
+        "172.18.0.4:6379 wait_bgsave, last acknowledgement 3 s ago, 5120 bytes behind"
+    )
+
+
+def test_a_replica_behind_the_master_is_not_in_sync():
+    info = replication_info(MASTER_INFO.replace("offset=5120", "offset=5119"))
+
+    assert info["in_sync"] == []
+
+
+def test_replication_info_of_a_replica_names_its_master_and_link():
+    info = replication_info("role:slave\nmaster_host:172.18.0.2\nmaster_port:6379\nmaster_link_status:down\n")
+
+    assert info["role"] == "slave"
+    assert (info["master_host"], info["master_port"], info["master_link_status"]) == (
+        "172.18.0.2",
+        "6379",
+        "down",
+    )
+    assert info["replicas"] == []
+
+
+def test_replication_info_of_nothing_is_empty():
+    assert replication_info(None) == {"role": "", "replicas": [], "in_sync": [], "master_repl_offset": 0}

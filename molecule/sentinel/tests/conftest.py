@@ -82,8 +82,8 @@ def master_node() -> str:
     return masters[0]
 
 
-def converge() -> subprocess.CompletedProcess[str]:
-    """The scenario's converge (validate + deploy-redis), as an operator re-runs it."""
+def converge(playbook: Path = SCENARIO_DIR / "converge.yml") -> subprocess.CompletedProcess[str]:
+    """The scenario's converge (site.yml), or another playbook, as an operator runs it."""
     env = dict(os.environ)
     env["ANSIBLE_CONFIG"] = str(Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "ansible.cfg")
     env["ANSIBLE_FORCE_COLOR"] = "0"
@@ -92,7 +92,7 @@ def converge() -> subprocess.CompletedProcess[str]:
             str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"),
             "-i",
             str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent),
-            str(SCENARIO_DIR / "converge.yml"),
+            str(playbook),
         ],
         env=env,
         capture_output=True,
