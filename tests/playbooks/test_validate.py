@@ -482,6 +482,7 @@ def sentinel_inventory() -> dict[str, Any]:
     redis["hosts"] = {"r1": {}, "r2": {}, "r3": {}}
     groups["redis_sentinel"] = {"hosts": {"r1": {}, "r2": {}, "r3": {}}}
     groups["celery_workers"]["vars"]["celery_broker_sentinels"] = ["10.0.0.1:26379", "10.0.0.2:26379"]
+    groups["celery_workers"]["vars"]["celery_broker_sentinel_password"] = PASSWORD
     return inventory
 
 
