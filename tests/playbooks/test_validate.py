@@ -423,6 +423,24 @@ def test_sandbox_inventory_passes_without_contacting_its_containers():
     assert_no_host_contacted(result)
 
 
+def test_sandbox_sentinel_inventory_passes_without_contacting_its_containers():
+    # `SENTINEL=1 make demo`: the sandbox with sentinel.cfg as a second source (two more data nodes,
+    # three Sentinels, every client through sentinel://), as committed.
+    sandbox = TOP / "inventories" / "sandbox"
+
+    result = run_validate(
+        str(sandbox),
+        "-i",
+        str(sandbox / "sentinel.cfg"),
+        "--vault-password-file",
+        str(sandbox / "vault-password.txt"),
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_no_host_contacted(result)
+    assert re.search(r"^cf-redis-3\s+: ok=", result.stdout, re.M), result.stdout[-3000:]
+
+
 @pytest.fixture(scope="module")
 def refused(tmp_path_factory) -> dict[str, Any]:
     result = validate(tmp_path_factory.mktemp("validate"), bad_inventory())
