@@ -10,6 +10,8 @@ import yaml
 
 TOP = Path(__file__).resolve().parents[2]
 WORKFLOW = TOP / ".github" / "workflows" / "ci.yml"
+
+
 def workflow() -> dict:
     return yaml.safe_load(WORKFLOW.read_text())
 
