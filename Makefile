@@ -56,7 +56,9 @@ harness: venv ## Docker engine, base images and wheelhouse (each reused when alr
 molecule: venv harness ## Every Molecule scenario (or S="redis workers" for some; JOBS=2: two at once), with a summary line
 	PATH=$(abspath $(BIN)):$$PATH $(if $(JOBS),JOBS=$(JOBS)) scripts/run-scenarios.sh $(S)
 
-demo: venv harness ## Bring up the sandbox fleet in containers and run the example workload
+demo: venv harness ## Bring up the sandbox fleet in containers and run the example workload (SENTINEL=1: Sentinel broker + switchover)
+# SENTINEL=1 (environment or `make demo SENTINEL=1`: make passes both to scripts/demo.sh): the broker
+# as three data nodes with a Sentinel each (inventories/sandbox/sentinel.cfg), and a planned switchover.
 	scripts/demo.sh up
 
 demo-destroy: ## Tear the sandbox fleet down

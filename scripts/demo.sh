@@ -6,7 +6,13 @@
 #       site.yml with inventories/sandbox; then the example app's workload (a ping to every queue and
 #       seed 000's chord) sent from the ops host through the app's virtualenv, as the `producer`
 #       ACL user; then a summary. Re-runnable: a second run converges (changed=0) and reprints.
-# down: removes the containers and the network.
+#       SENTINEL=1: the broker as a Sentinel topology (inventories/sandbox/sentinel.cfg as a second
+#       inventory source: cf-redis-2 and cf-redis-3 join cf-redis, a Sentinel on each, every client
+#       through sentinel://); after the workload, a planned switchover (playbooks/switchover.yml)
+#       moves the master, and a task to every queue shows the fleet working on the new one. The
+#       summary adds the master before and after and the ACL LOG of every data node.
+# down: removes the containers (cf-redis-2 and cf-redis-3 too, if SENTINEL=1 made them) and the
+#       network.
 #
 # The sandbox's vault password (inventories/sandbox/vault-password.txt) is a DEMO-ONLY password,
 # committed on purpose; real environments keep theirs outside the repository.
@@ -15,6 +21,14 @@ cd "$(dirname "$0")/.."
 
 BIN=${BIN:-.venv/bin}
 INVENTORY=inventories/sandbox
+SENTINEL_INVENTORY=$INVENTORY/sentinel.cfg
+SENTINEL=${SENTINEL:-0}
+INVENTORIES=(-i "$INVENTORY")
+DATA_NODES=(cf-redis)
+if [ "$SENTINEL" = 1 ]; then
+  INVENTORIES+=(-i "$SENTINEL_INVENTORY")
+  DATA_NODES+=(cf-redis-2 cf-redis-3)
+fi
 VAULT_FILE=$INVENTORY/vault-password.txt
 VAULT=$INVENTORY/group_vars/all/vault.yml
 export CELERY_FLEET_WHEELHOUSE=${CELERY_FLEET_WHEELHOUSE:-$HOME/.cache/celery-fleet/wheelhouse}
@@ -24,13 +38,59 @@ OPS=cf-ops
 FLOWER_URL=http://127.0.0.1:5555
 
 playbook() {
-  "$BIN/ansible-playbook" -i "$INVENTORY" --vault-password-file "$VAULT_FILE" "$@"
+  "$BIN/ansible-playbook" "${INVENTORIES[@]}" --vault-password-file "$VAULT_FILE" "$@"
 }
 
 # Runs the app's Python on the ops host as the service user, through the wrapper that loads the
 # environment file (the broker password never reaches argv).
 on_ops() {
   docker exec "$OPS" runuser -u "$APP" -- "/opt/$APP/bin/celery-env" "$@"
+}
+
+# The arguments, joined with ", ".
+joined() {
+  local IFS=,
+  sed 's/,/, /g' <<<"$*"
+}
+
+# A secret of the sandbox vault (DEMO-ONLY), by name.
+vault_value() {
+  "$BIN/ansible-vault" view --vault-password-file "$VAULT_FILE" "$1" | sed -n "s/^$2: *//p" | tr -d '"'
+}
+
+# redis-cli in a data node's container, the password on stdin (--askpass), not in argv.
+redis_cli() {
+  local host=$1 password=$2
+  shift 2
+  docker exec -i "$host" redis-cli --askpass "$@" <<<"$password"
+}
+
+# The data node the Sentinels name as the master: "<container> (<ip>), named by N of 3 Sentinels".
+sentinel_master() {
+  local password ip answers=() host node
+  password=$(vault_value "$INVENTORY/group_vars/all/vault_sentinel.yml" vault_redis_sentinel_password)
+  for host in "${DATA_NODES[@]}"; do
+    answers+=("$(redis_cli "$host" "$password" -p 26379 SENTINEL GET-MASTER-ADDR-BY-NAME celery-fleet 2>/dev/null | head -1)")
+  done
+  ip=$(printf '%s\n' "${answers[@]}" | sort | uniq -c | sort -rn | awk 'NR == 1 {print $2}')
+  for host in "${DATA_NODES[@]}"; do
+    node=$(docker inspect -f '{{(index .NetworkSettings.Networks "cf-sandbox").IPAddress}}' "$host")
+    if [ "$node" = "$ip" ]; then
+      echo "$host ($ip), named by $(printf '%s\n' "${answers[@]}" | grep -cx "$ip") of ${#answers[@]} Sentinels"
+      return
+    fi
+  done
+  echo "${ip:-none} (no data node of the sandbox), answers: ${answers[*]}"
+}
+
+# Each running service of the app on the worker and ops hosts with its systemd invocation id (a
+# restart gives a new one).
+service_invocations() {
+  local host
+  for host in cf-worker-gpu cf-worker-cpu "$OPS"; do
+    docker exec "$host" sh -c "for unit in \$(systemctl list-units --plain --no-legend --state=running '$APP-*.service' \
+      | cut -d' ' -f1); do echo $host \$unit \$(systemctl show -p InvocationID --value \$unit); done"
+  done
 }
 
 summary_workers() {
@@ -55,7 +115,7 @@ PY
 up() {
   echo "==> demo: sandbox containers (playbooks/sandbox.yml)"
   playbook playbooks/sandbox.yml
-  echo "==> demo: the fleet (ansible-playbook site.yml -i $INVENTORY --vault-password-file $VAULT_FILE)"
+  echo "==> demo: the fleet (ansible-playbook site.yml ${INVENTORIES[*]} --vault-password-file $VAULT_FILE)"
   local started=$SECONDS
   # --flush-cache: ansible.cfg keeps facts for an hour, and containers made again get new addresses
   # (Redis' bind comes from the Redis host's facts: a stale address stops it from starting).
@@ -64,27 +124,60 @@ up() {
 
   echo "==> demo: the workload, sent from $OPS as the producer ACL user"
   local ping chord
-  ping=$(on_ops "/opt/$APP/venv/bin/python" -m celery_demo.workload --timeout 60 queues)
-  chord=$(on_ops "/opt/$APP/venv/bin/python" -m celery_demo.workload --timeout 60 chord --seconds 2)
+  ping=$(on_ops "/opt/$APP/venv/bin/python" -m celery_fleet_app celery_demo.workload --timeout 60 queues)
+  chord=$(on_ops "/opt/$APP/venv/bin/python" -m celery_fleet_app celery_demo.workload --timeout 60 chord --seconds 2)
+
+  local sentinel_report=""
+  if [ "$SENTINEL" = 1 ]; then
+    local master_before master_after switchover_seconds switchover_recap ping_after services_before restarted
+    master_before=$(sentinel_master)
+    services_before=$(service_invocations)
+    echo "==> demo: a planned switchover of the master (ansible-playbook playbooks/switchover.yml ${INVENTORIES[*]} ...)"
+    started=$SECONDS
+    playbook playbooks/switchover.yml | tee .cache/demo-switchover.log | sed -n '/PLAY RECAP/,/^$/p'
+    switchover_seconds=$((SECONDS - started))
+    switchover_recap=$(grep -q '^cf-redis.* failed=[1-9]' .cache/demo-switchover.log && echo FAILED || echo done)
+    master_after=$(sentinel_master)
+    echo "==> demo: a task to every queue again, on the new master"
+    ping_after=$(on_ops "/opt/$APP/venv/bin/python" -m celery_fleet_app celery_demo.workload --timeout 60 queues)
+    restarted=$(comm -3 <(sort <<<"$services_before") <(service_invocations | sort) | awk '{print $2}' | sort -u | wc -l)
+    # A newline first: the report goes right after the chord's line, and without Sentinel the
+    # summary stays as it was.
+    sentinel_report=$'\n\n'$(
+      cat <<SENTINEL_REPORT
+Broker: Sentinel topology (inventories/sandbox/sentinel.cfg): data nodes $(joined "${DATA_NODES[@]}"),
+a Sentinel on each; every client asks them for the master (sentinel://)
+  master before:  $master_before
+  switchover:     playbooks/switchover.yml, $switchover_recap in $switchover_seconds s
+  master after:   $master_after
+  A task to every queue after the switchover ($(wc -l <<<"$services_before") services of workers, beat and Flower; restarted since: $restarted):
+$(sed 's/^/    /' <<<"$ping_after")
+SENTINEL_REPORT
+    )
+  fi
 
   local flower_anon flower_auth flower_password
   flower_anon=$(curl -s -o /dev/null -w '%{http_code}' "$FLOWER_URL/api/workers" || true)
-  flower_password=$("$BIN/ansible-vault" view --vault-password-file "$VAULT_FILE" "$VAULT" \
-    | sed -n 's/^vault_flower_admin_password: *//p' | tr -d '"')
+  flower_password=$(vault_value "$VAULT" vault_flower_admin_password)
   flower_auth=$(curl -s -o /dev/null -w '%{http_code}' -u "admin:$flower_password" "$FLOWER_URL/api/workers" || true)
   unset flower_password
 
   # Denials of the least-privilege ACL users during the whole run (0: the rule sets suffice).
-  local acl_log admin_password
-  admin_password=$("$BIN/ansible-vault" view --vault-password-file "$VAULT_FILE" "$VAULT" \
-    | sed -n 's/^vault_redis_admin_password: *//p' | tr -d '"')
-  acl_log=$(docker exec -e REDISCLI_AUTH="$admin_password" cf-redis redis-cli --user admin ACL LOG | grep -c '^reason$' || true)
+  local acl_log admin_password host
+  admin_password=$(vault_value "$VAULT" vault_redis_admin_password)
+  acl_log=$(redis_cli cf-redis "$admin_password" --user admin ACL LOG | grep -c '^reason$' || true)
+  if [ "$SENTINEL" = 1 ]; then
+    acl_log="on cf-redis $acl_log"
+    for host in "${DATA_NODES[@]:1}"; do
+      acl_log="$acl_log, on $host $(redis_cli "$host" "$admin_password" --user admin ACL LOG | grep -c '^reason$' || true)"
+    done
+  fi
   unset admin_password
 
   cat <<SUMMARY
 
 ==================== celery-fleet sandbox ====================
-Deploy: site.yml in ${deploy_seconds} s ($(grep -c '^cf-.*changed=0 ' .cache/demo-site.log || true) of 4 hosts unchanged)
+Deploy: site.yml in ${deploy_seconds} s ($(grep -c '^cf-.*changed=0 ' .cache/demo-site.log || true) of $((${#DATA_NODES[@]} + 3)) hosts unchanged)
 
 Workers, as Celery reports them (celery inspect stats / active_queues):
 $(summary_workers)
@@ -93,7 +186,7 @@ A task to every queue (queue, worker that ran it):
 $(sed 's/^/  /' <<<"$ping")
 
 Seed 000's chord (three 2 s parts in parallel on the gevent worker, then the callback):
-  $chord
+  $chord$sentinel_report
 
 Redis ACL LOG: $acl_log denied command(s) (users worker, producer, flower; admin for this check)
 
@@ -102,15 +195,19 @@ Flower: $FLOWER_URL  (published on this machine's loopback only)
   user: admin
   password: vault_flower_admin_password in the sandbox vault (DEMO-ONLY):
     $BIN/ansible-vault view $VAULT --vault-password-file $VAULT_FILE
-Shell on a host: docker exec -it cf-worker-cpu bash   (cf-redis, cf-worker-gpu, cf-ops)
+Shell on a host: docker exec -it cf-worker-cpu bash   ($(joined "${DATA_NODES[@]}"), cf-worker-gpu, cf-ops)
 Tear down: make demo-destroy
 ===============================================================
 SUMMARY
 }
 
 down() {
+  # With sentinel.cfg whatever SENTINEL says, so that cf-redis-2 and cf-redis-3 go too if a
+  # SENTINEL=1 run made them (removing a container that does not exist changes nothing).
+  INVENTORIES=(-i "$INVENTORY" -i "$SENTINEL_INVENTORY")
   playbook playbooks/sandbox.yml -e sandbox_state=absent | sed -n '/PLAY RECAP/,/^$/p'
-  echo "demo: sandbox removed (containers cf-redis, cf-worker-gpu, cf-worker-cpu, cf-ops; network cf-sandbox)"
+  echo "demo: sandbox removed (containers cf-redis, cf-worker-gpu, cf-worker-cpu, cf-ops$(
+    [ "$SENTINEL" = 1 ] && echo ", cf-redis-2, cf-redis-3"); network cf-sandbox)"
 }
 
 mkdir -p .cache

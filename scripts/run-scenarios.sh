@@ -10,7 +10,8 @@
 # JOBS=N (default 1: one after another) runs up to N scenarios at once. Scenarios share nothing
 # (each has its own container, network and Molecule ephemeral directory names), so any two can
 # overlap. They start longest first, by the last recorded time of each (the `total` rows of
-# phases.tsv; a scenario never recorded counts as the longest), and each free slot takes the next:
+# phases.tsv, else molecule/expected-seconds.tsv; a scenario neither knows counts as the longest),
+# and each free slot takes the next:
 # the lanes end close together. The summary line lists the scenarios in the order given.
 #
 # Phase timings (read by bench/b_suite.py, benchmark 7): Molecule prints "[<scenario> > <action>]
@@ -96,11 +97,17 @@ time_phases() {
   done
 }
 
-# The last recorded seconds of a scenario's whole run (-1 if none): the newest passing `total` row
-# (a failed run may have stopped early).
+# The last recorded seconds of a scenario's whole run: the newest passing `total` row (a failed run
+# may have stopped early); on a machine that never ran it (a fresh clone, CI), the estimate in
+# molecule/expected-seconds.tsv (measured runs, one sequential run each); -1 if neither knows it.
 last_seconds() {
-  awk -F'\t' -v s="$1" '$3 == s && $4 == "total" && $7 == "Successful" { t = $6 } END { printf "%d\n", (t == "" ? -1 : t) }' \
-    "$logs/phases.tsv"
+  local t
+  t=$(awk -F'\t' -v s="$1" '$3 == s && $4 == "total" && $7 == "Successful" { t = $6 } END { printf "%d\n", (t == "" ? -1 : t) }' \
+    "$logs/phases.tsv")
+  if [ "$t" -lt 0 ] && [ -f molecule/expected-seconds.tsv ]; then
+    t=$(awk -F'\t' -v s="$1" '$1 == s { t = $2 } END { printf "%d\n", (t == "" ? -1 : t) }' molecule/expected-seconds.tsv)
+  fi
+  printf '%s\n' "$t"
 }
 
 # One scenario: its log, its phase rows, a line when it starts and ends, its exit status in $state.

@@ -42,6 +42,10 @@ must be recorded here):
 - added: ``visibility_timeout | celery_fleet_transport_options(key_prefix="")`` ->
   ``broker.transport_options(...) -> {"broker": {...}, "backend": {...}}`` (what the fleet's entry
   module merges into every service's transport options)
+- added (issue 16): ``host | celery_fleet_broker_connection(port, db, user, password, sentinels,
+  master_name, sentinel_password, visibility_timeout, key_prefix)`` -> ``broker.connection(...) ->
+  {"broker_url", "result_backend", "transport_options": {"broker", "backend"}, "settings"}`` (one
+  builder for direct Redis and Sentinel, used by roles/celery_app and roles/flower)
 - added: ``prefix | celery_fleet_redis_acl_rulesets(db, commands)`` -> ``broker.acl_rulesets(...)
   -> dict[str, str]`` (the Celery ACL rule sets; no prefix: every key and channel)
 - added: ``prefix_by_host | celery_fleet_scoping_errors(visibility_by_host, broker_prefix=None)`` ->
@@ -72,6 +76,14 @@ must be recorded here):
   host)`` and ``registered | celery_fleet_argspec_problems(host)`` (``inventory.py``); ``inputs |
   celery_fleet_flower_environment(db, broker_env)`` -> ``flower.flower_environment(...) -> dict[str,
   str]`` (Flower's environment file, in order).
+
+- added (issue 16, Sentinel): ``settings | celery_fleet_sentinel_topology_problems(data_nodes,
+  sentinels, clients=None)`` -> ``redis_rules.sentinel_topology_problems(...) -> list[str]`` (the
+  Sentinel topology, checked once); ``declared | celery_fleet_sentinel_quorum(sentinels)`` ->
+  ``sentinel.quorum(...) -> int``; ``answers | celery_fleet_sentinel_master(sentinels, fallback)`` ->
+  ``sentinel.current_master(...) -> {address, port, source}`` (majority of the Sentinels' answers,
+  the initial master only when none answered); ``hosts | celery_fleet_peer_addresses(hostvars)`` ->
+  ``sentinel.peer_addresses(...) -> dict[str, str]``.
 
 Recorded changes to the agreed signatures:
 

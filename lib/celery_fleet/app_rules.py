@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from celery_fleet.broker import sentinel_problems
 from celery_fleet.errors import FleetError, Problem
 from celery_fleet.inputs import is_text
 from celery_fleet.layout import app_layout
@@ -32,8 +33,21 @@ def app_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[str
         app_layout(app, get("celery_app_home"))
     except FleetError as exc:
         problems.extend(problem.on_host(host) if host else problem for problem in exc.problems)
+    sentinels = get("celery_broker_sentinels") or []
+    # With Sentinels the broker is found through them: no celery_broker_host.
+    problems.extend(
+        p.on_host(host) if host else p
+        for p in sentinel_problems(
+            sentinels,
+            get("celery_broker_master_name", "celery-fleet"),
+            get("celery_broker_sentinel_password", ""),
+        )
+    )
     if get("celery_broker_url") is None:
-        missing = [f for f in ("celery_broker_host", "celery_broker_password") if not _set(get(f))]
+        needed = (
+            ("celery_broker_password",) if sentinels else ("celery_broker_host", "celery_broker_password")
+        )
+        missing = [f for f in needed if not _set(get(f))]
         if missing:
             user = get("celery_broker_user") or DEFAULT_BROKER_USER
             problems.append(

@@ -14,8 +14,9 @@ under it, and every client of the broker, producers included, must use the same 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from celery_fleet.errors import FleetError, Problem
 
@@ -103,13 +104,186 @@ def transport_options(visibility_timeout: Any = None, key_prefix: Any = "") -> d
     return {"broker": broker, "backend": backend}
 
 
+# --- Connection settings of every client: direct Redis or through Sentinel ----------------------
+
+# Transport options that hold a secret: never printed, never compared by value (option_errors).
+SECRET_OPTIONS = frozenset({"sentinel_kwargs"})
+SECRET_SET = "<set, not shown>"
+# A Sentinel as clients reach it: a host name or IPv4 address and a port.
+SENTINEL_ADDRESS_RE = re.compile(r"^[A-Za-z0-9_.-]+:[0-9]{1,5}$")
+
+# What a Sentinel client needs to move to a new master without a restart (measured with Celery 5.7,
+# kombu 5.7, redis-py 8.1, Redis 7.0, down-after-milliseconds 5000; README "Broker high
+# availability"). After `kill -9` of the master the kernel resets every connection and the
+# defaults resumed in 6.1 s; a master that stops answering without closing its connections (frozen
+# process, lost host or network) left worker and producer blocked for good with the defaults
+# (no socket timeout). Socket timeouts on every connection (data node and Sentinel: redis-py gives
+# sentinel_kwargs none of the client's socket options once sentinel_kwargs is set) and kombu's
+# health checks every 2 s (a BRPOP overdue by brpop_timeout + health_check_interval is dropped)
+# brought the resume to 9.7-15 s. The result backend takes Celery's redis_* settings, not its
+# transport options, for the same socket settings.
+SENTINEL_SOCKET_TIMEOUT = 5
+SENTINEL_HEALTH_CHECK_INTERVAL = 2
+_SOCKET = {
+    "socket_timeout": SENTINEL_SOCKET_TIMEOUT,
+    "socket_connect_timeout": SENTINEL_SOCKET_TIMEOUT,
+    "socket_keepalive": True,
+}
+SENTINEL_BROKER_OPTIONS: dict[str, Any] = {**_SOCKET, "health_check_interval": SENTINEL_HEALTH_CHECK_INTERVAL}
+SENTINEL_CELERY_SETTINGS: dict[str, Any] = {
+    "redis_socket_timeout": SENTINEL_SOCKET_TIMEOUT,
+    "redis_socket_connect_timeout": SENTINEL_SOCKET_TIMEOUT,
+    "redis_socket_keepalive": True,
+    "redis_backend_health_check_interval": SENTINEL_HEALTH_CHECK_INTERVAL,
+}
+
+
+def userinfo(user: Any, password: Any) -> str:
+    """``user:password`` percent-encoded as the roles did with ``urlencode | replace('/', '%2F')``.
+
+    Jinja's urlencode keeps only ``/`` and RFC 3986's unreserved characters; '/' is encoded too, so
+    that a '/' or '@' in a password cannot end the URL's userinfo.
+    """
+    return f"{quote(str(user or ''), safe='')}:{quote(str(password or ''), safe='')}"
+
+
+def sentinel_problems(
+    sentinels: Any, master_name: Any, password: Any, prefix: str = "celery_broker"
+) -> list[Problem]:
+    """Why these Sentinel client settings cannot be used (no Sentinels: nothing to check).
+
+    ``prefix``: the variables' prefix (``celery_broker``: ``celery_broker_sentinels``, ...).
+    """
+    if sentinels is None:
+        sentinels = []
+    if not isinstance(sentinels, Sequence) or isinstance(sentinels, str):
+        return [Problem(f"{prefix}_sentinels", f'{sentinels!r} is not a list of "address:port" strings')]
+    problems = []
+    for item in sentinels:
+        if (
+            not isinstance(item, str)
+            or not SENTINEL_ADDRESS_RE.match(item)
+            or not 1 <= int(item.rsplit(":", 1)[1]) <= 65535
+        ):
+            problems.append(
+                Problem(
+                    f"{prefix}_sentinels",
+                    f'{item!r} is not an "address:port" string '
+                    "(a host name or IPv4 address and a port 1-65535)",
+                )
+            )
+    if len(set(map(str, sentinels))) != len(sentinels):
+        problems.append(Problem(f"{prefix}_sentinels", "names a Sentinel more than once"))
+    if sentinels:
+        if not isinstance(master_name, str) or not master_name or master_name.strip() != master_name:
+            problems.append(
+                Problem(
+                    f"{prefix}_master_name",
+                    f"{master_name!r} is not a Sentinel master name "
+                    "(a non-empty string without surrounding spaces)",
+                )
+            )
+        if not isinstance(password, str) or not password:
+            problems.append(
+                Problem(
+                    f"{prefix}_sentinel_password",
+                    f"is required with {prefix}_sentinels "
+                    "(the Sentinels' requirepass; keep it in a vault file)",
+                )
+            )
+    return problems
+
+
+def connection(
+    host: Any,
+    port: Any = 6379,
+    db: Any = 0,
+    user: Any = "worker",
+    password: Any = "",
+    sentinels: Any = None,
+    master_name: Any = "celery-fleet",
+    sentinel_password: Any = "",
+    visibility_timeout: Any = None,
+    key_prefix: Any = "",
+) -> dict[str, Any]:
+    """Broker URL, result backend URL, the fleet's transport options and Celery settings of a client.
+
+    Returns ``{"broker_url", "result_backend", "transport_options": {"broker", "backend"},
+    "settings"}``. Without ``sentinels``: ``redis://user:pw@host:port/db`` and ``.../<db+1>``, the
+    options of ``transport_options`` and no settings (what the roles built before Sentinel). With
+    ``sentinels`` ("address:port" strings; ``host`` and ``port`` unused):
+    ``sentinel://user:pw@a1:p1/db;sentinel://user:pw@a2:p2/db;...`` for both (db+1 for the
+    backend); both transport options also get ``master_name`` and ``sentinel_kwargs`` (the Sentinel
+    password and socket settings), the broker SENTINEL_BROKER_OPTIONS, and ``settings`` is
+    SENTINEL_CELERY_SETTINGS. The Sentinel password is only in the transport options: roles/celery_app
+    writes them to the fleet's config file, never to argv or the environment.
+    """
+    problems = sentinel_problems(sentinels, master_name, sentinel_password)
+    try:
+        number = int(db)
+    except (TypeError, ValueError):
+        number = -1
+    if number < 0 or isinstance(db, bool):
+        problems.append(Problem("celery_broker_db", f"{db!r} is not a database number >= 0"))
+    if problems:
+        raise FleetError(problems)
+    options = transport_options(visibility_timeout, key_prefix)
+    auth = userinfo(user, password)
+    if not sentinels:
+        base = f"redis://{auth}@{'' if host is None else host}:{port}"
+        return {
+            "broker_url": f"{base}/{number}",
+            "result_backend": f"{base}/{number + 1}",
+            "transport_options": options,
+            "settings": {},
+        }
+    for side in ("broker", "backend"):
+        options[side]["master_name"] = master_name
+        options[side]["sentinel_kwargs"] = {"password": sentinel_password, **_SOCKET}
+    options["broker"].update(SENTINEL_BROKER_OPTIONS)
+    return {
+        "broker_url": ";".join(f"sentinel://{auth}@{address}/{number}" for address in sentinels),
+        "result_backend": ";".join(f"sentinel://{auth}@{address}/{number + 1}" for address in sentinels),
+        "transport_options": options,
+        "settings": dict(SENTINEL_CELERY_SETTINGS),
+    }
+
+
+def expected_broker_options(
+    visibility_timeout: Any = None,
+    key_prefix: Any = "",
+    sentinels: Any = None,
+    master_name: Any = "celery-fleet",
+) -> dict[str, Any]:
+    """The broker transport options verification expects on a running worker, without secrets.
+
+    ``connection``'s broker options with ``sentinel_kwargs`` as SECRET_SET: verification never
+    carries the Sentinel password (option_errors checks only that it is set).
+    """
+    options = transport_options(visibility_timeout, key_prefix)["broker"]
+    if sentinels:
+        options.update({"master_name": master_name, "sentinel_kwargs": SECRET_SET, **SENTINEL_BROKER_OPTIONS})
+    return options
+
+
 def option_errors(where: str, expected: Mapping[str, Any], running: Any) -> list[str]:
-    """Each key of ``expected`` that the running connection's transport options lack or differ in."""
+    """Each key of ``expected`` that the running connection's transport options lack or differ in.
+
+    Secret options (SECRET_OPTIONS: kombu's ``sentinel_kwargs``, which carries the Sentinels'
+    password) are never printed, nor compared by value: ``expected`` holds them as SECRET_SET
+    (verification does not carry the secret), and a running value is accepted when it is a
+    non-empty mapping. That it is the right one is shown by the worker having answered at all:
+    it found the master through the Sentinels, which refuse a wrong password.
+    """
     if not isinstance(running, Mapping):
-        return [f"{where}: reported no broker transport options (expected {dict(expected)})"]
+        shown = {key: (SECRET_SET if key in SECRET_OPTIONS else value) for key, value in expected.items()}
+        return [f"{where}: reported no broker transport options (expected {shown})"]
     errors = []
     for key, value in expected.items():
-        if key not in running:
+        if key in SECRET_OPTIONS:
+            if not isinstance(running.get(key), Mapping) or not running[key]:
+                errors.append(f"{where}: broker transport option {key} is not set (the fleet sets it)")
+        elif key not in running:
             errors.append(f"{where}: broker transport option {key} is not set (the fleet sets {value!r})")
         elif running[key] != value:
             errors.append(

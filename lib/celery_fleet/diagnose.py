@@ -64,6 +64,13 @@ CAUSES: tuple[tuple[str, re.Pattern[str], str], ...] = (
         "writes /etc/<app>/fleet.json and the environment file that names it).",
     ),
     (
+        "no master from the Sentinels",
+        re.compile(r"No master found for|MasterNotFoundError"),
+        "no Sentinel of celery_broker_sentinels named a master: celery_broker_master_name must equal "
+        "redis_sentinel_master_name, celery_broker_sentinel_password the Sentinels' password (a wrong or "
+        "missing one gives this message, not WRONGPASS), and the Sentinels must be reachable on their port.",
+    ),
+    (
         "broker unreachable",
         re.compile(
             r"Error 111 connecting|Connection refused|Name or service not known|Temporary failure in name "

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from celery_fleet.broker import sentinel_problems
 from celery_fleet.errors import Problem
 from celery_fleet.inputs import int_in_range, is_list, is_text, port_problem, process_manager_problems
 
@@ -137,6 +138,16 @@ def flower_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[
                 f"keys {', '.join(bad)} are not allowed: lower-case Flower option names other than the "
                 f"role's own ({', '.join(MANAGED_OPTIONS)})",
             )
+    # Flower's own broker URL goes through the same Sentinels as the app's (roles/celery_app checks
+    # them too for every app host; a problem both report is listed once).
+    problems.extend(
+        p.on_host(host) if host else p
+        for p in sentinel_problems(
+            get("celery_broker_sentinels") or [],
+            get("celery_broker_master_name", "celery-fleet"),
+            get("celery_broker_sentinel_password", ""),
+        )
+    )
     return process_manager_problems(inputs, host) + [str(p) for p in problems]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from celery_fleet.broker import option_errors, transport_options
+from celery_fleet.broker import expected_broker_options, option_errors
 from celery_fleet.workers import declared_concurrency, green_max_connections, node_name, normalize_worker
 
 __all__ = [
@@ -81,6 +81,7 @@ def live_errors(
     queues: Sequence[str] | None = None,
     visibility_by_host: Mapping[str, Any] | None = None,
     prefix_by_host: Mapping[str, Any] | None = None,
+    sentinel_by_host: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Every difference between the declared workers and the running fleet.
 
@@ -89,7 +90,10 @@ def live_errors(
     ``prefix_by_host``: each host's ``celery_broker_visibility_timeout`` (None: the default) and
     ``celery_broker_key_prefix``; each worker's running connection must carry the options the fleet
     derives from them (broker.transport_options) and a green pool's ``max_connections``. Without
-    ``visibility_by_host`` the options are not checked.
+    ``visibility_by_host`` the options are not checked. ``sentinel_by_host``: each host's
+    ``{"sentinels": celery_broker_sentinels, "master_name": celery_broker_master_name}``; with
+    Sentinels the connection must also carry ``master_name``, the failover settings and a
+    ``sentinel_kwargs`` (checked without its value, never printed: broker.option_errors).
     """
     active_queues = active_queues or {}
     stats = stats or {}
@@ -102,9 +106,13 @@ def live_errors(
             node = node_name(worker["hostname"], nodename_by_host.get(host, host))
             options = None
             if visibility_by_host is not None:
-                options = transport_options(
-                    visibility_by_host.get(host), (prefix_by_host or {}).get(host, "")
-                )["broker"]
+                sentinel = (sentinel_by_host or {}).get(host) or {}
+                options = expected_broker_options(
+                    visibility_by_host.get(host),
+                    (prefix_by_host or {}).get(host, ""),
+                    sentinel.get("sentinels"),
+                    sentinel.get("master_name"),
+                )
             errors.extend(
                 _worker_errors(host, worker, node, active_queues.get(node), stats.get(node), options)
             )
@@ -133,7 +141,7 @@ def verify_errors(
     queues: Sequence[str] | None = None,
 ) -> list[str]:
     """``live_errors`` for the hosts of ``entries`` (keys: host, nodename, workers,
-    visibility_timeout, key_prefix)."""
+    visibility_timeout, key_prefix, sentinels, master_name)."""
     return live_errors(
         {e["host"]: e.get("workers") for e in entries},
         {e["host"]: e.get("nodename") or e["host"] for e in entries},
@@ -142,6 +150,7 @@ def verify_errors(
         queues,
         {e["host"]: e.get("visibility_timeout") for e in entries},
         {e["host"]: e.get("key_prefix") or "" for e in entries},
+        {e["host"]: {"sentinels": e.get("sentinels"), "master_name": e.get("master_name")} for e in entries},
     )
 
 

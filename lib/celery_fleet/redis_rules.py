@@ -96,6 +96,158 @@ def redis_problems(
     db = get("redis_acl_celery_db", 0)
     if not int_in_range(db, 0):
         add("redis_acl_celery_db", f"{db!r} is not a database number >= 0")
+    if get("redis_sentinel_enabled") is True:
+        problems.extend(_sentinel_host_problems(inputs, host))
+    return [str(p) for p in problems]
+
+
+# Sentinel's own names: a Redis user or a master name with a space would break its config lines.
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+SENTINEL_SECRETS = (
+    "redis_sentinel_password",
+    "redis_replication_password",
+    "redis_sentinel_auth_password",
+)
+
+
+def _sentinel_host_problems(inputs: Mapping[str, Any], host: str | None) -> list[Problem]:
+    """One host's Sentinel settings (redis_sentinel_enabled: true); the topology is checked once."""
+    get = inputs.get
+    problems = []
+    short = [f for f in SENTINEL_SECRETS if not (is_text(get(f)) and len(get(f)) >= MIN_PASSWORD_LENGTH)]
+    for field in short:
+        problems.append(
+            Problem(
+                field,
+                f"is missing, empty or shorter than {MIN_PASSWORD_LENGTH} characters while "
+                "redis_sentinel_enabled is true; set it from Ansible Vault",
+                host=host,
+            )
+        )
+    for field in ("redis_sentinel_master_name", "redis_replication_user", "redis_sentinel_auth_user"):
+        value = get(field)
+        if not (is_text(value) and NAME_RE.match(value)):
+            problems.append(Problem(field, f"{value!r} is not 1-64 of A-Z a-z 0-9 _ . -", host=host))
+    own = {get("redis_replication_user"), get("redis_sentinel_auth_user")}
+    users = get("redis_acl_users", [])
+    taken = (
+        sorted(str(u.get("name")) for u in users if isinstance(u, Mapping) and u.get("name") in own)
+        if is_list(users)
+        else []
+    )
+    if get("redis_replication_user") == get("redis_sentinel_auth_user") or "default" in own or taken:
+        problems.append(
+            Problem(
+                "redis_replication_user, redis_sentinel_auth_user",
+                "must differ from each other, from 'default' and from every redis_acl_users name "
+                f"(the role writes these users itself; clashing: {', '.join(taken) or 'none'})",
+                host=host,
+            )
+        )
+    port = get("redis_sentinel_port", 26379)
+    if not int_in_range(port, 1, 65535):
+        problems.append(Problem("redis_sentinel_port", f"{port!r} is not a TCP port (1-65535)", host=host))
+    elif str(port) in (str(get("redis_port", 6379)), str(get("redis_tls_port", 6380))):
+        problems.append(
+            Problem("redis_sentinel_port", f"{port!r} is also a port of the data node", host=host)
+        )
+    for field, low in (
+        ("redis_sentinel_down_after_milliseconds", 100),
+        ("redis_sentinel_failover_timeout", 1000),
+        ("redis_sentinel_parallel_syncs", 1),
+        ("redis_min_replicas_to_write", 0),
+        ("redis_min_replicas_max_lag", 1),
+    ):
+        if not int_in_range(get(field), low):
+            problems.append(Problem(field, f"{get(field)!r} is not an integer >= {low}", host=host))
+    return problems
+
+
+def sentinel_topology_problems(
+    settings: Mapping[str, Any],
+    data_nodes: list[str],
+    sentinels: list[str],
+    clients: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """The Sentinel topology of the fleet, checked once (playbooks/validate.yml, the role's validate).
+
+    ``settings``: redis_sentinel_enabled, redis_sentinel_quorum, redis_sentinel_initial_master,
+    redis_sentinel_master_name and redis_min_replicas_to_write as the data nodes see them;
+    ``data_nodes`` / ``sentinels``: the hosts of groups redis and redis_sentinel; ``clients``:
+    client host -> (celery_broker_sentinels, celery_broker_master_name) of every host running an
+    app service. Nothing is checked with Sentinel off, except that no client asks for it.
+    """
+    problems: list[Problem] = []
+    enabled = settings.get("redis_sentinel_enabled") is True
+    name = settings.get("redis_sentinel_master_name", "celery-fleet")
+    for host, (addresses, client_name) in sorted((clients or {}).items()):
+        if not addresses:
+            continue
+        if not enabled:
+            problems.append(
+                Problem(
+                    "celery_broker_sentinels",
+                    "is set while redis_sentinel_enabled is not true: no Sentinel would answer",
+                    host=host,
+                )
+            )
+        elif client_name is not None and client_name != name:
+            problems.append(
+                Problem(
+                    "celery_broker_master_name",
+                    f"{client_name!r} differs from redis_sentinel_master_name {name!r}: the "
+                    "Sentinels know no master of that name",
+                    host=host,
+                )
+            )
+    if not enabled:
+        return [str(p) for p in problems]
+    field = "redis_sentinel_enabled"
+    if not sentinels:
+        problems.append(Problem(field, "is true but group redis_sentinel is empty or missing"))
+    elif len(sentinels) < 3:
+        problems.append(
+            Problem(
+                "redis_sentinel",
+                f"has {len(sentinels)} host(s) ({', '.join(sentinels)}): at least 3 are needed, so "
+                "that a majority survives the loss of one (an odd count is recommended)",
+            )
+        )
+    if len(data_nodes) < 2:
+        problems.append(
+            Problem(
+                field,
+                f"is true but group redis has {len(data_nodes)} host(s): a failover needs a master "
+                "and at least one replica (keep redis_sentinel_enabled false for a single broker)",
+            )
+        )
+    declared = settings.get("redis_sentinel_quorum", 0)
+    if not int_in_range(declared, 0):
+        problems.append(Problem("redis_sentinel_quorum", f"{declared!r} is not an integer >= 0"))
+    elif int(declared) > 0 and (int(declared) % 2 == 0 or int(declared) > len(sentinels)):
+        problems.append(
+            Problem(
+                "redis_sentinel_quorum",
+                f"{declared} must be odd and at most the {len(sentinels)} Sentinels (0: a majority)",
+            )
+        )
+    initial = settings.get("redis_sentinel_initial_master")
+    if initial not in data_nodes:
+        problems.append(
+            Problem(
+                "redis_sentinel_initial_master",
+                f"{initial!r} is not a host of group redis ({', '.join(data_nodes) or 'empty'})",
+            )
+        )
+    replicas = settings.get("redis_min_replicas_to_write", 1)
+    if int_in_range(replicas, 0) and int(replicas) > len(data_nodes) - 1:
+        problems.append(
+            Problem(
+                "redis_min_replicas_to_write",
+                f"{replicas} is more than the {len(data_nodes) - 1} replica(s) of group redis: the "
+                "master would refuse every write",
+            )
+        )
     return [str(p) for p in problems]
 
 

@@ -423,6 +423,24 @@ def test_sandbox_inventory_passes_without_contacting_its_containers():
     assert_no_host_contacted(result)
 
 
+def test_sandbox_sentinel_inventory_passes_without_contacting_its_containers():
+    # `SENTINEL=1 make demo`: the sandbox with sentinel.cfg as a second source (two more data nodes,
+    # three Sentinels, every client through sentinel://), as committed.
+    sandbox = TOP / "inventories" / "sandbox"
+
+    result = run_validate(
+        str(sandbox),
+        "-i",
+        str(sandbox / "sentinel.cfg"),
+        "--vault-password-file",
+        str(sandbox / "vault-password.txt"),
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_no_host_contacted(result)
+    assert re.search(r"^cf-redis-3\s+: ok=", result.stdout, re.M), result.stdout[-3000:]
+
+
 @pytest.fixture(scope="module")
 def refused(tmp_path_factory) -> dict[str, Any]:
     result = validate(tmp_path_factory.mktemp("validate"), bad_inventory())
@@ -461,3 +479,90 @@ def test_valid_hosts_are_not_blamed(refused):
     blamed = {host for host in ("r1", "w2") if any(f"host '{host}'" in line for line in refused["lines"])}
 
     assert blamed == set()
+
+
+# --- Sentinel (issue 16): a topology of its own, since it is fleet-wide ----------------------------
+
+SENTINEL_VARS = {
+    "redis_sentinel_enabled": True,
+    "redis_sentinel_password": PASSWORD,
+    "redis_replication_password": PASSWORD,
+    "redis_sentinel_auth_password": PASSWORD,
+}
+
+
+def sentinel_inventory() -> dict[str, Any]:
+    """Three data nodes, each with a Sentinel; the workers ask the Sentinels for the master."""
+    inventory = valid_inventory()
+    inventory["all"]["vars"].update(SENTINEL_VARS)
+    groups = inventory["all"]["children"]
+    redis = groups["redis"]
+    redis["hosts"] = {"r1": {}, "r2": {}, "r3": {}}
+    groups["redis_sentinel"] = {"hosts": {"r1": {}, "r2": {}, "r3": {}}}
+    groups["celery_workers"]["vars"]["celery_broker_sentinels"] = ["10.0.0.1:26379", "10.0.0.2:26379"]
+    groups["celery_workers"]["vars"]["celery_broker_sentinel_password"] = PASSWORD
+    return inventory
+
+
+def test_valid_sentinel_inventory_passes_without_contacting_a_host(tmp_path):
+    result = validate(tmp_path, sentinel_inventory())
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_no_host_contacted(result)
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (
+            lambda inv: inv["all"]["children"]["redis_sentinel"]["hosts"].pop("r3"),
+            ["field 'redis_sentinel'", "has 2 host(s)", "at least 3"],
+        ),
+        (
+            lambda inv: inv["all"]["children"].pop("redis_sentinel"),
+            ["field 'redis_sentinel_enabled'", "group redis_sentinel is empty or missing"],
+        ),
+        (
+            lambda inv: inv["all"]["vars"].update(redis_sentinel_quorum=2),
+            ["field 'redis_sentinel_quorum'", "must be odd"],
+        ),
+        (
+            lambda inv: inv["all"]["vars"].update(redis_sentinel_initial_master="w1"),
+            ["field 'redis_sentinel_initial_master'", "'w1' is not a host of group redis"],
+        ),
+        (
+            lambda inv: inv["all"]["children"]["redis"].update(hosts={"r1": {}}),
+            ["field 'redis_sentinel_enabled'", "group redis has 1 host(s)"],
+        ),
+        (
+            lambda inv: inv["all"]["children"]["redis"]["hosts"]["r2"].update(redis_sentinel_password=""),
+            ["host 'r2'", "field 'redis_sentinel_password'", "16 characters"],
+        ),
+        (
+            lambda inv: inv["all"]["children"]["celery_workers"]["vars"].update(
+                celery_broker_master_name="other"
+            ),
+            ["host 'w1'", "field 'celery_broker_master_name'", "'other' differs"],
+        ),
+    ],
+    ids=[
+        "two-sentinels",
+        "no-sentinel-group",
+        "even-quorum",
+        "initial-master",
+        "one-data-node",
+        "password",
+        "name",
+    ],
+)
+def test_each_bad_sentinel_topology_is_refused_naming_the_field(tmp_path, change, fragments):
+    inventory = sentinel_inventory()
+    change(inventory)
+
+    result = validate(tmp_path, inventory)
+
+    assert result.returncode != 0
+    assert_no_host_contacted(result)
+    assert PASSWORD not in result.stdout + result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert any(all(f in line for f in fragments) for line in lines), (fragments, result.stdout[-3000:])

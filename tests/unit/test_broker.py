@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import pytest
 from celery_fleet.broker import (
+    SECRET_SET,
+    SENTINEL_BROKER_OPTIONS,
+    SENTINEL_CELERY_SETTINGS,
+    SENTINEL_SOCKET_TIMEOUT,
     acl_rulesets,
+    connection,
+    expected_broker_options,
     key_prefix_problems,
     option_errors,
     scoping_errors,
+    sentinel_problems,
     transport_options,
+    userinfo,
 )
 from celery_fleet.errors import FleetError
 
@@ -114,3 +122,154 @@ def test_scoping_errors_name_the_host_whose_prefix_differs_from_the_brokers():
     ]
     assert scoping_errors({"w1": None}, {}, None) == []
     assert scoping_errors({}, {}, "x y")[0].startswith("field 'redis_acl_key_prefix'")
+
+
+# --- One builder for every client: direct Redis or through Sentinel -------------------------------
+
+SENTINELS = ["10.0.0.1:26379", "10.0.0.2:26379", "redis-3.example:26380"]
+
+
+def test_direct_connection_is_what_the_roles_built_before_sentinel():
+    # Act
+    built = connection("10.0.0.9", 6380, 2, "worker", "s3cret", visibility_timeout=7200, key_prefix="cf:")
+
+    # Assert: db + 1 for the result backend, the options of transport_options, no Celery settings.
+    assert built == {
+        "broker_url": "redis://worker:s3cret@10.0.0.9:6380/2",
+        "result_backend": "redis://worker:s3cret@10.0.0.9:6380/3",
+        "transport_options": transport_options(7200, "cf:"),
+        "settings": {},
+    }
+
+
+def test_credentials_are_percent_encoded_like_jinjas_urlencode_with_the_slash_replaced():
+    # Arrange: the expression the roles used before the builder.
+    from jinja2 import Environment
+
+    env = Environment()
+    user, password = "w ork/er", "p@ss/w:rd%?#&=+~é"
+    jinja = env.from_string(
+        "{{ u | urlencode | replace('/', '%2F') }}:{{ p | urlencode | replace('/', '%2F') }}"
+    )
+
+    # Act
+    built = connection("h", 6379, 0, user, password)
+
+    # Assert
+    assert userinfo(user, password) == jinja.render(u=user, p=password)
+    assert built["broker_url"] == f"redis://{jinja.render(u=user, p=password)}@h:6379/0"
+    assert "@" not in userinfo(user, password).split(":")[1]
+
+
+def test_sentinel_connection_lists_every_sentinel_for_broker_and_backend():
+    # Act
+    built = connection(
+        "ignored", 6379, 0, "worker", "p/w", SENTINELS, "celery-fleet", "sent-pw", visibility_timeout=600
+    )
+
+    # Assert
+    assert built["broker_url"] == (
+        "sentinel://worker:p%2Fw@10.0.0.1:26379/0;sentinel://worker:p%2Fw@10.0.0.2:26379/0;"
+        "sentinel://worker:p%2Fw@redis-3.example:26380/0"
+    )
+    assert built["result_backend"] == built["broker_url"].replace("/0", "/1")
+    sentinel_kwargs = {
+        "password": "sent-pw",
+        "socket_timeout": SENTINEL_SOCKET_TIMEOUT,
+        "socket_connect_timeout": SENTINEL_SOCKET_TIMEOUT,
+        "socket_keepalive": True,
+    }
+    assert built["transport_options"] == {
+        "broker": {
+            "visibility_timeout": 600,
+            "master_name": "celery-fleet",
+            "sentinel_kwargs": sentinel_kwargs,
+            **SENTINEL_BROKER_OPTIONS,
+        },
+        "backend": {"master_name": "celery-fleet", "sentinel_kwargs": sentinel_kwargs},
+    }
+    assert built["settings"] == SENTINEL_CELERY_SETTINGS
+    # The Sentinel password is in the options only, never in a URL.
+    assert "sent-pw" not in built["broker_url"] + built["result_backend"]
+
+
+def test_sentinel_connection_keeps_the_key_prefix_on_both_sides():
+    built = connection(None, sentinels=SENTINELS[:1], sentinel_password="x", key_prefix="cf:")
+
+    assert built["transport_options"]["broker"]["global_keyprefix"] == "cf:"
+    assert built["transport_options"]["backend"]["global_keyprefix"] == "cf:"
+
+
+@pytest.mark.parametrize(
+    ("sentinels", "master", "password", "field"),
+    [
+        (["10.0.0.1"], "celery-fleet", "pw", "celery_broker_sentinels"),
+        (["10.0.0.1:0"], "celery-fleet", "pw", "celery_broker_sentinels"),
+        (["10.0.0.1:70000"], "celery-fleet", "pw", "celery_broker_sentinels"),
+        (["a b:26379"], "celery-fleet", "pw", "celery_broker_sentinels"),
+        ([26379], "celery-fleet", "pw", "celery_broker_sentinels"),
+        ("10.0.0.1:26379", "celery-fleet", "pw", "celery_broker_sentinels"),
+        (["h:1", "h:1"], "celery-fleet", "pw", "celery_broker_sentinels"),
+        (["h:26379"], "", "pw", "celery_broker_master_name"),
+        (["h:26379"], " m", "pw", "celery_broker_master_name"),
+        (["h:26379"], None, "pw", "celery_broker_master_name"),
+        (["h:26379"], "celery-fleet", "", "celery_broker_sentinel_password"),
+        (["h:26379"], "celery-fleet", None, "celery_broker_sentinel_password"),
+    ],
+)
+def test_sentinel_settings_that_cannot_work_are_refused_with_the_field_named(
+    sentinels, master, password, field
+):
+    # Act
+    problems = sentinel_problems(sentinels, master, password)
+
+    # Assert
+    assert [p.field for p in problems] == [field]
+    with pytest.raises(FleetError, match=field):
+        connection("h", sentinels=sentinels, master_name=master, sentinel_password=password)
+
+
+def test_no_sentinels_need_no_master_name_nor_password():
+    assert sentinel_problems([], "", "") == []
+    assert sentinel_problems(None, None, None) == []
+
+
+def test_a_bad_database_number_is_refused_by_the_builder():
+    with pytest.raises(FleetError, match="celery_broker_db"):
+        connection("h", db="two")
+
+
+def test_expected_broker_options_hold_no_secret():
+    # Act
+    expected = expected_broker_options(600, "", SENTINELS, "celery-fleet")
+
+    # Assert: what a Sentinel worker runs with, the password replaced by a marker.
+    built = connection("h", sentinels=SENTINELS, sentinel_password="sent-pw", visibility_timeout=600)
+    assert expected == {**built["transport_options"]["broker"], "sentinel_kwargs": SECRET_SET}
+    assert expected_broker_options(600) == {"visibility_timeout": 600}
+
+
+def test_option_errors_never_print_nor_compare_a_secret_option():
+    # Arrange
+    expected = expected_broker_options(None, "", SENTINELS, "celery-fleet")
+    running = {
+        **connection("h", sentinels=SENTINELS, sentinel_password="sent-pw")["transport_options"]["broker"]
+    }
+
+    # Act / Assert: the running password is accepted without being known.
+    assert option_errors("w", expected, running) == []
+    running["master_name"] = "other"
+    running["sentinel_kwargs"] = {}
+    errors = option_errors("w", expected, running)
+    assert errors == [
+        "w: broker transport option master_name is 'other', the inventory says 'celery-fleet'",
+        "w: broker transport option sentinel_kwargs is not set (the fleet sets it)",
+    ]
+    del running["sentinel_kwargs"]
+    assert option_errors("w", expected, running)[-1] == errors[-1]
+    # A secret the running side has in another option, or reports under the expected key, never shows.
+    running["sentinel_kwargs"] = {"password": "sent-pw"}
+    running["master_name"] = "celery-fleet"
+    none = option_errors("w", expected, None)
+    assert all("sent-pw" not in e for e in [*option_errors("w", expected, running), *none])
+    assert SECRET_SET in none[0]

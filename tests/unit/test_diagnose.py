@@ -25,6 +25,14 @@ REFUSED = (
     "consumer: Cannot connect to redis://worker:**@10.0.0.5:6379/0: Error 111 connecting to 10.0.0.5:6379."
 )
 
+# The error measured in the Sentinel lab (issue 16) without the Sentinels' password in sentinel_kwargs,
+# behind the prefix the consumer logs connection errors with.
+NO_MASTER = (
+    "consumer: Cannot connect to sentinel://worker:**@10.0.0.11:26379/0: No master found for "
+    "'celery-fleet' : <redis.client.Redis(<redis.connection.ConnectionPool(<redis.connection.Connection("
+    "db=0,username=<REDACTED>,password=<REDACTED>,socket_timeout=None"
+)
+
 
 @pytest.mark.parametrize(
     ("log", "expected"),
@@ -36,6 +44,7 @@ REFUSED = (
         (IMPORT, "'proj.celery' (celery_app_module) cannot be imported"),
         (REFUSED, "cannot reach the broker"),
         ("celery_fleet_app.FleetConfigError: CELERY_FLEET_CONFIG is not set", "cannot read its settings"),
+        (NO_MASTER, "no Sentinel of celery_broker_sentinels named a master"),
     ],
 )
 def test_each_known_cause_gets_its_hint(log, expected):

@@ -56,17 +56,16 @@ def tree(tmp_path, monkeypatch):
     for name in [m for m in sys.modules if m.split(".")[0] in {"celery", "byo", "plain", "celery_fleet_app"}]:
         monkeypatch.delitem(sys.modules, name)
 
-    def write(app: str, broker: dict, backend: dict | None = None) -> Path:
+    def write(app: str, broker: dict, backend: dict | None = None, settings: dict | None = None) -> Path:
         config = tmp_path / "fleet.json"
-        config.write_text(
-            json.dumps(
-                {
-                    "app": app,
-                    "broker_transport_options": broker,
-                    "result_backend_transport_options": backend or {},
-                }
-            )
-        )
+        content = {
+            "app": app,
+            "broker_transport_options": broker,
+            "result_backend_transport_options": backend or {},
+        }
+        if settings is not None:
+            content["settings"] = settings
+        config.write_text(json.dumps(content))
         return config
 
     return tmp_path, write
@@ -114,6 +113,29 @@ def test_an_app_without_options_gets_the_fleets_and_a_green_workers_pool_size(tr
     # Assert
     assert entry.app.conf["broker_transport_options"] == {"visibility_timeout": 3600, "max_connections": 30}
     assert entry.app.conf["result_backend_transport_options"] == {}
+
+
+def test_the_fleets_celery_settings_are_set_over_the_apps(tree, monkeypatch):
+    # Arrange: what the builder writes with Sentinel (lib/celery_fleet/broker.py connection).
+    _, write = tree
+    sentinel = {"master_name": "celery-fleet", "sentinel_kwargs": {"password": "pw"}}
+    config = write("byo", {"visibility_timeout": 60, **sentinel}, sentinel, {"redis_socket_timeout": 5})
+
+    # Act
+    entry = load(monkeypatch, config)
+
+    # Assert
+    assert entry.app.conf["redis_socket_timeout"] == 5
+    assert entry.app.conf["result_backend_transport_options"] == sentinel
+    assert entry.app.conf["broker_transport_options"]["sentinel_kwargs"] == {"password": "pw"}
+
+
+def test_settings_that_are_not_an_object_are_refused(tree, monkeypatch):
+    _, write = tree
+    config = write("byo", {}, None, ["redis_socket_timeout"])
+
+    with pytest.raises(Exception, match="'settings' is not a JSON object"):
+        load(monkeypatch, config)
 
 
 def test_the_apps_own_dict_is_not_changed_in_place(tree, monkeypatch):

@@ -31,6 +31,11 @@ OAUTH = {
     "flower_oauth2_redirect_uri": "https://flower.example.com/login",
 }
 APP = {"celery_app_name": "app", "celery_broker_host": "10.0.0.1", "celery_broker_password": PASSWORD}
+SENTINEL = {
+    "celery_broker_sentinels": ["10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"],
+    "celery_broker_master_name": "celery-fleet",
+    "celery_broker_sentinel_password": "test-only-sentinel-password",
+}
 
 
 def only(problems: list[str]) -> str:
@@ -229,6 +234,38 @@ def test_each_flower_rule_names_host_and_field(change, fragments):
     assert all(f in problem for f in fragments), problem
 
 
+def test_flower_through_sentinel_needs_valid_sentinels_and_their_password():
+    assert flower_problems({**FLOWER, **SENTINEL}, "f1") == []
+    problems = flower_problems(
+        {
+            **FLOWER,
+            **SENTINEL,
+            "celery_broker_sentinels": ["s1:26379", "s1:26379"],
+            "celery_broker_sentinel_password": "",
+        },
+        "f1",
+    )
+
+    assert problems == [
+        "host 'f1': field 'celery_broker_sentinels': names a Sentinel more than once",
+        "host 'f1': field 'celery_broker_sentinel_password': is required with celery_broker_sentinels "
+        "(the Sentinels' requirepass; keep it in a vault file)",
+    ]
+
+
+def test_a_sentinel_problem_of_a_flower_host_is_listed_once():
+    specs = inventory.argument_specs(["celery_app", "flower"], str(ROLES))
+    bad = {**APP, **FLOWER, **SENTINEL, "celery_broker_sentinel_password": ""}
+
+    problems = inventory.input_problems(specs, bad, "f1")
+
+    assert [p for p in problems if "celery_broker_sentinel_password" in p] == [
+        "host 'f1': field 'celery_broker_sentinel_password': is required with celery_broker_sentinels "
+        "(the Sentinels' requirepass; keep it in a vault file)"
+    ]
+    assert not any("test-only-sentinel-password" in p for p in problems)
+
+
 def test_flower_messages_never_show_a_password_or_secret():
     problems = flower_problems({"flower_users": [{"name": "a", "password": "p,w"}], **OAUTH}, "f1")
 
@@ -327,6 +364,8 @@ def test_beat_checks_the_process_manager_and_the_schedule_type():
 
 def test_valid_app_passes():
     assert app_problems(APP, "w1") == []
+    # Through Sentinel: no celery_broker_host needed.
+    assert app_problems({**APP, **SENTINEL, "celery_broker_host": None}, "w1") == []
     assert app_problems({"celery_app_name": "app", "celery_broker_url": "redis://h:6379/0"}, "w1") == []
 
 
@@ -362,6 +401,19 @@ def test_app_name_and_home_follow_the_layout_rules():
             ["field 'celery_app_environment'", "NOT-OK, 1X"],
         ),
         ({"celery_app_environment": ["A=1"]}, ["field 'celery_app_environment'", "is not a mapping"]),
+        (
+            {**SENTINEL, "celery_broker_sentinels": ["10.0.0.1"]},
+            ["field 'celery_broker_sentinels'", "'10.0.0.1' is not an \"address:port\" string"],
+        ),
+        ({**SENTINEL, "celery_broker_master_name": ""}, ["field 'celery_broker_master_name'", "non-empty"]),
+        (
+            {**SENTINEL, "celery_broker_sentinel_password": ""},
+            ["field 'celery_broker_sentinel_password'", "required with celery_broker_sentinels"],
+        ),
+        (
+            {**SENTINEL, "celery_broker_password": ""},
+            ["field 'celery_broker_password'", "Redis ACL user 'worker'"],
+        ),
     ],
 )
 def test_each_app_rule_names_host_and_field(change, fragments):

@@ -200,13 +200,44 @@ def test_verify_nodes_in_host_order():
 def test_verify_errors_is_live_errors_per_host():
     active, stats = fleet()
     assert verify_errors(ENTRIES, active, stats, ["training"]) == live_errors(
-        WORKERS, NODES, active, stats, ["training"], {"w1": None, "w2": None}, {"w1": "", "w2": ""}
+        WORKERS,
+        NODES,
+        active,
+        stats,
+        ["training"],
+        {"w1": None, "w2": None},
+        {"w1": "", "w2": ""},
+        {"w1": {"sentinels": None, "master_name": None}, "w2": {"sentinels": None, "master_name": None}},
     )
     del active["train@w1.dc1.example"]
     assert (
         "host 'w1', worker 'train' (node train@w1.dc1.example): did not answer the control API "
         "(is its service running?)"
     ) in verify_errors(ENTRIES, active, stats)
+
+
+def test_a_sentinel_workers_options_are_checked_and_its_sentinel_password_never_shown():
+    # Arrange: the io worker runs as the builder configures it; train lost its Sentinel settings.
+    from celery_fleet.broker import connection
+
+    built = connection("x", sentinels=["s1:26379"], sentinel_password="sent-pw")["transport_options"][
+        "broker"
+    ]
+    entries = [{**ENTRIES[0], "sentinels": ["s1:26379"], "master_name": "celery-fleet"}]
+    active, stats = fleet()
+    stats["io@w1.dc1.example"]["broker"] = {"transport_options": {**built, "max_connections": 20}}
+    stats["train@w1.dc1.example"]["broker"] = {
+        "transport_options": {"visibility_timeout": 3600, "sentinel_kwargs": {"password": "old-pw"}}
+    }
+
+    # Act
+    errors = verify_errors(entries, active, stats)
+
+    # Assert: one error per missing option of train, none for io, no password anywhere.
+    assert errors
+    assert all("worker 'train'" in e for e in errors)
+    assert any("master_name is not set (the fleet sets 'celery-fleet')" in e for e in errors)
+    assert not any("pw" in e for e in errors)
 
 
 def test_silent_services_name_their_host_and_manager():

@@ -125,6 +125,17 @@ def test_a_scenario_never_recorded_goes_first(project):
     assert "=== 3 at a time, longest first: gamma alpha beta" in result.stdout
 
 
+def test_a_fresh_clone_orders_by_the_committed_estimates(project):
+    # No phases.tsv yet (a fresh clone, CI): molecule/expected-seconds.tsv orders them; a scenario
+    # it does not list still goes first.
+    (project / "molecule" / "expected-seconds.tsv").write_text("# scenario\tseconds\nalpha\t10\nbeta\t300\n")
+
+    result = run(project, JOBS="2")
+
+    assert result.returncode == 0, result.stdout
+    assert "=== 2 at a time, longest first: gamma beta alpha" in result.stdout
+
+
 def test_jobs_must_be_a_number(project):
     result = run(project, JOBS="two")
 

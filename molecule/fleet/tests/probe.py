@@ -5,7 +5,8 @@
 
 - ``stream OUT STOP --min N --rate R [--started FILE] [--retry-publish S]``: send tasks round-robin
   (a ping to every queue, a 0.3 s sleep to `processing` and `extraction`) at R per second until the
-  file STOP exists and at least N were sent; write [{id, task, queue}] to OUT; print a JSON summary.
+  file STOP exists and at least N were sent; write [{id, task, queue, t}] to OUT (t: when its
+  publish returned, seconds since the epoch); print a JSON summary.
   FILE is created once the first task is sent (the caller waits on it instead of guessing the
   start-up time). With --retry-publish, a publish that raises (the broker is failing over) is sent
   again with the same task id for up to S seconds, as a producer that must not drop a task would;
@@ -68,7 +69,7 @@ def stream(
         began = time.monotonic()
         task_id = publish(task, options, retry_for, errors)
         slowest = max(slowest, time.monotonic() - began)
-        sent.append({"id": task_id, "task": task.name, "queue": queue})
+        sent.append({"id": task_id, "task": task.name, "queue": queue, "t": round(time.time(), 3)})
         if started_file is not None and len(sent) == 1:
             started_file.touch()
         time.sleep(max(0.0, started + len(sent) / rate - time.monotonic()))

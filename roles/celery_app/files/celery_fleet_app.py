@@ -4,9 +4,11 @@ The app needs no fleet-specific code. This module imports it the way ``celery -A
 (from the working directory, the app's code directory), then merges the fleet's settings from the
 JSON file named by ``CELERY_FLEET_CONFIG`` (written by roles/celery_app) into the app's own
 transport options: the fleet's keys win, because validation reasoned about them (the visibility
-timeout), the Redis ACL depends on them (the key prefix, when scoping is on) and green pools need
-them (kombu's ``max_connections``, per worker in ``CELERY_FLEET_MAX_CONNECTIONS``); every other
-key the app set stays. The deploy's verification reads the options back from each running worker.
+timeout), the Redis ACL depends on them (the key prefix, when scoping is on), green pools need
+them (kombu's ``max_connections``, per worker in ``CELERY_FLEET_MAX_CONNECTIONS``) and a Sentinel
+client needs them (``master_name``, ``sentinel_kwargs``, failover settings); every other key the app
+set stays. With Sentinel the file also has ``settings``: Celery settings set over the app's (the
+result backend's socket timeouts). The deploy's verification reads the options back from each running worker.
 
 A producer on a fleet host runs a module with the app configured the same way:
 ``python -m celery_fleet_app <module> [args...]``.
@@ -68,11 +70,18 @@ def merged(current: Mapping[str, Any] | None, fleet: Mapping[str, Any]) -> dict[
 
 
 def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
-    """Merge the fleet's options into ``app.conf`` and return the app."""
+    """Merge the fleet's options into ``app.conf``, set the fleet's Celery settings, return the app.
+
+    ``settings`` (only with Sentinel: the result backend's socket timeouts and health checks) are
+    Celery settings the fleet sets over the app's.
+    """
     updates = {
         name: merged(app.conf.get(name), options) for name, options in fleet_options(config, environ).items()
     }
-    app.conf.update(updates)
+    settings = config.get("settings") or {}
+    if not isinstance(settings, Mapping):
+        raise FleetConfigError("the fleet's 'settings' is not a JSON object of Celery settings")
+    app.conf.update({**settings, **updates})
     return app
 
 

@@ -1,0 +1,102 @@
+"""Helpers of the sentinel scenario's tests.
+
+Commands reach the containers through molecule/resources/fleetnode.py (`docker exec`); passwords
+travel in the exec's environment as REDISCLI_AUTH (only its name is in argv) and never on a
+command line. Addresses are read from the containers, as Sentinel reports them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+# molecule/resources holds what every scenario's tests share.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
+from fleetnode import Node, wait_until
+from scenario_inventory import inventory_vars
+
+__all__ = ["wait_until"]  # re-exported for the tests
+
+SCENARIO_DIR = Path(__file__).resolve().parents[1]
+PROJECT_DIR = SCENARIO_DIR.parents[1]
+DATA_NODES = ["sentinel-redis-1", "sentinel-redis-2", "sentinel-redis-3"]
+SENTINELS = DATA_NODES
+VARS = inventory_vars(DATA_NODES[0])
+MASTER_NAME = VARS.get("redis_sentinel_master_name", "celery-fleet")
+DOWN_AFTER_MS = VARS.get("redis_sentinel_down_after_milliseconds", 5000)
+SENTINEL_PORT = 26379
+
+
+@functools.cache
+def node(name: str) -> Node:
+    return Node(name)
+
+
+def address(name: str) -> str:
+    """The container's address on the scenario network (what the role announces)."""
+    return node(name).check("hostname -I").split()[0]
+
+
+def cli(
+    name: str, args: str, *, password: str | None = None, user: str | None = None, port: int = 6379
+) -> str:
+    """redis-cli on ``name`` against its own address (not loopback: what a peer sees)."""
+    who = f"--user {user} " if user else ""
+    auth = {"REDISCLI_AUTH": password} if password else None
+    return (
+        node(name)
+        .check(f"redis-cli --no-auth-warning -h {address(name)} -p {port} {who}{args}", secret_env=auth)
+        .strip()
+    )
+
+
+def admin(name: str, args: str) -> str:
+    return cli(name, args, user="admin", password=admin_password())
+
+
+def sentinel(name: str, args: str) -> str:
+    return cli(name, args, password=VARS["redis_sentinel_password"], port=SENTINEL_PORT)
+
+
+def admin_password() -> str:
+    return next(u["password"] for u in VARS["redis_acl_users"] if u["name"] == "admin")
+
+
+def master_by_sentinel(name: str) -> str:
+    """``ip:port`` of the master as one Sentinel names it."""
+    return ":".join(sentinel(name, f"SENTINEL GET-MASTER-ADDR-BY-NAME {MASTER_NAME}").split())
+
+
+def role(name: str) -> str:
+    return re.search(r"^role:(\w+)", admin(name, "INFO replication"), re.M).group(1)
+
+
+def master_node() -> str:
+    """The data node whose server says role:master (there must be exactly one)."""
+    masters = [n for n in DATA_NODES if role(n) == "master"]
+    assert len(masters) == 1, f"masters: {masters}"
+    return masters[0]
+
+
+def converge(playbook: Path = SCENARIO_DIR / "converge.yml") -> subprocess.CompletedProcess[str]:
+    """The scenario's converge (site.yml), or another playbook, as an operator runs it."""
+    env = dict(os.environ)
+    env["ANSIBLE_CONFIG"] = str(Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "ansible.cfg")
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    return subprocess.run(
+        [
+            str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"),
+            "-i",
+            str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent),
+            str(playbook),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
