@@ -15,7 +15,7 @@ from typing import Any
 
 from celery_fleet.errors import FleetError, Problem
 from celery_fleet.service import split_environment
-from celery_fleet.workers import normalize_worker, stop_timeout, worker_argv, worker_environment
+from celery_fleet.workers import normalize_worker, queue_waves, stop_timeout, worker_argv, worker_environment
 
 # What a worker's service needs from the app's layout and the role's settings.
 WORKER_LAYOUT_KEYS = (
@@ -66,6 +66,8 @@ def worker_service(
         "name": f"{layout['prefix']}{name}",
         "marker": layout["marker"],
         "description": f"Celery worker {name} of {layout['app']} (queues {','.join(queues)})",
+        # Services that share a queue restart one after the other (service_restart_waves).
+        "queues": list(queues),
         "documentation": "https://docs.celeryq.dev/en/stable/userguide/workers.html",
         "header": [f"Celery worker '{name}' of the app '{layout['app']}': queues {', '.join(queues)}."],
         "user": layout["user"],
@@ -148,3 +150,11 @@ def systemd_services(services: Mapping[str, Mapping[str, Any]] | None) -> dict[s
             if state.get("state") == "running" and state.get("status") == "enabled"
         ],
     }
+
+
+def service_restart_waves(services: Iterable[Mapping[str, Any]], names: Iterable[str]) -> list[list[str]]:
+    """The services named in ``names`` (roles/celery_service's restart list), in the order of
+    ``services``, as :func:`~celery_fleet.workers.queue_waves`: those that share a queue (the
+    description's ``queues``) restart one after the other, the others together."""
+    wanted = set(names or ())
+    return queue_waves((s["name"], s.get("queues") or ()) for s in services if s["name"] in wanted)

@@ -745,3 +745,32 @@ def restart_names(workers: Iterable[Mapping[str, Any]], only: Iterable[str] | No
         if worker["state"] == "present" and (chosen is None or worker["name"] in chosen):
             names.append(worker["name"])
     return names
+
+
+def queue_waves(services: Iterable[tuple[str, Iterable[str]]]) -> list[list[str]]:
+    """``(name, queues)`` pairs grouped into waves that restart together, first fit in their order:
+    two services that share a queue are never in one wave, so a queue keeps a consumer while the
+    other restarts; services that share none restart at once (one ``systemctl restart a b c``).
+
+    >>> queue_waves([("a", ["q1"]), ("b", ["q2"]), ("c", ["q1", "q3"])])
+    [['a', 'b'], ['c']]
+    """
+    waves: list[tuple[list[str], set[str]]] = []
+    for name, queues in services:
+        wanted = set(queues or ())
+        for names, taken in waves:
+            if not wanted & taken:
+                names.append(name)
+                taken |= wanted
+                break
+        else:
+            waves.append(([name], wanted))
+    return [names for names, _ in waves]
+
+
+def restart_waves(workers: Iterable[Mapping[str, Any]], only: Iterable[str] | None = None) -> list[list[str]]:
+    """The workers ``restart_names`` picks, in :func:`queue_waves` (rolling-restart.yml: one
+    restart per wave, so a host's workers that share no queue stop and start together)."""
+    chosen = set(restart_names(workers, only))
+    specs = (normalize_worker(raw) for raw in workers)
+    return queue_waves((w["name"], w["queues"]) for w in specs if w["name"] in chosen)

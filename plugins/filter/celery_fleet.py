@@ -100,5 +100,6 @@ class FilterModule:
             "celery_fleet_worker_services": _ansible_errors(supervise.worker_services),
             "celery_fleet_worker_env_files": _ansible_errors(supervise.worker_env_files),
             "celery_fleet_systemd_services": _ansible_errors(supervise.systemd_services),
-            "celery_fleet_restart_names": _ansible_errors(workers.restart_names),
+            "celery_fleet_restart_waves": _ansible_errors(workers.restart_waves),
+            "celery_fleet_service_restart_waves": _ansible_errors(supervise.service_restart_waves),
         }

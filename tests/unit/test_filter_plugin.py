@@ -58,7 +58,8 @@ FILTERS = {
     "celery_fleet_worker_services",
     "celery_fleet_worker_env_files",
     "celery_fleet_systemd_services",
-    "celery_fleet_restart_names",
+    "celery_fleet_restart_waves",
+    "celery_fleet_service_restart_waves",
 }
 
 

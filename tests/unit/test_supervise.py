@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from celery_fleet.errors import FleetError
-from celery_fleet.supervise import systemd_services, worker_env_files, worker_services
-from celery_fleet.workers import restart_names
+from celery_fleet.supervise import service_restart_waves, systemd_services, worker_env_files, worker_services
+from celery_fleet.workers import queue_waves, restart_names, restart_waves
 
 LAYOUT = {
     "app": "demo",
@@ -126,3 +126,47 @@ def test_restart_names_present_workers_limited_to_the_request():
     assert restart_names(workers) == ["a", "c"]
     assert restart_names(workers, ["c", "b", "zz"]) == ["c"]
     assert restart_names(workers, []) == []
+
+
+def test_queue_waves_keep_workers_that_share_a_queue_apart():
+    # Arrange: c shares q1 with a, d shares q2 with b and q3 with c
+    services = [("a", ["q1"]), ("b", ["q2"]), ("c", ["q1", "q3"]), ("d", ["q2", "q3"]), ("e", ["q4"])]
+
+    # Act
+    waves = queue_waves(services)
+
+    # Assert: first fit in order; no wave holds two consumers of one queue
+    assert waves == [["a", "b", "e"], ["c"], ["d"]]
+    queues = dict(services)
+    for wave in waves:
+        consumed = [q for name in wave for q in queues[name]]
+        assert len(consumed) == len(set(consumed)), wave
+
+
+def test_queue_waves_restart_services_without_queues_together():
+    assert queue_waves([("beat", []), ("flower", None)]) == [["beat", "flower"]]
+    assert queue_waves([]) == []
+
+
+def test_restart_waves_of_rolling_restart_follow_the_request_and_skip_absent_workers():
+    workers = [
+        {"name": "a", "queues": ["shared"]},
+        {"name": "b", "queues": ["shared"]},
+        {"name": "c", "queues": ["c"], "state": "absent"},
+        {"name": "d", "queues": ["d"]},
+    ]
+    assert restart_waves(workers) == [["a", "d"], ["b"]]
+    assert restart_waves(workers, ["b", "d", "c"]) == [["b", "d"]]
+    assert restart_waves(workers, []) == []
+
+
+def test_service_restart_waves_restart_only_the_named_services():
+    services = worker_services(
+        [{"name": "a", "queues": ["x"]}, {"name": "b", "queues": ["x", "y"]}, {"name": "c", "queues": ["z"]}],
+        LAYOUT,
+    )
+    names = [s["name"] for s in services]
+    assert [s["queues"] for s in services] == [["x"], ["x", "y"], ["z"]]
+    assert service_restart_waves(services, names) == [[names[0], names[2]], [names[1]]]
+    assert service_restart_waves(services, [names[1]]) == [[names[1]]]
+    assert service_restart_waves(services, []) == []

@@ -149,7 +149,18 @@ def drained() -> dict[str, Any]:
         "queues_back": queues_back,
         "collected": collected,
         "pids_after": {w["name"]: main_pid(DRAINED, w["name"]) for w in WORKERS[DRAINED]},
+        "windows": {w["name"]: _restart_window(DRAINED, w) for w in WORKERS[DRAINED]},
     }
+
+
+def _restart_window(host: str, worker: dict[str, Any]) -> tuple[int, int]:
+    """When the worker's unit last left the active state and when it became active again
+    (systemd's monotonic clock, µs)."""
+    shown = node(host).check(
+        f"systemctl show -p ActiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic {service(worker)}"
+    )
+    stamps = dict(line.split("=", 1) for line in shown.splitlines())
+    return int(stamps["ActiveExitTimestampMonotonic"]), int(stamps["ActiveEnterTimestampMonotonic"])
 
 
 def test_drain_host_stops_every_consumer_of_the_host(drained) -> None:
@@ -165,6 +176,17 @@ def test_tasks_for_a_drained_host_wait_in_redis(drained) -> None:
 
 def test_drain_host_without_stop_keeps_the_services_running(drained) -> None:
     assert all(drained["active"].values()), drained["active"]
+
+
+def test_rolling_restart_restarts_a_hosts_workers_that_share_no_queue_together(drained) -> None:
+    # The drained host's workers share no queue: one `systemctl restart` for both, so every one
+    # left the active state before any came back (one after the other, the second would leave it
+    # only after the first was back).
+    windows = drained["windows"]
+    assert len({q for w in WORKERS[DRAINED] for q in w["queues"]}) == sum(
+        len(w["queues"]) for w in WORKERS[DRAINED]
+    )
+    assert max(stop for stop, _ in windows.values()) < min(start for _, start in windows.values()), windows
 
 
 def test_rolling_restart_brings_the_drained_host_back(drained) -> None:
