@@ -118,7 +118,11 @@ CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
     "redis-unknown-ruleset": (
         "redis",
         {"redis_acl_users": _users(ruleset="celery_wroker")},
-        ["redis_acl_users", "celery_wroker", "celery_worker, celery_producer, celery_flower, admin"],
+        [
+            "redis_acl_users",
+            "celery_wroker",
+            "celery_worker, celery_producer, celery_flower, redis_exporter, admin",
+        ],
     ),
     "redis-short-acl-password": (
         "redis",
