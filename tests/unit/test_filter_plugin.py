@@ -59,6 +59,14 @@ FILTERS = {
     "celery_fleet_worker_env_files",
     "celery_fleet_systemd_services",
     "celery_fleet_restart_names",
+    "celery_fleet_prometheus_problems",
+    "celery_fleet_redis_exporter_problems",
+    "celery_fleet_monitoring_problems",
+    "celery_fleet_host_port",
+    "celery_fleet_local_address",
+    "celery_fleet_queue_keys",
+    "celery_fleet_scrape_targets",
+    "celery_fleet_monitoring_queue_nodes",
 }
 
 
