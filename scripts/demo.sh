@@ -36,6 +36,7 @@ export ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-0}
 APP=celerydemo
 OPS=cf-ops
 FLOWER_URL=http://127.0.0.1:5555
+PROMETHEUS_URL=http://127.0.0.1:9090
 
 playbook() {
   "$BIN/ansible-playbook" "${INVENTORIES[@]}" --vault-password-file "$VAULT_FILE" "$@"
@@ -161,6 +162,14 @@ SENTINEL_REPORT
   flower_password=$(vault_value "$VAULT" vault_flower_admin_password)
   flower_auth=$(curl -s -o /dev/null -w '%{http_code}' -u "admin:$flower_password" "$FLOWER_URL/api/workers" || true)
   unset flower_password
+  # Prometheus (group monitoring): its targets' health and the alerts it holds right now.
+  local prom_targets prom_alerts
+  prom_targets=$(curl -s "$PROMETHEUS_URL/api/v1/targets" | python3 -c 'import json, sys
+t = json.load(sys.stdin)["data"]["activeTargets"]
+print("%d of %d targets up" % (sum(x["health"] == "up" for x in t), len(t)))' 2>/dev/null || echo "not answering")
+  prom_alerts=$(curl -s "$PROMETHEUS_URL/api/v1/alerts" | python3 -c 'import json, sys
+a = json.load(sys.stdin)["data"]["alerts"]
+print(", ".join(x["labels"]["alertname"] + " " + x["state"] for x in a) or "none")' 2>/dev/null || echo "not answering")
 
   # Denials of the least-privilege ACL users during the whole run (0: the rule sets suffice).
   local acl_log admin_password host
@@ -195,6 +204,10 @@ Flower: $FLOWER_URL  (published on this machine's loopback only)
   user: admin
   password: vault_flower_admin_password in the sandbox vault (DEMO-ONLY):
     $BIN/ansible-vault view $VAULT --vault-password-file $VAULT_FILE
+Prometheus: $PROMETHEUS_URL  (published on this machine's loopback only): $prom_targets
+  alerts now: $prom_alerts
+  provoke one: docker exec cf-worker-cpu systemctl stop celerydemo-worker-low-priority
+  (CeleryWorkerOffline pending, then firing after 2 min; systemctl start resolves it)
 Shell on a host: docker exec -it cf-worker-cpu bash   ($(joined "${DATA_NODES[@]}"), cf-worker-gpu, cf-ops)
 Tear down: make demo-destroy
 ===============================================================

@@ -116,6 +116,12 @@ prefork, gevent, eventlet, threads, solo``. The filter file turns it into ``Ansi
   celery_fleet_systemd_services`` -> ``supervise.systemd_services`` (known and running-enabled
   services from ``service_facts``), ``workers | celery_fleet_restart_names(only=None)`` ->
   ``workers.restart_names`` (present workers, limited to ``only``)
+- added (issue 17, monitoring): ``hosts | celery_fleet_scrape_targets(hostvars, monitoring_host,
+  port_field, default_port)``, ``inputs | celery_fleet_prometheus_problems(host)``, ``inputs |
+  celery_fleet_redis_exporter_problems(host)``, ``hosts | celery_fleet_monitoring_problems(flower_hosts,
+  redis_hosts, hostvars)`` and the helpers ``address | celery_fleet_host_port(port)``, ``address |
+  celery_fleet_local_address``, ``queues | celery_fleet_queue_keys(prefix)``, ``entries |
+  celery_fleet_monitoring_queue_nodes(queue)`` -> ``monitoring_rules``
 """
 
 from celery_fleet.errors import FleetError, Problem

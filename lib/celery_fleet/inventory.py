@@ -19,6 +19,7 @@ from celery_fleet.app_rules import app_problems
 from celery_fleet.beat_rules import beat_problems
 from celery_fleet.flower_rules import flower_problems
 from celery_fleet.inputs import process_manager_problems, role_inputs
+from celery_fleet.monitoring_rules import prometheus_problems, redis_exporter_problems
 from celery_fleet.redis_rules import redis_problems
 
 # Role -> its rules over one host's variables (the role's own tasks/validate.yml calls the same).
@@ -28,6 +29,8 @@ RULES: dict[str, Callable[[Mapping[str, Any], str | None], list[str]]] = {
     "celery_worker": process_manager_problems,
     "celery_beat": beat_problems,
     "flower": flower_problems,
+    "prometheus": prometheus_problems,
+    "redis_exporter": redis_exporter_problems,
 }
 
 

@@ -17,7 +17,8 @@ from celery_fleet.errors import Problem
 from celery_fleet.inputs import int_in_range, is_list, is_text
 
 MIN_PASSWORD_LENGTH = 16
-RULESETS = (*CELERY_RULESETS, "admin")
+# redis_exporter: roles/redis_exporter's user (roles/redis vars/main.yml, measured rule set).
+RULESETS = (*CELERY_RULESETS, "redis_exporter", "admin")
 SERVERS = ("redis", "valkey")
 # Tokens the role writes itself (password hashes, on/off): a raw rule carrying one would set a
 # clear-text password, open the user without one or undo the role's state.

@@ -23,6 +23,7 @@ from celery_fleet import (
     inventory,
     layout,
     live,
+    monitoring_rules,
     redis_rules,
     retire,
     sentinel,
@@ -102,4 +103,14 @@ class FilterModule:
             "celery_fleet_systemd_services": _ansible_errors(supervise.systemd_services),
             "celery_fleet_restart_waves": _ansible_errors(workers.restart_waves),
             "celery_fleet_service_restart_waves": _ansible_errors(supervise.service_restart_waves),
+            "celery_fleet_prometheus_problems": _ansible_errors(monitoring_rules.prometheus_problems),
+            "celery_fleet_redis_exporter_problems": _ansible_errors(monitoring_rules.redis_exporter_problems),
+            "celery_fleet_monitoring_problems": _ansible_errors(
+                monitoring_rules.monitoring_inventory_problems
+            ),
+            "celery_fleet_host_port": _ansible_errors(monitoring_rules.host_port),
+            "celery_fleet_local_address": _ansible_errors(monitoring_rules.local_address),
+            "celery_fleet_queue_keys": _ansible_errors(monitoring_rules.queue_keys),
+            "celery_fleet_scrape_targets": _ansible_errors(monitoring_rules.scrape_targets),
+            "celery_fleet_monitoring_queue_nodes": _ansible_errors(monitoring_rules.queue_nodes),
         }

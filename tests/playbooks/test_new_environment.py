@@ -22,6 +22,7 @@ SECRETS = {
     "vault_redis_producer_password",
     "vault_redis_flower_password",
     "vault_flower_admin_password",
+    "vault_redis_exporter_password",
 }
 
 

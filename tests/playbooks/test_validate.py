@@ -118,7 +118,11 @@ CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
     "redis-unknown-ruleset": (
         "redis",
         {"redis_acl_users": _users(ruleset="celery_wroker")},
-        ["redis_acl_users", "celery_wroker", "celery_worker, celery_producer, celery_flower, admin"],
+        [
+            "redis_acl_users",
+            "celery_wroker",
+            "celery_worker, celery_producer, celery_flower, redis_exporter, admin",
+        ],
     ),
     "redis-short-acl-password": (
         "redis",
@@ -405,6 +409,18 @@ def assert_no_host_contacted(result: subprocess.CompletedProcess[str]) -> None:
     assert all(changed == "0" and unreachable == "0" for _, changed, unreachable in recap), recap
 
 
+def assert_refused(tmp_path: Path, inventory: dict[str, Any], fragments: list[str]) -> None:
+    """validate.yml fails on ``inventory`` with one line holding every fragment, no host contacted
+    and no password printed."""
+    result = validate(tmp_path, inventory)
+
+    assert result.returncode != 0
+    assert_no_host_contacted(result)
+    assert PASSWORD not in result.stdout + result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert any(all(f in line for f in fragments) for line in lines), (fragments, result.stdout[-3000:])
+
+
 def test_valid_inventory_passes_without_contacting_a_host(tmp_path):
     result = validate(tmp_path, valid_inventory())
 
@@ -559,10 +575,114 @@ def test_each_bad_sentinel_topology_is_refused_naming_the_field(tmp_path, change
     inventory = sentinel_inventory()
     change(inventory)
 
-    result = validate(tmp_path, inventory)
+    assert_refused(tmp_path, inventory, fragments)
 
-    assert result.returncode != 0
+
+# --- Monitoring (issue 17): group monitoring, fleet-wide --------------------------------------------
+
+
+def monitoring_inventory() -> dict[str, Any]:
+    """The valid fleet with Prometheus on the ops host and the exporter's ACL user on the broker."""
+    inventory = valid_inventory()
+    groups = inventory["all"]["children"]
+    groups["monitoring"] = {"hosts": {"ops": {}}, "vars": {"prometheus_alertmanager_enabled": True}}
+    redis = groups["redis"]["vars"]
+    redis["redis_acl_users"] = [
+        *redis["redis_acl_users"],
+        {"name": "exporter", "password": PASSWORD, "ruleset": "redis_exporter"},
+    ]
+    redis["redis_exporter_redis_password"] = PASSWORD
+    groups["redis"]["hosts"]["r1"] = {"celery_fleet_private_address": "10.0.0.1"}
+    groups["flower"]["vars"]["flower_bind"] = "10.0.0.5"
+    return inventory
+
+
+def test_valid_monitoring_inventory_passes_without_contacting_a_host(tmp_path):
+    result = validate(tmp_path, monitoring_inventory())
+
+    assert result.returncode == 0, result.stdout[-3000:]
     assert_no_host_contacted(result)
-    assert PASSWORD not in result.stdout + result.stderr
-    lines = [line.strip() for line in result.stdout.splitlines()]
-    assert any(all(f in line for f in fragments) for line in lines), (fragments, result.stdout[-3000:])
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (
+            lambda inv: inv["all"]["children"].pop("flower"),
+            ["field 'groups.monitoring'", "monitoring needs Flower"],
+        ),
+        (
+            lambda inv: inv["all"]["children"]["redis"].update(hosts={}),
+            ["field 'groups.monitoring'", "needs the Redis hosts"],
+        ),
+        (
+            lambda inv: inv["all"]["children"]["redis"]["hosts"]["r1"].update(
+                celery_fleet_private_address="8.8.8.8"
+            ),
+            [
+                "host 'r1'",
+                "field 'redis_exporter_listen_address'",
+                "public address",
+                "without authentication",
+            ],
+        ),
+        (
+            lambda inv: (
+                inv["all"]["children"]["monitoring"].update(hosts={"w1": {}}),
+                inv["all"]["children"]["flower"]["vars"].update(flower_bind="127.0.0.1"),
+            ),
+            ["host 'ops'", "field 'flower_bind'", "Prometheus runs on w1"],
+        ),
+        (
+            lambda inv: (
+                inv["all"]["children"]["monitoring"].update(hosts={"w1": {}}),
+                inv["all"]["children"]["flower"]["vars"].update(flower_metrics_public=True),
+            ),
+            ["host 'ops'", "field 'flower_metrics_public'", "without authentication"],
+        ),
+        (
+            lambda inv: inv["all"]["children"]["monitoring"]["vars"].update(
+                prometheus_alert_overrides={"CeleryWorkerOfline": {"for": "5m"}}
+            ),
+            [
+                "host 'ops'",
+                "field 'prometheus_alert_overrides'",
+                "unknown rule(s) CeleryWorkerOfline",
+                "CeleryWorkerOffline",
+            ],
+        ),
+        (
+            lambda inv: inv["all"]["children"]["redis"]["vars"].update(
+                redis_acl_users=[{"name": "admin", "password": PASSWORD, "ruleset": "admin"}]
+            ),
+            ["host 'r1'", "field 'redis_acl_users'", "ruleset: redis_exporter"],
+        ),
+        (
+            lambda inv: inv["all"]["children"]["redis"]["vars"].pop("redis_exporter_redis_password"),
+            ["host 'r1'", "redis_exporter", "redis_exporter_redis_password"],
+        ),
+    ],
+    ids=[
+        "no-flower",
+        "no-redis",
+        "public-exporter",
+        "loopback-flower",
+        "public-metrics",
+        "unknown-rule",
+        "no-acl-user",
+        "no-password",
+    ],
+)
+def test_each_bad_monitoring_input_is_refused_naming_the_field(tmp_path, change, fragments):
+    inventory = monitoring_inventory()
+    change(inventory)
+
+    assert_refused(tmp_path, inventory, fragments)
+
+
+def test_inventory_without_monitoring_group_needs_no_exporter_settings(tmp_path):
+    # valid_inventory() has no monitoring group and no exporter user or password: nothing is asked.
+    result = validate(tmp_path, valid_inventory())
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "redis_exporter" not in result.stdout

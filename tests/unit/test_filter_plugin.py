@@ -60,6 +60,14 @@ FILTERS = {
     "celery_fleet_systemd_services",
     "celery_fleet_restart_waves",
     "celery_fleet_service_restart_waves",
+    "celery_fleet_prometheus_problems",
+    "celery_fleet_redis_exporter_problems",
+    "celery_fleet_monitoring_problems",
+    "celery_fleet_host_port",
+    "celery_fleet_local_address",
+    "celery_fleet_queue_keys",
+    "celery_fleet_scrape_targets",
+    "celery_fleet_monitoring_queue_nodes",
 }
 
 

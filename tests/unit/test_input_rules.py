@@ -99,7 +99,7 @@ def test_valid_redis_passes():
             [
                 "field 'redis_acl_users'",
                 "w ('celery_wroker')",
-                "celery_worker, celery_producer, celery_flower, admin",
+                "celery_worker, celery_producer, celery_flower, redis_exporter, admin",
             ],
         ),
         (

@@ -37,7 +37,11 @@ CASES = {
     ),
     "unknown rule set": (
         lambda v: v["redis_acl_users"][0].update(ruleset="celery_wroker"),
-        ["redis_acl_users", "ruleset", "celery_worker, celery_producer, celery_flower, admin"],
+        [
+            "redis_acl_users",
+            "ruleset",
+            "celery_worker, celery_producer, celery_flower, redis_exporter, admin",
+        ],
     ),
     "valkey on Debian 12": (
         lambda v: v.update(redis_server="valkey"),

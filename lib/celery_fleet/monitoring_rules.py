@@ -1,0 +1,337 @@
+"""Monitoring (issue 17): the rules of roles/prometheus and roles/redis_exporter, the fleet-wide rules
+of group ``monitoring``, and the small helpers their templates use.
+
+Called by roles/prometheus/tasks/validate.yml, roles/redis_exporter (through its argument specs) and
+playbooks/validate.yml. No message prints a password.
+
+Measured facts behind the rules (README, "Monitoring"):
+
+- prometheus-redis-exporter 1.45 (Debian 12) has no authentication of its own (1.69 on Debian 13
+  adds basic auth); the role does not configure its TLS. A scrape of it over a public address is
+  refused; a private address (the fleet's network) or loopback is allowed.
+- Flower 2.2 serves ``/metrics`` without credentials by default; roles/flower closes it unless
+  ``flower_metrics_public``. Prometheus logs in with basic auth (one of ``flower_users``): a Flower
+  with OAuth only cannot be scraped, one with a public ``/metrics`` must not be scraped over a
+  non-loopback address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from celery_fleet.errors import Problem
+from celery_fleet.inputs import is_list, is_text, port_problem
+
+# The alert rules of the fleet (the names prometheus_alert_overrides may use). The rule file and
+# its tests are lib/celery_fleet/alerts.py's; this list must name the same rules.
+ALERT_NAMES = (
+    "CeleryWorkerOffline",
+    "CeleryQueueStuck",
+    "CeleryQueueNoConsumer",
+    "CeleryTaskFailureRatio",
+    "RedisDown",
+    "RedisMemoryHigh",
+    "RedisRejectedConnections",
+    "RedisAofRewriteFailed",
+    "RedisAofWriteFailed",
+    "RedisRdbSaveFailed",
+    "RedisReplicationBroken",
+    "RedisSentinelQuorumLost",
+)
+OVERRIDE_KEYS = ("for", "severity", "threshold", "enabled")
+WILDCARDS = ("", "0.0.0.0", "::", "*")
+
+
+def host_port(address: str, port: int | str) -> str:
+    """``address:port``, an IPv6 address in brackets."""
+    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
+
+
+def local_address(address: str) -> str:
+    """Where a host reaches its own service listening on ``address`` (a wildcard: loopback)."""
+    return "127.0.0.1" if address in WILDCARDS else address
+
+
+def scrape_targets(
+    hosts: Sequence[str],
+    hostvars: Mapping[str, Mapping[str, Any]],
+    monitoring_host: str,
+    port_field: str,
+    default_port: int,
+) -> list[str]:
+    """``address:port`` Prometheus on ``monitoring_host`` scrapes for each of ``hosts``: loopback on
+    its own host, else the host's ``celery_fleet_private_address`` (its default IPv4 address from its
+    facts, its inventory name as the last resort); the port is the host's ``port_field``."""
+    targets = []
+    for host in hosts:
+        settings = hostvars.get(host, {})
+        port = settings.get(port_field, default_port)
+        if host == monitoring_host:
+            address = "127.0.0.1"
+        else:
+            facts = settings.get("ansible_facts", {}) or {}
+            address = (
+                settings.get("celery_fleet_private_address")
+                or (facts.get("default_ipv4") or {}).get("address")
+                or host
+            )
+        targets.append(host_port(str(address), port))
+    return targets
+
+
+def queue_keys(queues: Sequence[str] | None, prefix: str | None = "") -> list[str]:
+    """The Redis list keys of the queues (kombu puts its global_keyprefix in front)."""
+    return [f"{prefix or ''}{queue}" for queue in queues or []]
+
+
+def queue_nodes(entries: Sequence[Mapping[str, Any]], queue: str) -> list[str]:
+    """The node names (``name@host``) of the declared workers that consume ``queue``.
+
+    ``entries``: roles/celery_worker's verification entries, whose ``workers`` and ``nodes`` are
+    parallel lists (one node name per present worker).
+    """
+    return [
+        node
+        for entry in entries
+        for worker, node in zip(entry.get("workers") or [], entry.get("nodes") or [], strict=False)
+        if queue in (worker.get("queues") or [])
+    ]
+
+
+def address_kind(address: Any) -> str:
+    """``loopback``, ``private``, ``public``, ``wildcard`` or ``name`` (a host name: not judged)."""
+    if not is_text(address) or address in WILDCARDS:
+        return "wildcard"
+    if address == "localhost":
+        return "loopback"
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return "name"
+    if ip.is_loopback:
+        return "loopback"
+    return "public" if ip.is_global else "private"
+
+
+def override_problems(overrides: Any, host: str | None = None) -> list[Problem]:
+    """``prometheus_alert_overrides``: known rule names, known keys."""
+    field = "prometheus_alert_overrides"
+    if overrides is None:
+        return []
+    if not isinstance(overrides, Mapping):
+        return [
+            Problem(
+                field,
+                f"{overrides!r} is not a mapping of rule name -> {{for, severity, threshold, enabled}}",
+                host=host,
+            )
+        ]
+    problems = []
+    unknown = [str(name) for name in overrides if name not in ALERT_NAMES]
+    if unknown:
+        problems.append(
+            Problem(
+                field, f"unknown rule(s) {', '.join(unknown)}; allowed: {', '.join(ALERT_NAMES)}", host=host
+            )
+        )
+    for name, override in overrides.items():
+        if name in ALERT_NAMES and not isinstance(override, Mapping):
+            problems.append(
+                Problem(
+                    f"{field}.{name}",
+                    f"{override!r} is not a mapping of {', '.join(OVERRIDE_KEYS)}",
+                    host=host,
+                )
+            )
+        elif name in ALERT_NAMES:
+            keys = [str(key) for key in override if key not in OVERRIDE_KEYS]
+            if keys:
+                problems.append(
+                    Problem(
+                        f"{field}.{name}",
+                        f"unknown key(s) {', '.join(keys)}; allowed: {', '.join(OVERRIDE_KEYS)}",
+                        host=host,
+                    )
+                )
+    return problems
+
+
+def prometheus_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[str]:
+    """Every problem of one monitoring host's variables (roles/prometheus)."""
+    get = inputs.get
+    problems: list[Problem] = []
+    for field in ("prometheus_port", "prometheus_alertmanager_port"):
+        problem = port_problem(field, get(field, 9090 if field == "prometheus_port" else 9093), host)
+        if problem:
+            problems.append(problem)
+    if get("prometheus_flower_username") and not get("prometheus_flower_password"):
+        problems.append(
+            Problem(
+                "prometheus_flower_password", "is required with prometheus_flower_username (vault)", host=host
+            )
+        )
+    receivers = get("prometheus_alertmanager_receivers", [{"name": "on-call"}])
+    if get("prometheus_alertmanager_enabled") is True and (
+        not is_list(receivers)
+        or not receivers
+        or not all(isinstance(r, Mapping) and r.get("name") for r in receivers)
+    ):
+        problems.append(
+            Problem(
+                "prometheus_alertmanager_receivers",
+                "must be a non-empty list of Alertmanager receivers, each with a name",
+                host=host,
+            )
+        )
+    problems += override_problems(get("prometheus_alert_overrides"), host)
+    return [str(p) for p in problems]
+
+
+def redis_exporter_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[str]:
+    """Every problem of one exporter host's variables (roles/redis_exporter)."""
+    get = inputs.get
+    problems: list[Problem] = []
+    address = get("redis_exporter_listen_address", "127.0.0.1")
+    kind = address_kind(address)
+    if kind in ("public", "wildcard"):
+        problems.append(
+            Problem(
+                "redis_exporter_listen_address",
+                f"{address!r} is {'a public address' if kind == 'public' else 'every address'}: the exporter "
+                "(1.45) has no authentication; use loopback or the host's private address",
+                host=host,
+            )
+        )
+    problem = port_problem("redis_exporter_port", get("redis_exporter_port", 9121), host)
+    if problem:
+        problems.append(problem)
+    keys = get("redis_exporter_check_keys", [])
+    bad = [str(k) for k in keys if not is_text(k) or "," in k or "=" in k] if is_list(keys) else [repr(keys)]
+    if bad:
+        problems.append(
+            Problem(
+                "redis_exporter_check_keys",
+                f"{', '.join(bad)}: keys may not contain ',' or '=' (the exporter's separators)",
+                host=host,
+            )
+        )
+    return [str(p) for p in problems]
+
+
+def monitoring_problems(
+    monitoring_hosts: Sequence[str],
+    flower: Mapping[str, Mapping[str, Any]],
+    exporters: Mapping[str, Mapping[str, Any]],
+) -> list[str]:
+    """The rules across hosts of group ``monitoring`` (none: nothing to check).
+
+    ``flower``: Flower host -> {bind, address (how others reach it), users (count), metrics_public,
+    unauthenticated}; ``exporters``: Redis host -> {address: what Prometheus scrapes}.
+    """
+    if not monitoring_hosts:
+        return []
+    problems: list[Problem] = []
+    field = "groups.monitoring"
+    if not flower:
+        problems.append(Problem(field, "monitoring needs Flower (its /metrics): group flower is empty"))
+    if not exporters:
+        problems.append(Problem(field, "monitoring needs the Redis hosts (group redis is empty)"))
+    for host, settings in flower.items():
+        remote = any(m != host for m in monitoring_hosts)
+        public_metrics = bool(settings.get("metrics_public")) or bool(settings.get("unauthenticated"))
+        if not public_metrics and not settings.get("users"):
+            problems.append(
+                Problem(
+                    "flower_users",
+                    "Prometheus logs in to Flower's /metrics with basic auth: list a user in flower_users "
+                    "(OAuth alone cannot be scraped) or set flower_metrics_public on a loopback-only Flower",
+                    host=host,
+                )
+            )
+        if remote and public_metrics and address_kind(settings.get("address")) != "loopback":
+            problems.append(
+                Problem(
+                    "flower_metrics_public",
+                    f"Prometheus on another host would scrape /metrics without authentication over "
+                    f"{settings.get('address')!r}: keep flower_metrics_public false and set flower_users",
+                    host=host,
+                )
+            )
+        if remote and address_kind(settings.get("bind")) == "loopback":
+            problems.append(
+                Problem(
+                    "flower_bind",
+                    f"{settings.get('bind')!r} is loopback but Prometheus runs on "
+                    f"{', '.join(monitoring_hosts)}: bind Flower to the private address",
+                    host=host,
+                )
+            )
+    for host, settings in exporters.items():
+        address = settings.get("address")
+        if address_kind(address) in ("public", "wildcard"):
+            problems.append(
+                Problem(
+                    "redis_exporter_listen_address",
+                    f"Prometheus would scrape the Redis exporter over {address!r}, a public address, without "
+                    "authentication (the exporter 1.45 has none): use the private network",
+                    host=host,
+                )
+            )
+    return [str(p) for p in problems]
+
+
+def monitoring_inventory_problems(
+    monitoring_hosts: Sequence[str],
+    flower_hosts: Sequence[str],
+    redis_hosts: Sequence[str],
+    hostvars: Mapping[str, Mapping[str, Any]],
+) -> list[str]:
+    """:func:`monitoring_problems` from the inventory (playbooks/validate.yml), plus the exporter's
+    ACL user on every Redis host. Reads only the names below; passwords are counted, never shown.
+
+    The exporter's scrape address is what playbooks/deploy-monitoring.yml gives it: loopback when
+    Prometheus runs on the Redis host only, else ``celery_fleet_private_address`` (unknown here, as no
+    facts are gathered: then it is not judged).
+    """
+    if not monitoring_hosts:
+        return []
+    flower = {}
+    for host in flower_hosts:
+        settings = hostvars.get(host, {})
+        flower[host] = {
+            "bind": settings.get("flower_bind", "127.0.0.1"),
+            "address": "127.0.0.1"
+            if list(monitoring_hosts) == [host]
+            else settings.get("celery_fleet_private_address", host),
+            "users": len(settings.get("flower_users") or []),
+            "metrics_public": settings.get("flower_metrics_public", False) is True,
+            "unauthenticated": settings.get("flower_allow_unauthenticated", False) is True,
+        }
+    exporters = {}
+    problems: list[str] = []
+    for host in redis_hosts:
+        settings = hostvars.get(host, {})
+        exporters[host] = {
+            "address": "127.0.0.1"
+            if list(monitoring_hosts) == [host]
+            else settings.get("celery_fleet_private_address", host)
+        }
+        user = settings.get("redis_exporter_redis_user", "exporter")
+        users = settings.get("redis_acl_users") or []
+        if not any(
+            isinstance(u, Mapping) and u.get("name") == user and u.get("ruleset") == "redis_exporter"
+            for u in users
+        ):
+            problems.append(
+                str(
+                    Problem(
+                        "redis_acl_users",
+                        f"monitoring is on: add the exporter's user {{name: {user}, password: <vault>, "
+                        "ruleset: redis_exporter}} (the same password as redis_exporter_redis_password)",
+                        host=host,
+                    )
+                )
+            )
+    return monitoring_problems(monitoring_hosts, flower, exporters) + problems

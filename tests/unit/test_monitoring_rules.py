@@ -1,0 +1,220 @@
+"""Unit tests of lib/celery_fleet/monitoring_rules.py: each rule refuses what it should (the message
+names host, field and what is allowed) and accepts the valid case; the helpers' outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from celery_fleet import monitoring_rules as m
+
+ROLES = Path(__file__).resolve().parents[2] / "roles"
+PASSWORD = "test-only-password-0123456789"
+FLOWER_OK = {"bind": "10.0.0.5", "address": "10.0.0.5", "users": 1, "metrics_public": False}
+EXPORTER_OK = {"address": "10.0.0.4"}
+
+
+def test_host_port_brackets_ipv6():
+    assert m.host_port("10.0.0.1", 9121) == "10.0.0.1:9121"
+    assert m.host_port("::1", 9090) == "[::1]:9090"
+
+
+@pytest.mark.parametrize(
+    ("address", "local"), [("0.0.0.0", "127.0.0.1"), ("", "127.0.0.1"), ("10.0.0.2", "10.0.0.2")]
+)
+def test_local_address_reaches_a_wildcard_on_loopback(address, local):
+    assert m.local_address(address) == local
+
+
+def test_queue_keys_carry_the_prefix():
+    assert m.queue_keys(["a", "b"], "cf:") == ["cf:a", "cf:b"]
+    assert m.queue_keys(None, "cf:") == []
+    assert m.queue_keys(["a"], None) == ["a"]
+
+
+def test_queue_nodes_are_the_consumers_of_the_queue():
+    entries = [
+        {"workers": [{"queues": ["a"]}, {"queues": ["b", "c"]}], "nodes": ["fast@w1", "slow@w1"]},
+        {"workers": [{"queues": ["c"]}], "nodes": ["io@w2"]},
+    ]
+    assert m.queue_nodes(entries, "c") == ["slow@w1", "io@w2"]
+    assert m.queue_nodes(entries, "z") == []
+
+
+def test_scrape_targets_use_loopback_on_the_monitoring_host_and_private_addresses_elsewhere():
+    hostvars = {
+        "ops": {"flower_port": 5556},
+        "r1": {"celery_fleet_private_address": "10.0.0.4"},
+        "r2": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.9"}}},
+        "r3": {},
+    }
+    assert m.scrape_targets(["ops"], hostvars, "ops", "flower_port", 5555) == ["127.0.0.1:5556"]
+    assert m.scrape_targets(["r1", "r2", "r3"], hostvars, "ops", "redis_exporter_port", 9121) == [
+        "10.0.0.4:9121",
+        "10.0.0.9:9121",
+        "r3:9121",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.0.1", "private"),
+        ("203.0.113.7", "private"),  # TEST-NET-3 is documentation space, not global
+        ("8.8.8.8", "public"),
+        ("0.0.0.0", "wildcard"),
+        ("cf-redis", "name"),
+    ],
+)
+def test_address_kind(address, kind):
+    assert m.address_kind(address) == kind
+
+
+def test_unknown_override_is_refused_naming_the_allowed_rules():
+    problems = m.prometheus_problems(
+        {"prometheus_alert_overrides": {"CeleryWorkerOfline": {"for": "5m"}}}, "ops"
+    )
+
+    assert len(problems) == 1
+    assert "host 'ops'" in problems[0]
+    assert "field 'prometheus_alert_overrides'" in problems[0]
+    assert "CeleryWorkerOfline" in problems[0] and "CeleryWorkerOffline" in problems[0]
+
+
+def test_unknown_override_key_is_refused():
+    problems = m.prometheus_problems(
+        {"prometheus_alert_overrides": {"RedisDown": {"severty": "page"}}}, "ops"
+    )
+
+    assert any("prometheus_alert_overrides.RedisDown" in p and "severty" in p for p in problems)
+
+
+def test_known_overrides_pass():
+    overrides = {name: {"for": "5m", "severity": "page", "enabled": True} for name in m.ALERT_NAMES}
+    assert m.prometheus_problems({"prometheus_alert_overrides": overrides}, "ops") == []
+
+
+def test_flower_user_without_password_is_refused():
+    problems = m.prometheus_problems({"prometheus_flower_username": "admin"}, "ops")
+
+    assert any("field 'prometheus_flower_password'" in p for p in problems)
+
+
+def test_alertmanager_without_receivers_is_refused():
+    inputs = {"prometheus_alertmanager_enabled": True, "prometheus_alertmanager_receivers": []}
+
+    assert any("prometheus_alertmanager_receivers" in p for p in m.prometheus_problems(inputs, "ops"))
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "0.0.0.0"])
+def test_exporter_on_a_public_or_wildcard_address_is_refused(address):
+    problems = m.redis_exporter_problems({"redis_exporter_listen_address": address}, "r1")
+
+    assert any("field 'redis_exporter_listen_address'" in p and "no authentication" in p for p in problems)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.4"])
+def test_exporter_on_loopback_or_private_address_passes(address):
+    assert m.redis_exporter_problems({"redis_exporter_listen_address": address}, "r1") == []
+
+
+def test_exporter_key_with_separator_is_refused():
+    problems = m.redis_exporter_problems({"redis_exporter_check_keys": ["a,b"]}, "r1")
+
+    assert any("redis_exporter_check_keys" in p for p in problems)
+
+
+def test_no_monitoring_group_checks_nothing():
+    assert m.monitoring_problems([], {}, {}) == []
+
+
+def test_monitoring_without_flower_or_redis_is_refused():
+    problems = m.monitoring_problems(["ops"], {}, {})
+
+    assert any("monitoring needs Flower" in p for p in problems)
+    assert any("needs the Redis hosts" in p for p in problems)
+
+
+def test_valid_remote_scrapes_pass():
+    assert m.monitoring_problems(["mon"], {"ops": FLOWER_OK}, {"r1": EXPORTER_OK}) == []
+
+
+def test_flower_with_oauth_only_cannot_be_scraped():
+    problems = m.monitoring_problems(["ops"], {"ops": {**FLOWER_OK, "users": 0}}, {"r1": EXPORTER_OK})
+
+    assert any("host 'ops'" in p and "field 'flower_users'" in p for p in problems)
+
+
+def test_public_flower_metrics_over_the_network_is_refused():
+    flower = {"ops": {**FLOWER_OK, "metrics_public": True}}
+
+    problems = m.monitoring_problems(["mon"], flower, {"r1": EXPORTER_OK})
+
+    assert any("field 'flower_metrics_public'" in p and "without authentication" in p for p in problems)
+
+
+def test_public_flower_metrics_on_loopback_passes():
+    flower = {"ops": {**FLOWER_OK, "address": "127.0.0.1", "metrics_public": True, "users": 0}}
+
+    assert m.monitoring_problems(["ops"], flower, {"r1": EXPORTER_OK}) == []
+
+
+def test_loopback_flower_with_remote_prometheus_is_refused():
+    problems = m.monitoring_problems(
+        ["mon"], {"ops": {**FLOWER_OK, "bind": "127.0.0.1"}}, {"r1": EXPORTER_OK}
+    )
+
+    assert any("field 'flower_bind'" in p for p in problems)
+
+
+def test_exporter_scraped_over_a_public_address_is_refused():
+    problems = m.monitoring_problems(["mon"], {"ops": FLOWER_OK}, {"r1": {"address": "8.8.8.8"}})
+
+    assert any("host 'r1'" in p and "public address" in p for p in problems)
+
+
+def test_inventory_problems_ask_for_the_exporter_user():
+    hostvars = {
+        "ops": {"flower_users": [{"name": "a", "password": PASSWORD}]},
+        "r1": {"redis_acl_users": [{"name": "admin", "password": PASSWORD, "ruleset": "admin"}]},
+    }
+
+    problems = m.monitoring_inventory_problems(["ops"], ["ops"], ["r1"], hostvars)
+
+    assert len(problems) == 1
+    assert "host 'r1'" in problems[0] and "ruleset: redis_exporter" in problems[0]
+    assert PASSWORD not in problems[0]
+
+
+def test_inventory_problems_pass_with_the_exporter_user():
+    hostvars = {
+        "ops": {"flower_users": [{"name": "a", "password": PASSWORD}]},
+        "r1": {"redis_acl_users": [{"name": "exporter", "password": PASSWORD, "ruleset": "redis_exporter"}]},
+    }
+
+    assert m.monitoring_inventory_problems(["ops"], ["ops"], ["r1"], hostvars) == []
+
+
+@pytest.mark.parametrize("role", ["prometheus", "redis_exporter"])
+def test_argument_spec_defaults_equal_the_role_defaults(role):
+    specs = yaml.safe_load((ROLES / role / "meta" / "argument_specs.yml").read_text())["argument_specs"][
+        "main"
+    ]["options"]
+    defaults_dir = ROLES / role / "defaults"
+    files = (
+        [defaults_dir / "main.yml"]
+        if (defaults_dir / "main.yml").is_file()
+        else sorted((defaults_dir / "main").glob("*.yml"))
+    )
+    defaults: dict = {}
+    for path in files:
+        defaults.update(yaml.safe_load(path.read_text()) or {})
+
+    assert {name: spec["default"] for name, spec in specs.items() if "default" in spec} == {
+        name: value for name, value in defaults.items() if name in specs and "default" in specs[name]
+    }
+    assert set(defaults) <= set(specs), set(defaults) - set(specs)
