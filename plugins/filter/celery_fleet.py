@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib"))
 
 from ansible.errors import AnsibleFilterError
 from celery_fleet import (
+    alerts,
     app_rules,
     beat_rules,
     broker,
@@ -101,4 +102,5 @@ class FilterModule:
             "celery_fleet_worker_env_files": _ansible_errors(supervise.worker_env_files),
             "celery_fleet_systemd_services": _ansible_errors(supervise.systemd_services),
             "celery_fleet_restart_names": _ansible_errors(workers.restart_names),
+            "celery_fleet_alert_rules": _ansible_errors(alerts.alert_rules),
         }

@@ -59,6 +59,7 @@ FILTERS = {
     "celery_fleet_worker_env_files",
     "celery_fleet_systemd_services",
     "celery_fleet_restart_names",
+    "celery_fleet_alert_rules",
 }
 
 
