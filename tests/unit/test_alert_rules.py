@@ -401,6 +401,8 @@ def test_template_renders_a_rule_file_promtool_accepts(suite, tmp_path):
     assert f"worker: default@{nodename}" in text
     assert "key: cf:slow" in text
     assert "RedisSentinelQuorumLost" not in text
+    # Prometheus's own templates pass through Ansible's untouched.
+    assert "summary: Celery worker {{ $labels.worker }} is offline" in text
 
 
 def test_defaults_pass_the_argument_spec_part():
