@@ -21,26 +21,10 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from celery_fleet import alerts
 from celery_fleet.errors import Problem
 from celery_fleet.inputs import is_list, is_text, port_problem
 
-# The alert rules of the fleet (the names prometheus_alert_overrides may use). The rule file and
-# its tests are lib/celery_fleet/alerts.py's; this list must name the same rules.
-ALERT_NAMES = (
-    "CeleryWorkerOffline",
-    "CeleryQueueStuck",
-    "CeleryQueueNoConsumer",
-    "CeleryTaskFailureRatio",
-    "RedisDown",
-    "RedisMemoryHigh",
-    "RedisRejectedConnections",
-    "RedisAofRewriteFailed",
-    "RedisAofWriteFailed",
-    "RedisRdbSaveFailed",
-    "RedisReplicationBroken",
-    "RedisSentinelQuorumLost",
-)
-OVERRIDE_KEYS = ("for", "severity", "threshold", "enabled")
 WILDCARDS = ("", "0.0.0.0", "::", "*")
 
 
@@ -116,7 +100,7 @@ def address_kind(address: Any) -> str:
 
 
 def override_problems(overrides: Any, host: str | None = None) -> list[Problem]:
-    """``prometheus_alert_overrides``: known rule names, known keys."""
+    """``prometheus_alert_overrides``: the rule names and keys lib/celery_fleet/alerts.py knows."""
     field = "prometheus_alert_overrides"
     if overrides is None:
         return []
@@ -128,34 +112,7 @@ def override_problems(overrides: Any, host: str | None = None) -> list[Problem]:
                 host=host,
             )
         ]
-    problems = []
-    unknown = [str(name) for name in overrides if name not in ALERT_NAMES]
-    if unknown:
-        problems.append(
-            Problem(
-                field, f"unknown rule(s) {', '.join(unknown)}; allowed: {', '.join(ALERT_NAMES)}", host=host
-            )
-        )
-    for name, override in overrides.items():
-        if name in ALERT_NAMES and not isinstance(override, Mapping):
-            problems.append(
-                Problem(
-                    f"{field}.{name}",
-                    f"{override!r} is not a mapping of {', '.join(OVERRIDE_KEYS)}",
-                    host=host,
-                )
-            )
-        elif name in ALERT_NAMES:
-            keys = [str(key) for key in override if key not in OVERRIDE_KEYS]
-            if keys:
-                problems.append(
-                    Problem(
-                        f"{field}.{name}",
-                        f"unknown key(s) {', '.join(keys)}; allowed: {', '.join(OVERRIDE_KEYS)}",
-                        host=host,
-                    )
-                )
-    return problems
+    return [Problem(p.field, p.detail, host=host) for p in alerts.override_problems(overrides)]
 
 
 def prometheus_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[str]:

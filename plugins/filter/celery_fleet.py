@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib"))
 
 from ansible.errors import AnsibleFilterError
 from celery_fleet import (
+    alerts,
     app_rules,
     beat_rules,
     broker,
@@ -113,4 +114,5 @@ class FilterModule:
             "celery_fleet_queue_keys": _ansible_errors(monitoring_rules.queue_keys),
             "celery_fleet_scrape_targets": _ansible_errors(monitoring_rules.scrape_targets),
             "celery_fleet_monitoring_queue_nodes": _ansible_errors(monitoring_rules.queue_nodes),
+            "celery_fleet_alert_rules": _ansible_errors(alerts.alert_rules),
         }

@@ -646,8 +646,8 @@ def test_valid_monitoring_inventory_passes_without_contacting_a_host(tmp_path):
             ),
             [
                 "host 'ops'",
-                "field 'prometheus_alert_overrides'",
-                "unknown rule(s) CeleryWorkerOfline",
+                "field 'prometheus_alert_overrides.CeleryWorkerOfline'",
+                "unknown rule 'CeleryWorkerOfline'",
                 "CeleryWorkerOffline",
             ],
         ),

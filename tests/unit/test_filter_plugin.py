@@ -68,6 +68,7 @@ FILTERS = {
     "celery_fleet_queue_keys",
     "celery_fleet_scrape_targets",
     "celery_fleet_monitoring_queue_nodes",
+    "celery_fleet_alert_rules",
 }
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from celery_fleet import monitoring_rules as m
+from celery_fleet.alerts import RULE_NAMES
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
 PASSWORD = "test-only-password-0123456789"
@@ -81,8 +82,8 @@ def test_unknown_override_is_refused_naming_the_allowed_rules():
 
     assert len(problems) == 1
     assert "host 'ops'" in problems[0]
-    assert "field 'prometheus_alert_overrides'" in problems[0]
-    assert "CeleryWorkerOfline" in problems[0] and "CeleryWorkerOffline" in problems[0]
+    assert "field 'prometheus_alert_overrides.CeleryWorkerOfline'" in problems[0]
+    assert "unknown rule 'CeleryWorkerOfline'" in problems[0] and "CeleryWorkerOffline" in problems[0]
 
 
 def test_unknown_override_key_is_refused():
@@ -94,7 +95,7 @@ def test_unknown_override_key_is_refused():
 
 
 def test_known_overrides_pass():
-    overrides = {name: {"for": "5m", "severity": "page", "enabled": True} for name in m.ALERT_NAMES}
+    overrides = {name: {"for": "5m", "severity": "page", "enabled": True} for name in RULE_NAMES}
     assert m.prometheus_problems({"prometheus_alert_overrides": overrides}, "ops") == []
 
 
