@@ -21,7 +21,7 @@ ARGSPECS = ROLE / "meta" / "argument_specs.yml"
 ROLE_DEFAULTS = ROLE / "defaults" / "main" / "main.yml"
 ROLE_VARS = ROLE / "vars" / "main.yml"
 TEMPLATE = ROOT / "roles" / "prometheus" / "templates" / "celery-fleet-alerts.yml.j2"
-ALERTS_DOC = ROOT / "roles" / "prometheus" / "ALERTS.md"
+ALERTS_DOC = ROOT / "README.md"  # the alert table; roles/prometheus/ALERTS.md the rest
 CACHE = Path(
     os.environ.get("CELERY_FLEET_CACHE")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "celery-fleet"

@@ -8,6 +8,8 @@ import shlex
 import time
 
 import pytest
+import yaml
+from celery_fleet.alerts import RULE_NAMES
 from conftest import (
     ALERTMANAGER,
     OPS,
@@ -157,3 +159,21 @@ def test_stopped_worker_and_its_filled_queue_fire_then_resolve() -> None:
         what="both alerts resolved after the start",
     )
     print(f"both resolved {resolved_s:.1f} s after the start ({time.monotonic() - stopped_at:.0f} s in all)")
+
+
+def test_alertmanager_runs_the_inhibit_rule_of_an_unreachable_flower() -> None:
+    # Flower down makes every declared worker look offline: one page, not one per worker.
+    status = json.loads(get(ALERTMANAGER + "/api/v2/status").split("\n", 1)[1])
+    loaded = yaml.safe_load(status["config"]["original"])
+    assert {
+        "source_matchers": ['alertname="CeleryFlowerDown"'],
+        "target_matchers": ['alertname="CeleryWorkerOffline"'],
+    } in loaded["inhibit_rules"], loaded.get("inhibit_rules")
+
+
+def test_every_alert_of_the_fleet_is_loaded() -> None:
+    groups = api("/api/v1/rules")["groups"]
+    loaded = {rule["name"] for group in groups for rule in group["rules"] if rule["type"] == "alerting"}
+    # Without Sentinel the replication and quorum rules are left out.
+    expected = set(RULE_NAMES) - {"RedisReplicationBroken", "RedisSentinelQuorumLost"}
+    assert loaded == expected
