@@ -68,7 +68,17 @@ def probe(host: str, args: str, module: str = "fleet_probe") -> str:
 def run_probe(
     fleet: Fleet, host: str, args: str, timeout: float = 300, module: str = "fleet_probe"
 ) -> dict[str, Any]:
-    return last_json(fleet.exec(host, probe(host, args, module), timeout=timeout))
+    return reply(
+        f"{module} {args.split()[0]} on {host}", fleet.exec(host, probe(host, args, module), timeout=timeout)
+    )
+
+
+def reply(what: str, out: str, err: str = "") -> dict[str, Any]:
+    """The JSON a probe printed last; the error names the probe and shows its stderr."""
+    try:
+        return last_json(out)
+    except RuntimeError:
+        raise RuntimeError(f"{what} printed no JSON: stdout {out[-500:]!r}, stderr {err[-1500:]!r}") from None
 
 
 def install_scenario_probe() -> None:
@@ -146,7 +156,7 @@ def window(
             stop = ["docker", "stop", "--time", "0", PREFIX + old_host]
             subprocess.run(stop, check=True, capture_output=True, timeout=60)
         out, err = watcher.communicate(timeout=150)
-        watch = last_json(out)
+        watch = reply("the watcher", out, err)
         if not watch.get("ok"):
             raise RuntimeError(f"{fault}: {watch} {err[-500:]}")
         time.sleep(after)  # the stream goes on against the new master
@@ -170,7 +180,7 @@ def window(
         raise RuntimeError(f"producer exit {producer.returncode}: {err[-1500:]}")
     if fleet.address(old_host) != addresses[old_host]:
         raise RuntimeError(f"{old_host} came back with another address: the topology announces the old one")
-    stream = last_json(out)
+    stream = reply("the producer", out, err)
     settled = run_probe(fleet, OPS, f"settle {old} --timeout 180", timeout=240)
     if not settled.get("ok"):
         raise RuntimeError(f"{fault}: {settled}")
@@ -334,12 +344,17 @@ def report(
     bar_chart(
         path, "Sentinel failover: seconds after the fault", *map(list, zip(*shown, strict=True)), "seconds"
     )
+    fleet_origin = (
+        f"first converge of `site.yml` {converge:.0f} s (not part of any figure)"
+        if converge == converge  # NaN: CELERY_FLEET_BENCH_SENTINEL_REUSE=1
+        else "converged by an earlier `--keep` run and reused (`CELERY_FLEET_BENCH_SENTINEL_REUSE=1`)"
+    )
     notes = [
         f"Fleet: the sandbox inventory with `inventories/sandbox/sentinel.cfg` (`SENTINEL=1 make demo`'s "
         f"topology) on six fresh `bench-cf-*` containers: three data nodes with a Sentinel each "
         f"(down-after-milliseconds {down_after * 1000:.0f}, as the Sentinels report it), two worker "
-        f"hosts, cf-ops (beat, Flower, the producer); first converge of `site.yml` {converge:.0f} s "
-        f"(not part of any figure). {ctx.reps} repetitions; in each, the throughput pair, then "
+        f"hosts, cf-ops (beat, Flower, the producer); {fleet_origin}. "
+        f"{ctx.reps} repetitions; in each, the throughput pair, then "
         "`kill -9` and `docker stop` (orders alternating).",
         f"Producer (the sentinel scenario's, `molecule/fleet/tests/probe.py stream`, on cf-ops through "
         f"the app's entry module, as the app's user): {RATE:g} tasks/s, pings to the 10 queues and "

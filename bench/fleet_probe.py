@@ -152,7 +152,12 @@ def sentinel_config() -> tuple[list[tuple[str, int]], str, str | None]:
     for part in app.conf.broker_url.split(";"):
         url = urlsplit(part.strip())
         # Resolved once: a stopped container's name stops resolving, its address just stops answering.
-        hosts.append((socket.gethostbyname(url.hostname or ""), url.port or 26379))
+        # A name that does not resolve now (its container is stopped) stays a name: it cannot answer.
+        try:
+            address = socket.gethostbyname(url.hostname or "")
+        except OSError:
+            address = url.hostname or ""
+        hosts.append((address, url.port or 26379))
     options = app.conf.broker_transport_options
     return hosts, options["master_name"], (options.get("sentinel_kwargs") or {}).get("password")
 
