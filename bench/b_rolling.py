@@ -207,6 +207,17 @@ def journal_lines(fleet: Fleet, since: float, task_ids: list[str]) -> list[str]:
     return sorted(lines)
 
 
+def stop_producer(fleet: Fleet, producer: subprocess.Popen[str], stop: str) -> tuple[str, str]:
+    """Tell a streaming producer on cf-ops to stop (the file ``stop``) and wait for it, bounded:
+    its stdout and stderr."""
+    fleet.exec(OPS, f"touch {stop}", check=False)
+    try:
+        return producer.communicate(timeout=660)
+    except subprocess.TimeoutExpired:
+        producer.kill()
+        return producer.communicate(timeout=30)
+
+
 def window(
     fleet: Fleet, facts: Path, serial: int, rep: int, minimum: int, extra: list[str]
 ) -> dict[str, Any]:
@@ -234,12 +245,7 @@ def window(
         )  # fmt: skip
         play_end = time.time()
     finally:
-        fleet.exec(OPS, "touch /tmp/rolling-stop", check=False)
-        try:
-            out, err = producer.communicate(timeout=660)
-        except subprocess.TimeoutExpired:
-            producer.kill()
-            out, err = producer.communicate(timeout=30)
+        out, err = stop_producer(fleet, producer, "/tmp/rolling-stop")
     if producer.returncode != 0:
         raise RuntimeError(f"producer exit {producer.returncode}: {err[-1500:]}")
     stream = last_json(out)

@@ -77,30 +77,44 @@ def parse_recap(output: str) -> dict[str, dict[str, int]]:
 
 
 class Fleet:
-    def __init__(self, keep: bool = False) -> None:
+    """``hosts`` (sandbox host names) and ``sources`` (more inventory sources after the sandbox's, as
+    ``SENTINEL=1 make demo`` adds inventories/sandbox/sentinel.cfg) default to the four-host fleet."""
+
+    def __init__(
+        self, keep: bool = False, hosts: list[str] | None = None, sources: tuple[Path, ...] = ()
+    ) -> None:
         self.keep = keep
+        self.hosts = list(hosts or HOSTS)
+        self.sources = sources
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
         self.overlay = self.tmp / "bench-fleet.yml"
-        self.overlay.write_text(
-            json.dumps(
-                {
-                    "all": {
-                        "hosts": {
-                            h: {"ansible_host": PREFIX + h, "celery_fleet_private_address": PREFIX + h}
-                            for h in HOSTS
-                        }
-                    }
-                }
-            )
-        )
+        # Inventory host variables of each host (ansible_host, the address peers use, and whatever
+        # a benchmark adds with set_host_vars once the containers exist).
+        self.host_vars = {
+            h: {"ansible_host": PREFIX + h, "celery_fleet_private_address": PREFIX + h} for h in self.hosts
+        }
+        self._write_overlay()
         self.minimal_cfg = self.tmp / "ansible-defaults.cfg"
         self.minimal_cfg.write_text(MINIMAL_CONFIG)
         self.containers_up = False
         self._lock: int | None = None
 
+    def _write_overlay(self) -> None:
+        self.overlay.write_text(json.dumps({"all": {"hosts": self.host_vars}}))
+
+    def set_host_vars(self, host: str, values: dict[str, object]) -> None:
+        """More inventory host variables for one host (they win over the sandbox's group_vars)."""
+        self.host_vars[host].update(values)
+        self._write_overlay()
+
+    def address(self, host: str) -> str:
+        """The container's IP address on the fleet's network."""
+        fmt = '{{(index .NetworkSettings.Networks "' + NETWORK + '").IPAddress}}'
+        return sh(["docker", "inspect", "-f", fmt, PREFIX + host], timeout=60).strip()
+
     # --- lock ----------------------------------------------------------------------------------
 
-    def _acquire(self) -> None:
+    def acquire(self) -> None:
         if self._lock is not None:
             return
         fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
@@ -130,16 +144,16 @@ class Fleet:
 
     def recreate(self) -> float:
         """Fresh containers for every host (a first converge starts here); returns the seconds taken."""
-        self._acquire()
+        self.acquire()
         t0 = time.perf_counter()
         self._remove()
         sh(["docker", "network", "create", NETWORK], check=False)
-        for h in HOSTS:
+        for h in self.hosts:
             name = PREFIX + h
             sh(["docker", "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK,
                 "--label", "owner=celery-fleet-bench", *SYSTEMD_ARGS,
                 IMAGE, "/lib/systemd/systemd"])  # fmt: skip
-        for h in HOSTS:
+        for h in self.hosts:
             state = ""
             for _ in range(15):  # the first exec into a booting container can fail empty: ask again
                 state = sh(
@@ -160,12 +174,12 @@ class Fleet:
         return sh(["docker", "exec", PREFIX + host, "bash", "-ec", script], timeout=timeout, check=check)
 
     def _remove(self) -> None:
-        sh(["docker", "rm", "-f", *(PREFIX + h for h in HOSTS)], check=False, timeout=180)
+        sh(["docker", "rm", "-f", *(PREFIX + h for h in self.hosts)], check=False, timeout=180)
         sh(["docker", "network", "rm", NETWORK], check=False, timeout=60)
 
     def down(self) -> None:
         if self.keep:
-            log(f"--keep: leaving {', '.join(PREFIX + h for h in HOSTS)} running")
+            log(f"--keep: leaving {', '.join(PREFIX + h for h in self.hosts)} running")
             self._release()
             return
         self._remove()
@@ -194,7 +208,8 @@ class Fleet:
         run_env = dict(os.environ, ANSIBLE_CONFIG=str(cfg), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
         run_env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(facts)
         run_env.update(env or {})
-        argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(INVENTORY), "-i", str(self.overlay),
+        sources = [arg for source in (INVENTORY, *self.sources, self.overlay) for arg in ("-i", str(source))]
+        argv = [str(VENV_BIN / "ansible-playbook"), *sources,
                 "--vault-password-file", str(VAULT_PASSWORD_FILE), playbook, *args]  # fmt: skip
         t0 = time.perf_counter()
         done = subprocess.run(

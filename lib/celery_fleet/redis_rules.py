@@ -1,15 +1,17 @@
 """Input rules of roles/redis that span variables (types and choices: meta/argument_specs.yml).
 
 Called by roles/redis/tasks/validate.yml (with the per-OS package map, after set_vars.yml) and by
-playbooks/validate.yml for every host of group ``redis`` (no facts there: the package check is
-left to the role). No message prints a password: users are named, never their passwords.
+playbooks/validate.yml for every host of groups ``redis`` and ``redis_sentinel`` (no facts there:
+the package check is left to the role). A host that only runs a Sentinel (in
+``redis_sentinel_hosts``, not in ``redis_replication_hosts``) gets the Sentinel's rules only, not
+the data node's. No message prints a password: users are named, never their passwords.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery_fleet.broker import CELERY_RULESETS, key_prefix_problems
@@ -32,7 +34,7 @@ def redis_problems(
     packaged: Mapping[str, Any] | None = None,
     system: str = "this system",
 ) -> list[str]:
-    """Every problem of one Redis host's variables.
+    """Every problem of one Redis host's variables (a Sentinel-only host: see :func:`is_data_node`).
 
     ``packaged``: server -> package on the host's system (roles/redis vars/<distribution>_<major>.yml);
     None skips that check (playbooks/validate.yml gathers no facts). ``system`` names the system in
@@ -50,7 +52,29 @@ def redis_problems(
             "redis_server",
             f"{server!r} is not packaged by {system}; allowed here: {', '.join(map(str, packaged))}",
         )
+    data_node = is_data_node(inputs, host)
+    if data_node:
+        _data_node_problems(inputs, add, host, problems)
+    if get("redis_sentinel_enabled") is True:
+        problems.extend(_sentinel_host_problems(inputs, host, data_node))
+    return [str(p) for p in problems]
 
+
+def is_data_node(inputs: Mapping[str, Any], host: str | None) -> bool:
+    """False only for a host known to run a Sentinel and no server: in ``redis_sentinel_hosts`` and
+    not in ``redis_replication_hosts``, both given as lists (the role's defaults are the groups
+    redis and redis_sentinel; playbooks/validate.yml passes the groups). Otherwise a data node."""
+    nodes, sentinels = inputs.get("redis_replication_hosts"), inputs.get("redis_sentinel_hosts")
+    return not (
+        host is not None and is_list(nodes) and is_list(sentinels) and host in sentinels and host not in nodes
+    )
+
+
+def _data_node_problems(
+    inputs: Mapping[str, Any], add: Callable[[str, str], None], host: str | None, problems: list[Problem]
+) -> None:
+    """The rules of a host that runs the Redis server: ports, TLS, passwords, ACL users, memory."""
+    get = inputs.get
     tls = get("redis_tls_enabled") is True
     port, tls_port = get("redis_port", 6379), get("redis_tls_port", 6380)
     if not (int_in_range(port, 1, 65535) or (int_in_range(port, 0, 0) and tls)):
@@ -97,9 +121,6 @@ def redis_problems(
     db = get("redis_acl_celery_db", 0)
     if not int_in_range(db, 0):
         add("redis_acl_celery_db", f"{db!r} is not a database number >= 0")
-    if get("redis_sentinel_enabled") is True:
-        problems.extend(_sentinel_host_problems(inputs, host))
-    return [str(p) for p in problems]
 
 
 # Sentinel's own names: a Redis user or a master name with a space would break its config lines.
@@ -109,13 +130,20 @@ SENTINEL_SECRETS = (
     "redis_replication_password",
     "redis_sentinel_auth_password",
 )
+# What a host running only a Sentinel uses: its own password and the user it logs into the data
+# nodes with (the replication user and the replicas' settings live on the data nodes).
+SENTINEL_ONLY_SECRETS = ("redis_sentinel_password", "redis_sentinel_auth_password")
 
 
-def _sentinel_host_problems(inputs: Mapping[str, Any], host: str | None) -> list[Problem]:
-    """One host's Sentinel settings (redis_sentinel_enabled: true); the topology is checked once."""
+def _sentinel_host_problems(
+    inputs: Mapping[str, Any], host: str | None, data_node: bool = True
+) -> list[Problem]:
+    """One host's Sentinel settings (redis_sentinel_enabled: true); the topology is checked once.
+    ``data_node`` False: a host that runs a Sentinel only, checked for what its Sentinel uses."""
     get = inputs.get
     problems = []
-    short = [f for f in SENTINEL_SECRETS if not (is_text(get(f)) and len(get(f)) >= MIN_PASSWORD_LENGTH)]
+    secrets = SENTINEL_SECRETS if data_node else SENTINEL_ONLY_SECRETS
+    short = [f for f in secrets if not (is_text(get(f)) and len(get(f)) >= MIN_PASSWORD_LENGTH)]
     for field in short:
         problems.append(
             Problem(
@@ -125,10 +153,29 @@ def _sentinel_host_problems(inputs: Mapping[str, Any], host: str | None) -> list
                 host=host,
             )
         )
-    for field in ("redis_sentinel_master_name", "redis_replication_user", "redis_sentinel_auth_user"):
+    names = ("redis_sentinel_master_name", "redis_replication_user", "redis_sentinel_auth_user")
+    for field in names if data_node else (names[0], names[2]):
         value = get(field)
         if not (is_text(value) and NAME_RE.match(value)):
             problems.append(Problem(field, f"{value!r} is not 1-64 of A-Z a-z 0-9 _ . -", host=host))
+    port = get("redis_sentinel_port", 26379)
+    if not int_in_range(port, 1, 65535):
+        problems.append(Problem("redis_sentinel_port", f"{port!r} is not a TCP port (1-65535)", host=host))
+    elif data_node and str(port) in (str(get("redis_port", 6379)), str(get("redis_tls_port", 6380))):
+        problems.append(
+            Problem("redis_sentinel_port", f"{port!r} is also a port of the data node", host=host)
+        )
+    timings = (
+        ("redis_sentinel_down_after_milliseconds", 100),
+        ("redis_sentinel_failover_timeout", 1000),
+        ("redis_sentinel_parallel_syncs", 1),
+    )
+    replicas = (("redis_min_replicas_to_write", 0), ("redis_min_replicas_max_lag", 1))
+    for field, low in timings + replicas if data_node else timings:
+        if not int_in_range(get(field), low):
+            problems.append(Problem(field, f"{get(field)!r} is not an integer >= {low}", host=host))
+    if not data_node:
+        return problems
     own = {get("redis_replication_user"), get("redis_sentinel_auth_user")}
     users = get("redis_acl_users", [])
     taken = (
@@ -145,22 +192,6 @@ def _sentinel_host_problems(inputs: Mapping[str, Any], host: str | None) -> list
                 host=host,
             )
         )
-    port = get("redis_sentinel_port", 26379)
-    if not int_in_range(port, 1, 65535):
-        problems.append(Problem("redis_sentinel_port", f"{port!r} is not a TCP port (1-65535)", host=host))
-    elif str(port) in (str(get("redis_port", 6379)), str(get("redis_tls_port", 6380))):
-        problems.append(
-            Problem("redis_sentinel_port", f"{port!r} is also a port of the data node", host=host)
-        )
-    for field, low in (
-        ("redis_sentinel_down_after_milliseconds", 100),
-        ("redis_sentinel_failover_timeout", 1000),
-        ("redis_sentinel_parallel_syncs", 1),
-        ("redis_min_replicas_to_write", 0),
-        ("redis_min_replicas_max_lag", 1),
-    ):
-        if not int_in_range(get(field), low):
-            problems.append(Problem(field, f"{get(field)!r} is not an integer >= {low}", host=host))
     return problems
 
 

@@ -686,3 +686,34 @@ def test_inventory_without_monitoring_group_needs_no_exporter_settings(tmp_path)
 
     assert result.returncode == 0, result.stdout[-3000:]
     assert "redis_exporter" not in result.stdout
+
+
+def test_a_sentinel_only_host_is_validated_as_a_sentinel_not_a_data_node(tmp_path):
+    # s1 runs a Sentinel only: group redis' variables (redis_password, the ACL users) are not its.
+    inventory = sentinel_inventory()
+    inventory["all"]["children"]["redis_sentinel"]["hosts"] = {"r1": {}, "r2": {}, "s1": {}}
+
+    result = validate(tmp_path, inventory)
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_no_host_contacted(result)
+    assert re.search(r"^s1\s+: ok=", result.stdout, re.M), result.stdout[-3000:]
+
+
+def test_a_sentinel_only_host_still_needs_the_sentinels_password(tmp_path):
+    inventory = sentinel_inventory()
+    inventory["all"]["children"]["redis_sentinel"]["hosts"] = {
+        "r1": {},
+        "r2": {},
+        "s1": {"redis_sentinel_password": ""},
+    }
+
+    result = validate(tmp_path, inventory)
+
+    assert result.returncode != 0
+    assert PASSWORD not in result.stdout + result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    fragments = ["host 's1'", "field 'redis_sentinel_password'", "16 characters"]
+    assert any(all(f in line for f in fragments) for line in lines), result.stdout[-3000:]
+    # Only the Sentinel's rules: the data node's password is not asked of s1.
+    assert not any("host 's1'" in line and "redis_password'" in line for line in lines), result.stdout[-3000:]

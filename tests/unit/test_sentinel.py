@@ -162,6 +162,77 @@ def test_each_sentinel_host_rule_names_host_and_field(change, fragments):
     assert all(f in problem for f in fragments), problem
 
 
+# A host of redis_sentinel that is not a data node runs a Sentinel only: none of the server's rules
+# (its password, ACL users, memory policy, ports) and none of the replicas' settings apply to it.
+DATA_NODE_ONLY = ("redis_password", "redis_replication_password", "redis_min_replicas_to_write",
+                  "redis_min_replicas_max_lag")  # fmt: skip
+SENTINEL_ONLY = {
+    **{k: v for k, v in SENTINEL_HOST.items() if k not in DATA_NODE_ONLY},
+    "redis_replication_hosts": ["r1", "r2"],
+    "redis_sentinel_hosts": ["r1", "r2", "s1"],
+}
+
+
+def test_a_sentinel_only_host_needs_no_data_node_settings():
+    # No redis_password, no ACL users with an admin, an evicting policy, a Sentinel port equal to
+    # redis_port, no replication password: each would be refused on a data node.
+    inputs = {
+        **SENTINEL_ONLY,
+        "redis_default_user_enabled": False,
+        "redis_acl_users": [],
+        "redis_maxmemory_policy": "allkeys-lru",
+        "redis_port": 26379,
+        "redis_min_replicas_max_lag": 0,
+    }
+
+    assert redis_problems(inputs, "s1") == []
+
+
+def test_the_same_settings_on_a_data_node_are_refused():
+    inputs = {**SENTINEL_ONLY, "redis_acl_users": [], "redis_port": 26379}
+
+    problems = redis_problems(inputs, "r1")
+
+    for field in ("redis_password", "redis_replication_password", "redis_sentinel_port"):
+        assert any(f"field '{field}'" in p for p in problems), (field, problems)
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        ({"redis_sentinel_password": ""}, ["field 'redis_sentinel_password'", "16 characters"]),
+        ({"redis_sentinel_auth_password": None}, ["field 'redis_sentinel_auth_password'"]),
+        ({"redis_sentinel_auth_user": "a user"}, ["field 'redis_sentinel_auth_user'", "'a user'"]),
+        ({"redis_sentinel_port": 0}, ["field 'redis_sentinel_port'", "1-65535"]),
+        ({"redis_sentinel_failover_timeout": 10}, ["field 'redis_sentinel_failover_timeout'", ">= 1000"]),
+    ],
+)
+def test_a_sentinel_only_host_still_gets_the_sentinel_rules(change, fragments):
+    problem = only(redis_problems({**SENTINEL_ONLY, **change}, "s1"))
+
+    assert problem.startswith("host 's1': ")
+    assert all(f in problem for f in fragments), problem
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [
+        {},  # not given: a data node
+        {"redis_replication_hosts": "{{ groups['redis'] }}"},  # not rendered: a data node
+        {"redis_replication_hosts": ["r1", "s1"]},  # in both groups
+        {"redis_sentinel_hosts": ["r1", "r2"]},  # in neither: the data node rules, as before
+    ],
+    ids=["unknown", "template", "both", "neither"],
+)
+def test_a_host_not_known_as_sentinel_only_is_checked_as_a_data_node(groups):
+    inputs = {**SENTINEL_ONLY, **groups}
+    for name in ("redis_replication_hosts", "redis_sentinel_hosts"):
+        if name not in groups and not groups:
+            inputs.pop(name)
+
+    assert any("field 'redis_password'" in p for p in redis_problems(inputs, "s1"))
+
+
 def test_sentinel_messages_never_show_a_password():
     problems = redis_problems({**SENTINEL_HOST, "redis_sentinel_password": "short-secret"}, "r1")
 

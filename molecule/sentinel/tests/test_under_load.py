@@ -38,6 +38,7 @@ from conftest import (
     wait_until,
 )
 from fleetnode import Node
+from scenario_inventory import inventory_vars
 
 CLIENT = "sentinel-client"
 APP = "celerydemo"
@@ -263,9 +264,10 @@ def test_beat_and_flower_ride_out_every_failover_and_every_worker_answers_again(
     recent = c.check(f"journalctl --no-pager -o cat -u '{c.layout['worker_service_prefix']}*' --since -20s")
     assert re.search(r"Task celery_demo[.]tasks[.]ping_low_priority\[[0-9a-f-]{36}\] succeeded", recent)
     # Flower: its API lists both workers online (credentials on curl's stdin, not argv).
+    user = inventory_vars(CLIENT)["flower_users"][0]  # TEST ONLY (molecule.yml, group celery_workers)
     reply = c.check(
         "curl -sf -K - 'http://127.0.0.1:5555/api/workers?refresh=1&status=1'",
-        stdin='user = "ops:test-only-ui-4242"\n',  # TEST ONLY (molecule.yml)
+        stdin=f'user = "{user["name"]}:{user["password"]}"\n',
     )
     assert all(json.loads(reply).get(n) for n in nodes), reply
 
