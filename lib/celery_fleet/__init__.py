@@ -85,6 +85,12 @@ must be recorded here):
   the initial master only when none answered); ``hosts | celery_fleet_peer_addresses(hostvars)`` ->
   ``sentinel.peer_addresses(...) -> dict[str, str]``.
 
+- added (issue 18, redis_dir): ``config | celery_fleet_redis_configured_dir(default)`` ->
+  ``redis_data.configured_dir(...) -> str``, ``info | celery_fleet_redis_keyspace_keys`` ->
+  ``redis_data.keyspace_keys(...) -> int | None``, ``old_dir | celery_fleet_redis_data_dir_problems(
+  new_dir, old_keys, old_files, new_files, start_empty=False, service, user)`` ->
+  ``redis_data.data_dir_problems(...) -> list[str]`` (a changed redis_dir that would leave the data behind).
+
 Recorded changes to the agreed signatures:
 
 - Added filters (nothing removed or renamed): ``celery_fleet_worker_environment``,
