@@ -46,6 +46,10 @@ must be recorded here):
   master_name, sentinel_password, visibility_timeout, key_prefix)`` -> ``broker.connection(...) ->
   {"broker_url", "result_backend", "transport_options": {"broker", "backend"}, "settings"}`` (one
   builder for direct Redis and Sentinel, used by roles/celery_app and roles/flower)
+- changed (issue 18, TLS): ``celery_fleet_broker_connection`` also takes ``tls=False, tls_ca_file,
+  tls_cert_file, tls_key_file``: with ``tls`` the URLs are ``rediss://`` and ``settings`` holds
+  Celery's ``broker_use_ssl`` and ``redis_backend_use_ssl`` (CA verification required); without it
+  the result is unchanged. No role passes ``tls`` yet.
 - added: ``prefix | celery_fleet_redis_acl_rulesets(db, commands)`` -> ``broker.acl_rulesets(...)
   -> dict[str, str]`` (the Celery ACL rule sets; no prefix: every key and channel)
 - added: ``prefix_by_host | celery_fleet_scoping_errors(visibility_by_host, broker_prefix=None)`` ->
