@@ -46,6 +46,10 @@ must be recorded here):
   master_name, sentinel_password, visibility_timeout, key_prefix)`` -> ``broker.connection(...) ->
   {"broker_url", "result_backend", "transport_options": {"broker", "backend"}, "settings"}`` (one
   builder for direct Redis and Sentinel, used by roles/celery_app and roles/flower)
+- changed (issue 18, TLS): ``celery_fleet_broker_connection`` also takes ``tls=False, tls_ca_file,
+  tls_cert_file, tls_key_file``: with ``tls`` the URLs are ``rediss://`` and ``settings`` holds
+  Celery's ``broker_use_ssl`` and ``redis_backend_use_ssl`` (CA verification required); without it
+  the result is unchanged. No role passes ``tls`` yet.
 - added: ``prefix | celery_fleet_redis_acl_rulesets(db, commands)`` -> ``broker.acl_rulesets(...)
   -> dict[str, str]`` (the Celery ACL rule sets; no prefix: every key and channel)
 - added: ``prefix_by_host | celery_fleet_scoping_errors(visibility_by_host, broker_prefix=None)`` ->
@@ -84,6 +88,12 @@ must be recorded here):
   ``sentinel.current_master(...) -> {address, port, source}`` (majority of the Sentinels' answers,
   the initial master only when none answered); ``hosts | celery_fleet_peer_addresses(hostvars)`` ->
   ``sentinel.peer_addresses(...) -> dict[str, str]``.
+
+- added (issue 18, redis_dir): ``config | celery_fleet_redis_configured_dir(default)`` ->
+  ``redis_data.configured_dir(...) -> str``, ``info | celery_fleet_redis_keyspace_keys`` ->
+  ``redis_data.keyspace_keys(...) -> int | None``, ``old_dir | celery_fleet_redis_data_dir_problems(
+  new_dir, old_keys, old_files, new_files, start_empty=False, service, user)`` ->
+  ``redis_data.data_dir_problems(...) -> list[str]`` (a changed redis_dir that would leave the data behind).
 
 Recorded changes to the agreed signatures:
 

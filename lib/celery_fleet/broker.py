@@ -194,6 +194,63 @@ def sentinel_problems(
     return problems
 
 
+# --- TLS to the broker ------------------------------------------------------------------------
+
+# Client certificate verification of every client (issue 18): kombu's Redis transport takes the
+# broker's TLS settings only from Celery's broker_use_ssl (a rediss:// URL without it connects with
+# CERT_NONE, kombu warns "defaulting to insecure SSL behaviour"), the result backend from
+# redis_backend_use_ssl. redis-py's SSLConnection and Celery's backend both read
+# ssl_cert_reqs "required" as ssl.CERT_REQUIRED, so the settings travel as JSON.
+TLS_CERT_REQS = "required"
+
+
+def tls_problems(
+    enabled: Any, ca_file: Any, cert_file: Any = "", key_file: Any = "", sentinels: Any = None
+) -> list[Problem]:
+    """Why these client TLS settings cannot be used (TLS off: nothing to check)."""
+    if not enabled:
+        return []
+    problems = []
+    for field, value in (
+        ("celery_broker_tls_ca_file", ca_file),
+        ("celery_broker_tls_cert_file", cert_file),
+        ("celery_broker_tls_key_file", key_file),
+    ):
+        if value and (not isinstance(value, str) or not value.startswith("/")):
+            problems.append(Problem(field, f"{value!r} is not an absolute path on the host"))
+    if not ca_file:
+        problems.append(
+            Problem(
+                "celery_broker_tls_ca_file",
+                "is required with celery_broker_tls_enabled (the CA that signed the broker's certificate: "
+                "clients verify it, ssl_cert_reqs required)",
+            )
+        )
+    if bool(cert_file) != bool(key_file):
+        problems.append(
+            Problem(
+                "celery_broker_tls_cert_file",
+                "a client certificate needs both celery_broker_tls_cert_file and celery_broker_tls_key_file",
+            )
+        )
+    if sentinels:
+        problems.append(
+            Problem(
+                "celery_broker_tls_enabled",
+                "TLS through Sentinel (celery_broker_sentinels) is not supported yet: use one of them",
+            )
+        )
+    return problems
+
+
+def tls_settings(ca_file: str, cert_file: str = "", key_file: str = "") -> dict[str, dict[str, str]]:
+    """Celery's broker_use_ssl and redis_backend_use_ssl for a client that verifies the broker."""
+    ssl = {"ssl_cert_reqs": TLS_CERT_REQS, "ssl_ca_certs": ca_file}
+    if cert_file:
+        ssl.update(ssl_certfile=cert_file, ssl_keyfile=key_file)
+    return {"broker_use_ssl": dict(ssl), "redis_backend_use_ssl": dict(ssl)}
+
+
 def connection(
     host: Any,
     port: Any = 6379,
@@ -205,6 +262,10 @@ def connection(
     sentinel_password: Any = "",
     visibility_timeout: Any = None,
     key_prefix: Any = "",
+    tls: Any = False,
+    tls_ca_file: Any = "",
+    tls_cert_file: Any = "",
+    tls_key_file: Any = "",
 ) -> dict[str, Any]:
     """Broker URL, result backend URL, the fleet's transport options and Celery settings of a client.
 
@@ -217,8 +278,14 @@ def connection(
     password and socket settings), the broker SENTINEL_BROKER_OPTIONS, and ``settings`` is
     SENTINEL_CELERY_SETTINGS. The Sentinel password is only in the transport options: roles/celery_app
     writes them to the fleet's config file, never to argv or the environment.
+
+    With ``tls`` (direct connections only; ``port`` is then the broker's TLS port):
+    ``rediss://`` for both, and ``settings`` gets broker_use_ssl and redis_backend_use_ssl
+    (``tls_settings``: the CA to verify the broker with, ssl_cert_reqs required, and the client
+    certificate and key when given). Without ``tls`` nothing changes.
     """
     problems = sentinel_problems(sentinels, master_name, sentinel_password)
+    problems += tls_problems(tls, tls_ca_file, tls_cert_file, tls_key_file, sentinels)
     try:
         number = int(db)
     except (TypeError, ValueError):
@@ -230,12 +297,13 @@ def connection(
     options = transport_options(visibility_timeout, key_prefix)
     auth = userinfo(user, password)
     if not sentinels:
-        base = f"redis://{auth}@{'' if host is None else host}:{port}"
+        scheme = "rediss" if tls else "redis"
+        base = f"{scheme}://{auth}@{'' if host is None else host}:{port}"
         return {
             "broker_url": f"{base}/{number}",
             "result_backend": f"{base}/{number + 1}",
             "transport_options": options,
-            "settings": {},
+            "settings": tls_settings(tls_ca_file, tls_cert_file, tls_key_file) if tls else {},
         }
     for side in ("broker", "backend"):
         options[side]["master_name"] = master_name

@@ -25,6 +25,7 @@ from celery_fleet import (
     layout,
     live,
     monitoring_rules,
+    redis_data,
     redis_rules,
     retire,
     sentinel,
@@ -83,6 +84,9 @@ class FilterModule:
             "celery_fleet_log_command": _ansible_errors(diagnose.log_command),
             "celery_fleet_service_up_for": _ansible_errors(diagnose.up_for),
             "celery_fleet_redis_problems": _ansible_errors(redis_rules.redis_problems),
+            "celery_fleet_redis_configured_dir": redis_data.configured_dir,
+            "celery_fleet_redis_keyspace_keys": redis_data.keyspace_keys,
+            "celery_fleet_redis_data_dir_problems": redis_data.data_dir_problems,
             "celery_fleet_sentinel_topology_problems": _ansible_errors(
                 redis_rules.sentinel_topology_problems
             ),

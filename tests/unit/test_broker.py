@@ -273,3 +273,61 @@ def test_option_errors_never_print_nor_compare_a_secret_option():
     none = option_errors("w", expected, None)
     assert all("sent-pw" not in e for e in [*option_errors("w", expected, running), *none])
     assert SECRET_SET in none[0]
+
+
+# --- TLS (issue 18) ------------------------------------------------------------------------------
+
+
+def test_tls_makes_both_urls_rediss_and_every_client_verify_the_broker_with_the_ca():
+    # Act
+    built = connection(
+        "10.0.0.9", 6380, 0, "worker", "s3cret", tls=True, tls_ca_file="/etc/celerydemo/tls/ca.crt"
+    )
+
+    # Assert: the broker through broker_use_ssl (kombu reads no TLS option from the URL), the
+    # result backend through redis_backend_use_ssl; certificate verification required.
+    assert built["broker_url"] == "rediss://worker:s3cret@10.0.0.9:6380/0"
+    assert built["result_backend"] == "rediss://worker:s3cret@10.0.0.9:6380/1"
+    ssl = {"ssl_cert_reqs": "required", "ssl_ca_certs": "/etc/celerydemo/tls/ca.crt"}
+    assert built["settings"] == {"broker_use_ssl": ssl, "redis_backend_use_ssl": ssl}
+
+
+def test_tls_with_a_client_certificate_passes_certificate_and_key():
+    built = connection(
+        "h",
+        6380,
+        tls=True,
+        tls_ca_file="/t/ca.crt",
+        tls_cert_file="/t/client.crt",
+        tls_key_file="/t/client.key",
+    )
+
+    for name in ("broker_use_ssl", "redis_backend_use_ssl"):
+        assert built["settings"][name] == {
+            "ssl_cert_reqs": "required",
+            "ssl_ca_certs": "/t/ca.crt",
+            "ssl_certfile": "/t/client.crt",
+            "ssl_keyfile": "/t/client.key",
+        }
+
+
+def test_tls_off_leaves_the_connection_as_it_was_whatever_the_files_say():
+    assert connection("h", 6379, tls=False, tls_ca_file="/t/ca.crt") == connection("h", 6379)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "words"),
+    [
+        ({}, "celery_broker_tls_ca_file", "is required with celery_broker_tls_enabled"),
+        ({"tls_ca_file": "ca.crt"}, "celery_broker_tls_ca_file", "not an absolute path"),
+        ({"tls_ca_file": "/t/ca.crt", "tls_cert_file": "/t/c.crt"}, "celery_broker_tls_cert_file", "both"),
+        (
+            {"tls_ca_file": "/t/ca.crt", "sentinels": ["10.0.0.1:26379"], "sentinel_password": "pw"},
+            "celery_broker_tls_enabled",
+            "not supported yet",
+        ),
+    ],
+)
+def test_tls_settings_that_cannot_work_are_refused_with_the_field_named(kwargs, field, words):
+    with pytest.raises(FleetError, match=f"field '{field}': .*{words}"):
+        connection("h", 6380, tls=True, **kwargs)

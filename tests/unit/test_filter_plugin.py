@@ -10,6 +10,9 @@ loader = pytest.importorskip("ansible.plugins.loader")
 
 FILTER_DIR = Path(__file__).resolve().parents[2] / "plugins" / "filter"
 FILTERS = {
+    "celery_fleet_redis_configured_dir",
+    "celery_fleet_redis_keyspace_keys",
+    "celery_fleet_redis_data_dir_problems",
     "celery_fleet_app_layout",
     "celery_fleet_inspect_reply",
     "celery_fleet_worker",

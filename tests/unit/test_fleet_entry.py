@@ -27,6 +27,33 @@ FAKE_CELERY = {
             module, _, attr = name.partition(":")
             return getattr(importlib.import_module(module), attr or "app")
     """,
+    # What shutdown_aware_events uses of Celery 5.7: the events class, its dispatcher, the
+    # worker's shutdown flags and symbol_by_name.
+    "celery/app/events.py": """
+        class Events:
+            dispatcher_cls = "celery.events.dispatcher:EventDispatcher"
+    """,
+    "celery/events/__init__.py": "",
+    "celery/events/dispatcher.py": """
+        class EventDispatcher:
+            def send(self, type, blind=False, utcoffset=None, retry=False, retry_policy=None, **fields):
+                self.sent = {"type": type, "retry": retry, "retry_policy": retry_policy, **fields}
+                return self.sent
+    """,
+    "celery/worker/__init__.py": "",
+    "celery/worker/state.py": """
+        should_stop = None
+        should_terminate = None
+    """,
+    "celery/utils/__init__.py": "",
+    "celery/utils/imports.py": """
+        import importlib
+        def symbol_by_name(name):
+            if not isinstance(name, str):
+                return name
+            module, _, attr = name.partition(":")
+            return getattr(importlib.import_module(module), attr)
+    """,
 }
 APP_WITH_OPTIONS = """
     class Conf(dict):
@@ -34,6 +61,20 @@ APP_WITH_OPTIONS = """
     class App:
         def __init__(self):
             self.conf = Conf(broker_transport_options={"socket_keepalive": True, "visibility_timeout": 60})
+    app = App()
+"""
+# An app with its own events class and dispatcher (Celery(events=...)): the fleet's subclasses them.
+APP_WITH_OWN_EVENTS = """
+    from celery.app.events import Events
+    from celery.events.dispatcher import EventDispatcher
+    class OwnDispatcher(EventDispatcher):
+        own = True
+    class OwnEvents(Events):
+        dispatcher_cls = "custom:OwnDispatcher"
+    class App:
+        events_cls = "custom:OwnEvents"
+        def __init__(self):
+            self.conf = type("Conf", (dict,), {})()
     app = App()
 """
 APP_WITHOUT_OPTIONS = """
@@ -47,13 +88,16 @@ APP_WITHOUT_OPTIONS = """
 @pytest.fixture
 def tree(tmp_path, monkeypatch):
     """A directory with the stand-in Celery and the apps on sys.path, and a fleet config writer."""
-    for name, text in {**FAKE_CELERY, "byo.py": APP_WITH_OPTIONS, "plain.py": APP_WITHOUT_OPTIONS}.items():
+    apps = {"byo.py": APP_WITH_OPTIONS, "plain.py": APP_WITHOUT_OPTIONS, "custom.py": APP_WITH_OWN_EVENTS}
+    for name, text in {**FAKE_CELERY, **apps}.items():
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
     (tmp_path / "celery_fleet_app.py").write_text(ENTRY.read_text())
     monkeypatch.syspath_prepend(str(tmp_path))
-    for name in [m for m in sys.modules if m.split(".")[0] in {"celery", "byo", "plain", "celery_fleet_app"}]:
+    for name in [
+        m for m in sys.modules if m.split(".")[0] in {"celery", "byo", "plain", "custom", "celery_fleet_app"}
+    ]:
         monkeypatch.delitem(sys.modules, name)
 
     def write(app: str, broker: dict, backend: dict | None = None, settings: dict | None = None) -> Path:
@@ -203,3 +247,49 @@ def test_running_a_module_as_a_producer_sees_the_configured_app(tree):
     # Assert
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [["--json"], 99]
+
+
+def _dispatcher(entry):
+    """An instance of the event dispatcher the app's workers get (app.events.Dispatcher)."""
+    from celery.utils.imports import symbol_by_name
+
+    return symbol_by_name(symbol_by_name(entry.app.events_cls).dispatcher_cls)()
+
+
+@pytest.mark.parametrize(("flag", "value"), [("should_stop", 0), ("should_terminate", 1)])
+def test_a_retried_event_stops_retrying_once_the_worker_shuts_down(tree, monkeypatch, flag, value):
+    # Arrange: the heartbeat's send (retry=True, no policy), before and after SIGTERM set the flag.
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    sent = _dispatcher(entry).send("worker-heartbeat", retry=True, freq=2.0)
+    errback = sent["retry_policy"]["errback"]
+    from celery.worker import state
+
+    # Act, Assert: kombu calls the errback after each failed attempt; it ends the retry only then.
+    errback(ConnectionError("WRONGPASS"), 1.0)
+    monkeypatch.setattr(state, flag, value)
+    with pytest.raises(entry.ShuttingDown, match=r"shutting down.*WRONGPASS"):
+        errback(ConnectionError("WRONGPASS"), 1.0)
+    assert sent["type"] == "worker-heartbeat"
+    assert sent["freq"] == 2.0
+
+
+def test_sends_without_retry_or_with_their_own_policy_are_unchanged(tree, monkeypatch):
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    dispatcher = _dispatcher(entry)
+
+    assert dispatcher.send("worker-offline", retry=False)["retry_policy"] is None
+    assert dispatcher.send("task-custom", retry=True, retry_policy={"max_retries": 3})["retry_policy"] == {
+        "max_retries": 3
+    }
+
+
+def test_the_apps_own_events_class_and_dispatcher_are_kept(tree, monkeypatch):
+    _, write = tree
+    entry = load(monkeypatch, write("custom", {"visibility_timeout": 10}))
+
+    dispatcher = _dispatcher(entry)
+
+    assert dispatcher.own is True
+    assert dispatcher.send("worker-heartbeat", retry=True)["retry_policy"]["errback"] is not None

@@ -52,6 +52,8 @@ class Fleet:
         self.manager: str = variables.get("celery_process_manager", "systemd")
         self.installer: str = variables.get("celery_app_installer", "pip")
         self.password: str = variables["celery_broker_password"]
+        # The broker's `default` user (roles/redis redis_password), for the tests that break the broker.
+        self.redis_admin_password: str = variables["workers_demo_redis_admin_password"]
         self.node = Node(name, manager=self.manager, app=APP)
         self.hostname: str = self.node.hostname()
 
@@ -65,6 +67,12 @@ class Fleet:
 
     def nodes(self, workers: list[dict[str, Any]] | None = None) -> set[str]:
         return {self.node_name(w) for w in (WORKERS if workers is None else workers)}
+
+    def redis(self, command: str) -> str:
+        """redis-cli as the broker's default user; the password travels in the exec's environment."""
+        return self.node.check(
+            f"redis-cli {command}", secret_env={"REDISCLI_AUTH": self.redis_admin_password}
+        )
 
     def workload(self, args: str, timeout: float = 300) -> dict[str, Any]:
         """The demo workload's JSON report (celery_demo.workload, run as the app's user)."""

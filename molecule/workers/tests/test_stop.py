@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from conftest import WORKERS, service
+from fleetnode import wait_until
 
 WORKER = next(w for w in WORKERS if w["name"] == "low-priority")  # low_priority: where sleep_task goes
 TASK_SECONDS = 20
@@ -34,3 +36,97 @@ def test_stop_with_running_task_lets_it_succeed(fleet, node):
 def test_worker_is_back_after_the_stop_test(fleet, node):
     # A later test must not find the fleet short of a worker: wait (bounded) for its reply.
     node.inspect("ping", {fleet.node_name(WORKER)}, timeout=30)
+
+
+# A worker cut off from its broker must still stop at once when it has no task (issue 18: after a
+# password change the gevent worker's warm stop waited out its 600 s stop timeout). Celery's event
+# heartbeat retried its publish forever inside the event dispatcher's lock, which a green pool's
+# warm shutdown waits for; the fleet's entry module makes that retry end at shutdown
+# (roles/celery_app/files/celery_fleet_app.py shutdown_aware_events).
+CUT_OFF = [
+    next(w for w in WORKERS if w["name"] == name) for name in ("assets", "low-priority")
+]  # gevent, prefork
+# Stop of an idle worker on a healthy broker: 0.6-4 s (FACTS.md); the stop timeout is 600 s.
+PROMPT_STOP_SECONDS = 30
+# What a worker logs once it lost the broker (consumer or pidbox, whichever notices first).
+LOST_BROKER = ("invalid username-password pair", "Cannot connect to redis", "Connection refused", "Error 111")
+# The heartbeat (every 2 s, silent) must have tried the broker during the outage for the stop to
+# meet the retry it used to wait for: the outage lasts at least this long before the stop.
+OUTAGE_SECONDS = 6
+
+
+def _break_password(fleet) -> None:
+    # The worker's password as if the inventory had changed it and this host not yet been updated:
+    # the ACL user gets another password (a hash: no secret in argv) and its connections are cut.
+    fleet.redis("ACL SETUSER worker resetpass #" + "0" * 64)
+    fleet.redis("CLIENT KILL USER worker")
+
+
+def _restore_password(fleet) -> None:
+    fleet.redis("ACL LOAD")  # roles/redis' users.acl, the inventory's password
+
+
+BROKER_FAULTS = {
+    "wrong-password": (_break_password, _restore_password),
+    "broker-down": (
+        lambda fleet: fleet.node.check("systemctl stop redis-server"),
+        lambda fleet: fleet.node.check("systemctl start redis-server"),
+    ),
+}
+
+
+def _new_log(fleet, node, unit: str, since: str | None, before: str) -> str:
+    if fleet.manager == "systemd":
+        return node.logs(unit, since=since)
+    return node.logs(unit)[len(before) :]
+
+
+@pytest.mark.parametrize("fault", sorted(BROKER_FAULTS))
+def test_worker_cut_off_from_the_broker_stops_promptly(fleet, node, fault):
+    # Arrange: both workers answer, then the broker refuses (or stops answering) them.
+    brk, restore = BROKER_FAULTS[fault]
+    node.inspect("ping", fleet.nodes(CUT_OFF), timeout=60)
+    units = [service(w["name"]) for w in CUT_OFF]
+    since = node.now() if fleet.manager == "systemd" else None
+    before = {unit: "" if since else node.logs(unit) for unit in units}
+    stops: dict[str, float] = {}
+    tool = "systemctl" if fleet.manager == "systemd" else "supervisorctl"
+    try:
+        brk(fleet)
+        broke = time.monotonic()
+        for unit in units:
+            wait_until(
+                lambda unit=unit: any(
+                    m in _new_log(fleet, node, unit, since, before[unit]) for m in LOST_BROKER
+                ),
+                timeout=60,
+                what=f"{unit} logging that it lost the broker ({fault})",
+            )
+        wait_until(
+            lambda: time.monotonic() - broke >= OUTAGE_SECONDS, timeout=30, what="the outage's minimum length"
+        )
+
+        # Act
+        for unit in units:
+            started = time.monotonic()
+            result = node.run(
+                f"timeout {PROMPT_STOP_SECONDS * 4} {tool} stop {unit}",
+                timeout=PROMPT_STOP_SECONDS * 5,
+            )
+            stops[unit] = time.monotonic() - started
+            assert result.returncode == 0, f"{unit}: {result.stdout} {result.stderr}"
+    finally:
+        restore(fleet)
+        for unit in units:
+            node.start(unit)
+    print(
+        f"{fault}: stop of workers cut off from the broker: "
+        + ", ".join(f"{u} {s:.1f} s" for u, s in stops.items())
+    )
+
+    # Assert: prompt, and warm (no kill after the stop timeout).
+    for unit, seconds in stops.items():
+        assert seconds < PROMPT_STOP_SECONDS, (
+            f"{unit} took {seconds:.1f} s to stop without a broker ({fault})"
+        )
+    node.inspect("ping", fleet.nodes(), timeout=90)

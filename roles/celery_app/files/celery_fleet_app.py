@@ -10,6 +10,10 @@ client needs them (``master_name``, ``sentinel_kwargs``, failover settings); eve
 set stays. With Sentinel the file also has ``settings``: Celery settings set over the app's (the
 result backend's socket timeouts). The deploy's verification reads the options back from each running worker.
 
+It also makes a worker stop when asked while it cannot reach or log into the broker
+(``shutdown_aware_events``): Celery's event heartbeat retries its publish forever, holding the
+event dispatcher's lock, and a green pool's warm shutdown waits for that lock.
+
 A producer on a fleet host runs a module with the app configured the same way:
 ``python -m celery_fleet_app <module> [args...]``.
 
@@ -69,11 +73,67 @@ def merged(current: Mapping[str, Any] | None, fleet: Mapping[str, Any]) -> dict[
     return {**dict(current or {}), **fleet}
 
 
+class ShuttingDown(Exception):
+    """A retried event publish gave up because the worker is shutting down."""
+
+
+def stop_retrying_when_shutting_down(exc: BaseException, interval: float) -> None:
+    """kombu errback of a retried event publish: give up once a warm or cold shutdown was asked for.
+
+    kombu calls it after every failed connection attempt (``Connection.ensure``); the exception it
+    raises ends the retries, and Celery's event dispatcher keeps the event in its offline buffer.
+    """
+    from celery.worker import state
+
+    # As celery.worker.state.maybe_shutdown tests them: a warm stop sets should_stop to 0 (EX_OK).
+    if any(flag is not None and flag is not False for flag in (state.should_stop, state.should_terminate)):
+        raise ShuttingDown(f"the worker is shutting down: not retrying the event after {exc!r}")
+
+
+def shutdown_aware_events(app: Any) -> Any:
+    """Give the app's event dispatcher a retry policy that ends when the worker shuts down.
+
+    Celery 5.7's worker heartbeat (``celery.worker.heartbeat.Heart``, on unless
+    ``--without-heartbeat``) publishes ``worker-heartbeat`` every 2 s with ``retry=True`` and no
+    retry policy: kombu's ``Connection.ensure`` then retries the connection every second with no
+    limit and no shutdown check, inside the dispatcher's lock. With a green pool (gevent, eventlet)
+    the heartbeat runs in a greenlet of its own, so after the broker went away (down, or up again
+    with another password) it retries forever while the warm shutdown waits for that lock
+    (``EventDispatcher.close``): the worker stopped only when the process manager killed it after
+    its stop timeout (measured: 600 s). Sends that pass their own retry policy are unchanged, and
+    so is every send while the worker is not shutting down.
+    """
+    from celery.app.events import Events
+    from celery.events.dispatcher import EventDispatcher
+    from celery.utils.imports import symbol_by_name
+
+    events = symbol_by_name(getattr(app, "events_cls", None) or Events)
+    dispatcher = symbol_by_name(events.dispatcher_cls)
+    if not issubclass(dispatcher, EventDispatcher) or getattr(dispatcher, "fleet_shutdown_aware", False):
+        return app
+
+    class ShutdownAwareDispatcher(dispatcher):  # type: ignore[misc, valid-type]
+        fleet_shutdown_aware = True
+
+        def send(
+            self, type: str, *args: Any, retry: bool = False, retry_policy: Any = None, **fields: Any
+        ) -> Any:
+            if retry and retry_policy is None:
+                retry_policy = {"errback": stop_retrying_when_shutting_down}
+            return super().send(type, *args, retry=retry, retry_policy=retry_policy, **fields)
+
+    app.events_cls = type("FleetEvents", (events,), {"dispatcher_cls": ShutdownAwareDispatcher})
+    # app.events is a cached property: drop a copy made before this (a new one uses events_cls).
+    vars(app).pop("events", None)
+    return app
+
+
 def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     """Merge the fleet's options into ``app.conf``, set the fleet's Celery settings, return the app.
 
     ``settings`` (only with Sentinel: the result backend's socket timeouts and health checks) are
-    Celery settings the fleet sets over the app's.
+    Celery settings the fleet sets over the app's. The app's event dispatcher becomes
+    shutdown-aware (``shutdown_aware_events``).
     """
     updates = {
         name: merged(app.conf.get(name), options) for name, options in fleet_options(config, environ).items()
@@ -82,7 +142,7 @@ def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -
     if not isinstance(settings, Mapping):
         raise FleetConfigError("the fleet's 'settings' is not a JSON object of Celery settings")
     app.conf.update({**settings, **updates})
-    return app
+    return shutdown_aware_events(app)
 
 
 def load(environ: Mapping[str, str]) -> Any:
