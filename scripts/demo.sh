@@ -164,9 +164,20 @@ SENTINEL_REPORT
   unset flower_password
   # Prometheus (group monitoring): its targets' health and the alerts it holds right now.
   local prom_targets prom_alerts
-  prom_targets=$(curl -s "$PROMETHEUS_URL/api/v1/targets" | python3 -c 'import json, sys
-t = json.load(sys.stdin)["data"]["activeTargets"]
-print("%d of %d targets up" % (sum(x["health"] == "up" for x in t), len(t)))' 2>/dev/null || echo "not answering")
+  # A target not scraped yet is "unknown": wait (at most 60 s) until each has been scraped once.
+  prom_targets=$(python3 - "$PROMETHEUS_URL" <<'PROM' 2>/dev/null || echo "not answering"
+import json, sys, time, urllib.request
+deadline = time.monotonic() + 60
+while True:
+    with urllib.request.urlopen(sys.argv[1] + "/api/v1/targets", timeout=10) as reply:
+        t = json.load(reply)["data"]["activeTargets"]
+    if all(x["health"] != "unknown" for x in t) or time.monotonic() > deadline:
+        break
+    time.sleep(2)
+print("%d of %d targets up" % (sum(x["health"] == "up" for x in t), len(t))
+      + "".join(", %s %s" % (x["labels"]["job"], x["health"]) for x in t if x["health"] != "up"))
+PROM
+)
   prom_alerts=$(curl -s "$PROMETHEUS_URL/api/v1/alerts" | python3 -c 'import json, sys
 a = json.load(sys.stdin)["data"]["alerts"]
 print(", ".join(x["labels"]["alertname"] + " " + x["state"] for x in a) or "none")' 2>/dev/null || echo "not answering")
