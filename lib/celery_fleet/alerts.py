@@ -38,7 +38,7 @@ from typing import Any
 from celery_fleet.errors import FleetError, Problem
 from celery_fleet.workers import node_name, normalize_worker
 
-__all__ = ["DEFAULT_THRESHOLDS", "RULE_NAMES", "alert_rules", "override_problems"]
+__all__ = ["DEFAULT_THRESHOLDS", "RULE_NAMES", "alert_rules", "monitored_queues", "override_problems"]
 
 # The role's threshold variables without their ``prometheus_alert_`` prefix, and their defaults
 # (roles/prometheus/defaults/main/alerts.yml holds the same values: a unit test compares them).
@@ -352,6 +352,15 @@ def _declared(
     names += sorted({queue for queue, _ in consumers} - set(names))
     keys = [(queue, prefix + queue) for queue in names for prefix in prefixes or [""]]
     return workers, consumers, keys
+
+
+def monitored_queues(
+    entries: Sequence[Mapping[str, Any]] | None, queues: Sequence[str] | None = None
+) -> list[str]:
+    """The queues whose length the rules watch: ``queues`` (celery_queues) first, then every other
+    queue a present worker of ``entries`` consumes, sorted. The exporter must export exactly these
+    keys (playbooks/deploy-monitoring.yml), or a queue alert would have no length to read."""
+    return list(dict.fromkeys(queue for queue, _ in _declared(entries or [], queues)[2]))
 
 
 def _fill(text: str, fields: Mapping[str, Any]) -> str:

@@ -119,4 +119,5 @@ class FilterModule:
             "celery_fleet_scrape_targets": _ansible_errors(monitoring_rules.scrape_targets),
             "celery_fleet_monitoring_queue_nodes": _ansible_errors(monitoring_rules.queue_nodes),
             "celery_fleet_alert_rules": _ansible_errors(alerts.alert_rules),
+            "celery_fleet_monitored_queues": _ansible_errors(alerts.monitored_queues),
         }

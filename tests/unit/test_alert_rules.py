@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from celery_fleet.alerts import DEFAULT_THRESHOLDS, RULE_NAMES, alert_rules
+from celery_fleet.alerts import DEFAULT_THRESHOLDS, RULE_NAMES, alert_rules, monitored_queues
 from celery_fleet.errors import FleetError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -428,3 +428,19 @@ def test_defaults_pass_the_argument_spec_part():
     result = ArgumentSpecValidator(spec).validate(yaml.safe_load(DEFAULTS.read_text()))
 
     assert result.error_messages == []
+
+
+def test_monitored_queues_are_the_declared_ones_then_every_consumed_one():
+    # Arrange: "emails" and "slow" are consumed but not in celery_queues; "idle" has no consumer.
+    declared = ["idle", "celery"]
+
+    # Act / Assert: the exporter's keys come from this list, the rules' queue keys too.
+    assert monitored_queues(ENTRIES, declared) == ["idle", "celery", "emails", "slow"]
+    assert monitored_queues(ENTRIES, None) == ["celery", "emails", "slow"]
+    assert monitored_queues([], None) == []
+    keys = {
+        rule["labels"]["queue"]
+        for rule in rules(queues=None)["groups"][0]["rules"]
+        if rule.get("record") == "celery_fleet_queue_key"
+    }
+    assert keys == set(monitored_queues(ENTRIES, None))

@@ -72,6 +72,7 @@ FILTERS = {
     "celery_fleet_scrape_targets",
     "celery_fleet_monitoring_queue_nodes",
     "celery_fleet_alert_rules",
+    "celery_fleet_monitored_queues",
 }
 
 
