@@ -25,6 +25,7 @@ from b_install import bench_install
 from b_pools import bench_pools
 from b_rolling import bench_rolling
 from b_sentinel import bench_sentinel
+from b_scaling import bench_scaling
 from b_suite import bench_suite
 from benchlib import table
 from common import BENCH, ROOT, VENV_BIN, Context, Sandbox, log, sh
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, Callable[[Context], str]] = {
     "suite": bench_suite,
     "rolling": bench_rolling,
     "sentinel": bench_sentinel,
+    "scaling": bench_scaling,
 }
 NOT_IMPLEMENTED: dict[str, str] = {}
 

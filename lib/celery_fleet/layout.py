@@ -78,6 +78,9 @@ def app_layout(
         "worker_service_prefix": f"{name}-worker-",
         "beat_service": f"{name}-beat",
         "flower_service": f"{name}-flower",
+        # The workers' restarts a deploy deferred to its host batches (roles/celery_service): root's,
+        # outside the app's state directory, which the service user may write.
+        "worker_restart_file": f"/var/lib/celery-fleet/{name}-workers.json",
     }
 
 

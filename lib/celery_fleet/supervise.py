@@ -10,6 +10,7 @@ worker spec (its command line, stop timeout, devices, environment).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -158,3 +159,61 @@ def service_restart_waves(services: Iterable[Mapping[str, Any]], names: Iterable
     description's ``queues``) restart one after the other, the others together."""
     wanted = set(names or ())
     return queue_waves((s["name"], s.get("queues") or ()) for s in services if s["name"] in wanted)
+
+
+def recorded_restarts(content: str | None, path: str = "the restart record") -> dict[str, list[str]]:
+    """The restarts a previous run recorded on the host and did not finish (roles/celery_service
+    with ``celery_service_defer_restarts``): ``{"restart": [names], "changed": [names]}``.
+
+    ``content`` is the file's text, None or "" when there is none. A file that is not such a record
+    fails the run rather than be ignored: ignoring it would drop restarts that are due.
+    """
+    if not content:
+        return {"restart": [], "changed": []}
+    try:
+        record = json.loads(content)
+    except ValueError as exc:
+        detail = f"is not JSON ({exc}); restart the services by hand, then remove it"
+        raise FleetError([Problem(path, detail)]) from exc
+    if not isinstance(record, dict):
+        raise FleetError([Problem(path, "is not a JSON object with 'restart' and 'changed' lists")])
+    result = {}
+    for key in ("restart", "changed"):
+        names = record.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise FleetError([Problem(f"{path}: {key}", "must be a list of service names")])
+        result[key] = list(names)
+    return result
+
+
+def pending_restarts(
+    services: Iterable[Mapping[str, Any]],
+    recorded: Mapping[str, Iterable[str]] | None,
+    changed: Iterable[str],
+    named: Iterable[str],
+    started: Iterable[str],
+    known: Iterable[str] | None = None,
+) -> dict[str, list[str]]:
+    """The services a deferred restart must restart, in the order of ``services``.
+
+    A service restarts when it was recorded by an earlier run that stopped before restarting it
+    (``recorded``), when its unit or program changed in this run (``changed``) or when the caller
+    names it (``named``: its own files or the app changed), unless this run has just started it
+    (``started``) or it is not among ``services`` any more. ``known`` (systemd's units, None for
+    all) leaves out what the process manager does not know yet (check mode on a new unit).
+
+    The result's ``changed`` is the part of ``restart`` whose unit or program changed (recorded as
+    such, or changed now): supervisord must apply it with ``supervisorctl update``, not ``restart``.
+    """
+    recorded = recorded or {}
+    skip = set(started or ())
+    changed = set(changed or ())
+    wanted = set(recorded.get("restart", ())) | set(recorded.get("changed", ())) | changed | set(named or ())
+    redefined = set(recorded.get("changed", ())) | changed
+    allowed = None if known is None else set(known)
+    restart = [
+        s["name"]
+        for s in services
+        if s["name"] in wanted and s["name"] not in skip and (allowed is None or s["name"] in allowed)
+    ]
+    return {"restart": restart, "changed": [name for name in restart if name in redefined]}

@@ -120,4 +120,6 @@ class FilterModule:
             "celery_fleet_monitoring_queue_nodes": _ansible_errors(monitoring_rules.queue_nodes),
             "celery_fleet_alert_rules": _ansible_errors(alerts.alert_rules),
             "celery_fleet_monitored_queues": _ansible_errors(alerts.monitored_queues),
+            "celery_fleet_recorded_restarts": _ansible_errors(supervise.recorded_restarts),
+            "celery_fleet_pending_restarts": _ansible_errors(supervise.pending_restarts),
         }

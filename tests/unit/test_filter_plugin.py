@@ -73,6 +73,8 @@ FILTERS = {
     "celery_fleet_monitoring_queue_nodes",
     "celery_fleet_alert_rules",
     "celery_fleet_monitored_queues",
+    "celery_fleet_recorded_restarts",
+    "celery_fleet_pending_restarts",
 }
 
 

@@ -16,6 +16,7 @@ def test_defaults_follow_celery_app_role():
     assert layout["worker_service_prefix"] == "shop-worker-"
     assert layout["beat_service"] == "shop-beat"
     assert layout["flower_service"] == "shop-flower"
+    assert layout["worker_restart_file"] == "/var/lib/celery-fleet/shop-workers.json"
     assert layout["user"] == layout["group"] == "shop"
 
 

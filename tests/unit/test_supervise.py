@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 from celery_fleet.errors import FleetError
-from celery_fleet.supervise import service_restart_waves, systemd_services, worker_env_files, worker_services
+from celery_fleet.supervise import (
+    pending_restarts,
+    recorded_restarts,
+    service_restart_waves,
+    systemd_services,
+    worker_env_files,
+    worker_services,
+)
 from celery_fleet.workers import queue_waves, restart_names, restart_waves
 
 LAYOUT = {
@@ -170,3 +177,84 @@ def test_service_restart_waves_restart_only_the_named_services():
     assert service_restart_waves(services, names) == [[names[0], names[2]], [names[1]]]
     assert service_restart_waves(services, [names[1]]) == [[names[1]]]
     assert service_restart_waves(services, []) == []
+
+
+SERVICES = [{"name": "a", "queues": ["q1"]}, {"name": "b", "queues": ["q2"]}, {"name": "c", "queues": ["q1"]}]
+
+
+def test_no_record_means_nothing_recorded():
+    # Act / Assert
+    assert recorded_restarts(None) == {"restart": [], "changed": []}
+    assert recorded_restarts("") == {"restart": [], "changed": []}
+
+
+def test_a_record_reads_back_what_was_written():
+    # Act
+    record = recorded_restarts('{"restart": ["a", "b"], "changed": ["b"]}')
+
+    # Assert
+    assert record == {"restart": ["a", "b"], "changed": ["b"]}
+
+
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"restart": "a"}', '{"changed": [1]}'])
+def test_a_record_that_is_not_one_fails_naming_the_file(content):
+    # Act
+    with pytest.raises(FleetError) as error:
+        recorded_restarts(content, "/var/lib/celery-fleet/demo-workers.json")
+
+    # Assert
+    assert "/var/lib/celery-fleet/demo-workers.json" in str(error.value)
+
+
+def test_changed_and_named_services_are_pending_in_the_services_order():
+    # Act
+    pending = pending_restarts(SERVICES, None, changed=["c"], named=["a"], started=[])
+
+    # Assert
+    assert pending == {"restart": ["a", "c"], "changed": ["c"]}
+
+
+def test_a_service_just_started_is_not_restarted():
+    # Act
+    pending = pending_restarts(SERVICES, None, changed=["a", "b"], named=["c"], started=["b", "c"])
+
+    # Assert
+    assert pending == {"restart": ["a"], "changed": ["a"]}
+
+
+def test_what_an_earlier_run_left_pending_is_restarted_although_nothing_changed_now():
+    # Arrange: the earlier run changed b's program and named a, then stopped before restarting.
+    recorded = {"restart": ["a", "b"], "changed": ["b"]}
+
+    # Act
+    pending = pending_restarts(SERVICES, recorded, changed=[], named=[], started=[])
+
+    # Assert
+    assert pending == {"restart": ["a", "b"], "changed": ["b"]}
+
+
+def test_a_recorded_service_no_longer_declared_is_dropped():
+    # Arrange
+    recorded = {"restart": ["gone", "b"], "changed": []}
+
+    # Act
+    pending = pending_restarts(SERVICES, recorded, changed=[], named=[], started=[])
+
+    # Assert
+    assert pending == {"restart": ["b"], "changed": []}
+
+
+def test_check_mode_leaves_out_services_the_manager_does_not_know_yet():
+    # Act: c's unit is new (check mode did not write it): it would start, not restart.
+    pending = pending_restarts(SERVICES, None, changed=["a", "c"], named=[], started=[], known=["a", "b"])
+
+    # Assert
+    assert pending == {"restart": ["a"], "changed": ["a"]}
+
+
+def test_nothing_changed_nothing_pending():
+    # Act
+    pending = pending_restarts(SERVICES, None, changed=[], named=[], started=[])
+
+    # Assert
+    assert pending == {"restart": [], "changed": []}

@@ -1,10 +1,12 @@
-"""Zero loss under a rolling restart: site.yml --tags workers re-runs with a changed worker setting
-while a producer keeps sending; every task is executed, none lost, the new setting is live, and
-only the changed workers restarted."""
+"""The worker rollout (playbooks/deploy-workers.yml): a re-run that changes nothing never enters the
+restart batches; zero loss under a rolling restart: site.yml --tags workers re-runs with a changed
+worker setting while a producer keeps sending; every task is executed, none lost, the new setting
+is live, only the changed workers restarted, and the two hosts one batch after the other."""
 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import threading
 import time
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import (
+    LAYOUT,
     OPS,
     WORKERS,
     ansible_playbook,
@@ -25,6 +28,8 @@ from conftest import (
     service,
     wait_until,
 )
+
+RESTART_PLAY = "PLAY [Restart the changed workers, host batch by host batch]"
 
 # The changed setting: one worker per host gets another concurrency, so both host batches restart.
 CHANGES = {"fleet-worker-gpu": ("extraction", 3), "fleet-worker-cpu": ("processing", 3)}
@@ -55,8 +60,42 @@ def _timestamps() -> dict[tuple[str, str], dict[str, int]]:
     return stamps
 
 
+def _play_section(output: str, header: str) -> str:
+    """The output of one play, from its header to the next play or the recap."""
+    start = output.index(header)
+    ends = [i for i in (output.find("\nPLAY ", start + 1),) if i != -1]
+    return output[start : min(ends) if ends else len(output)]
+
+
 @pytest.fixture(scope="module")
-def rolling() -> dict[str, Any]:
+def noop() -> dict[str, Any]:
+    """site.yml --tags workers on the fleet as declared (before the rolling change)."""
+    started = time.monotonic()
+    play = ansible_playbook("site.yml", "--tags", "workers")
+    seconds = time.monotonic() - started
+    print(f"\nno-op re-run: site.yml --tags workers {seconds:.1f} s")
+    records = {name: node(name).exists(LAYOUT["worker_restart_file"]) for name in WORKERS}
+    return {"play": play, "records": records}
+
+
+def test_noop_rerun_changes_nothing(noop) -> None:
+    play = noop["play"]
+    assert play.returncode == 0, play.stdout[-3000:]
+    recap = play.stdout[play.stdout.rindex("PLAY RECAP") :]
+    for name in WORKERS:
+        assert re.search(rf"^{name}\s*:.*\bchanged=0\b", recap, re.MULTILINE), recap
+
+
+def test_noop_rerun_does_not_enter_the_restart_batches(noop) -> None:
+    section = _play_section(noop["play"].stdout, RESTART_PLAY)
+    print(section)
+    assert "skipping: no hosts matched" in section
+    assert "TASK [" not in section
+    assert noop["records"] == dict.fromkeys(WORKERS, False)
+
+
+@pytest.fixture(scope="module")
+def rolling(noop) -> dict[str, Any]:
     """Act once: producer + rolling re-deploy; what the tests below check."""
     ops = node(OPS)
     ops.check("rm -f /tmp/stream-stop /tmp/stream-ids.json /tmp/stream-started")
@@ -106,7 +145,15 @@ def rolling() -> dict[str, Any]:
                 f"  restarted {worker_name}@{name}: warm stop {stop:.2f} s, "
                 f"stop to running again {total:.2f} s"
             )
-    return {"ids": ids, "lost": lost, "collected": collected, "before": before, "after": after}
+    records = {name: node(name).exists(LAYOUT["worker_restart_file"]) for name in WORKERS}
+    return {
+        "ids": ids,
+        "lost": lost,
+        "collected": collected,
+        "before": before,
+        "after": after,
+        "records": records,
+    }
 
 
 def test_rolling_restart_sends_at_least_500_tasks_during_the_restart(rolling) -> None:
@@ -136,3 +183,22 @@ def test_only_the_changed_workers_restarted(rolling) -> None:
         if stamp["ActiveEnterTimestampMonotonic"] != rolling["before"][key]["ActiveEnterTimestampMonotonic"]
     }
     assert restarted == {(name, worker_name) for name, (worker_name, _) in CHANGES.items()}
+
+
+def test_hosts_restart_one_batch_after_the_other(rolling) -> None:
+    # celery_fleet_serial 1: the second host's worker stops only once the first host's is back.
+    spans = sorted(
+        (
+            rolling["after"][(name, worker_name)]["ActiveExitTimestampMonotonic"],
+            rolling["after"][(name, worker_name)]["ActiveEnterTimestampMonotonic"],
+            name,
+        )
+        for name, (worker_name, _) in CHANGES.items()
+    )
+    (_, first_back, first), (second_stop, _, second) = spans
+    print(f"{first} back {(second_stop - first_back) / 1e6:.2f} s before {second} stopped")
+    assert first_back < second_stop
+
+
+def test_restarts_done_and_verified_leave_no_record(rolling) -> None:
+    assert rolling["records"] == dict.fromkeys(WORKERS, False)
