@@ -1,4 +1,4 @@
-"""Benchmark 9 (issue 19): the cost of a no-op re-run of site.yml against the number of worker hosts.
+"""Benchmark 10 (issue 19): the cost of a no-op re-run of site.yml against the number of worker hosts.
 
 Light hosts, so that 2 cores hold eight of them: one Redis host (``bench-sc-redis``) and up to eight
 worker hosts (``bench-sc-w1`` ... ``bench-sc-w8``), each running one prefork worker with
@@ -211,7 +211,7 @@ def bench_scaling(ctx: Any) -> str:
     verdict = "met" if ratio.median <= 1.3 else "**MISSED**"
     return "\n\n".join(
         [
-            "## 9. No-op re-run against the number of worker hosts (`scaling`)",
+            "## 10. No-op re-run against the number of worker hosts (`scaling`)",
             "One light worker per host (prefork, concurrency 1, queue `light`), one Redis host, no beat or "
             "Flower; each size converged, then re-run (changed=0 checked)"
             + (

@@ -24,13 +24,13 @@ from b_deploy import bench_deploy
 from b_install import bench_install
 from b_pools import bench_pools
 from b_rolling import bench_rolling
-from b_sentinel import bench_sentinel
 from b_scaling import bench_scaling
+from b_sentinel import bench_sentinel
 from b_suite import bench_suite
 from benchlib import table
 from common import BENCH, ROOT, VENV_BIN, Context, Sandbox, log, sh
 
-# In the order of issue 9's numbering (deploy writes 1 and 2); 9, sentinel, is issue 16's.
+# In the order of issue 9's numbering (deploy writes 1 and 2); 9, sentinel, is issue 16's; 10, scaling, issue 19's.
 BENCHMARKS: dict[str, Callable[[Context], str]] = {
     "deploy": bench_deploy,
     "chord": bench_chord,
