@@ -2,21 +2,26 @@
 
 The app module of one worker host is made unimportable (celery_app_module misspelt, as a typo in
 the inventory would): every worker of the host crash-loops, and deploy-workers.yml fails naming the
-workers, showing their log and the hint for an import error. The host is then deployed as declared.
+workers, showing their log and the hint for an import error. The host is then deployed as declared:
+by test_stale's full site.yml run, which comes next and checks that its workers answer (a run of
+deploy-workers.yml of its own cost 100-190 s), or at the end of the session (conftest.LEFT_BROKEN).
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 
 import pytest
-from conftest import WORKERS, ansible_playbook, inspect, node_name
+from conftest import LEFT_BROKEN, WORKERS, ansible_playbook, node_name
 
 HOST = "fleet-worker-gpu"
 
 
 @pytest.fixture(scope="module")
-def broken_deploy() -> subprocess.CompletedProcess[str]:
+def broken_deploy() -> Iterator[subprocess.CompletedProcess[str]]:
+    # Deployed as declared again by test_stale's site.yml run, which follows (conftest.LEFT_BROKEN).
+    LEFT_BROKEN.add(HOST)
     result = ansible_playbook(
         "playbooks/deploy-workers.yml",
         "-l",
@@ -27,11 +32,6 @@ def broken_deploy() -> subprocess.CompletedProcess[str]:
         "celery_worker_verify_retries=5",
     )
     yield result
-    restored = ansible_playbook("playbooks/deploy-workers.yml", "-l", HOST)
-    output = restored.stdout + restored.stderr
-    assert restored.returncode == 0, output[output.find("fatal:") :][:3000] or output[-2000:]
-    nodes = {node_name(w, HOST) for w in WORKERS[HOST]}
-    inspect("ping", nodes)
 
 
 def test_the_deploy_fails_naming_each_worker_with_its_log_and_the_cause(broken_deploy) -> None:
