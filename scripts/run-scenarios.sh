@@ -99,7 +99,7 @@ time_phases() {
 
 # The last recorded seconds of a scenario's whole run: the newest passing `total` row (a failed run
 # may have stopped early); on a machine that never ran it (a fresh clone, CI), the estimate in
-# molecule/expected-seconds.tsv (measured runs, one sequential run each); -1 if neither knows it.
+# molecule/expected-seconds.tsv (the last clean-clone `make test`); -1 if neither knows it.
 last_seconds() {
   local t
   t=$(awk -F'\t' -v s="$1" '$3 == s && $4 == "total" && $7 == "Successful" { t = $6 } END { printf "%d\n", (t == "" ? -1 : t) }' \

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -200,9 +201,26 @@ def ansible_playbook(
     )
 
 
+# Worker hosts a test left deployed off the inventory (test_diagnose's misspelt app module). The next
+# full site.yml run (test_stale's) deploys them as declared and checks that they answer; whatever no
+# later run brought back is deployed here at the end of the session (a module run alone, a failure).
+LEFT_BROKEN: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def deploy_what_was_left_broken() -> Iterator[None]:
+    yield
+    if LEFT_BROKEN:
+        restored = ansible_playbook("playbooks/deploy-workers.yml", "-l", ",".join(sorted(LEFT_BROKEN)))
+        output = restored.stdout + restored.stderr
+        assert restored.returncode == 0, output[output.find("fatal:") :][:3000] or output[-2000:]
+        LEFT_BROKEN.clear()
+
+
 # The order of the modules matters: the day-2 plays, the rolling restart and the faults run on the
 # fleet the first module checked (the day-2 plays need it as declared: the rolling restart leaves two
-# workers at another concurrency), and the ACL LOG is read after everything else ran.
+# workers at another concurrency), test_stale's full site.yml run brings back the host test_diagnose
+# broke (one run instead of two), and the ACL LOG is read after everything else ran.
 MODULE_ORDER = [
     "test_fleet",
     "test_day2",

@@ -5,16 +5,18 @@ the inventory would): the first restart batch (one host: celery_fleet_serial 1) 
 deploy-workers.yml fails naming its workers, showing their log and the hint for an import error.
 The other host is never restarted (its workers keep running the good module, its restarts stay
 recorded). Which host comes first is the inventory's order: the test finds it by the main PIDs.
-The fleet is then deployed as declared: both hosts restart and answer, and the records go.
+The fleet is then deployed as declared by test_stale's full site.yml run, which comes next: both
+hosts restart and answer, and the records go (a deploy-workers.yml run of its own cost 100-190 s).
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import LAYOUT, WORKERS, ansible_playbook, inspect, main_pid, node, node_name
+from conftest import LAYOUT, LEFT_BROKEN, WORKERS, ansible_playbook, main_pid, node, node_name
 
 
 def _pids() -> dict[str, dict[str, int]]:
@@ -25,7 +27,11 @@ def _pids() -> dict[str, dict[str, int]]:
 
 
 @pytest.fixture(scope="module")
-def broken_deploy() -> dict[str, Any]:
+def broken_deploy() -> Iterator[dict[str, Any]]:
+    # Deployed as declared again by test_stale's full site.yml run, which follows and checks that
+    # every worker answers and the records are gone (conftest.LEFT_BROKEN: at the session's end
+    # otherwise).
+    LEFT_BROKEN.update(WORKERS)
     before = _pids()
     result = ansible_playbook(
         "playbooks/deploy-workers.yml",
@@ -43,12 +49,6 @@ def broken_deploy() -> dict[str, Any]:
         "records": {name: node(name).exists(LAYOUT["worker_restart_file"]) for name in WORKERS},
     }
     yield outcome
-    restored = ansible_playbook("playbooks/deploy-workers.yml")
-    output = restored.stdout + restored.stderr
-    assert restored.returncode == 0, output[output.find("fatal:") :][:3000] or output[-2000:]
-    nodes = {node_name(w, h) for h in WORKERS for w in WORKERS[h]}
-    inspect("ping", nodes)
-    assert not any(node(name).exists(LAYOUT["worker_restart_file"]) for name in WORKERS)
 
 
 def test_the_deploy_fails_naming_each_worker_with_its_log_and_the_cause(broken_deploy) -> None:

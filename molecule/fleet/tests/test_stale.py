@@ -1,8 +1,10 @@
 """Nothing stale across hosts: celery_beat moved from the ops host to a worker host in the inventory,
-then `site.yml` as an operator runs it. Afterwards beat runs on the new host only, the ops host's
-unit is gone, and the periodic task runs once per period, counted through the runs the workers
-execute (two beats would interleave their runs). Then `site.yml --tags beat` with the scenario's
-own inventory moves beat back, and the fleet is as the other tests expect it.
+then `site.yml` as an operator runs it (the same run deploys the worker host test_diagnose left with
+a misspelt app module (both worker hosts) as declared again: one full run instead of two). Afterwards beat runs on the
+new host only, the ops host's unit is gone, and the periodic task runs once per period, counted
+through the runs the workers execute (two beats would interleave their runs). Then
+`site.yml --tags beat` with the scenario's own inventory moves beat back, and the fleet is as the
+other tests expect it.
 
 The moved inventory is a copy of the one Molecule wrote (same hosts, connection and variables)
 with another `celery_beat` group: group membership cannot be changed with -e.
@@ -22,7 +24,20 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import APP, GROUP_VARS, OPS, WORKER_HOSTS, ansible_playbook, node, wait_until
+from conftest import (
+    APP,
+    GROUP_VARS,
+    LAYOUT,
+    LEFT_BROKEN,
+    OPS,
+    WORKER_HOSTS,
+    WORKERS,
+    ansible_playbook,
+    inspect,
+    node,
+    node_name,
+    wait_until,
+)
 
 NEW_BEAT = "fleet-worker-gpu"
 TASK = "celery_demo.tasks.ping_low_priority"
@@ -92,9 +107,16 @@ def _back() -> subprocess.CompletedProcess[str]:
 def moved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     inventory = _inventory_with_beat_on(NEW_BEAT, tmp_path_factory.mktemp("beat-moved"))
     before = _beats()
+    # Hosts an earlier module left off the inventory: this run deploys them as declared too.
+    restoring = sorted(LEFT_BROKEN)
     started = time.monotonic()
     result = ansible_playbook("site.yml", inventory=inventory)
-    print(f"\nsite.yml with beat on {NEW_BEAT}: rc {result.returncode} in {time.monotonic() - started:.0f} s")
+    print(
+        f"\nsite.yml with beat on {NEW_BEAT} (also bringing back {restoring or 'nothing'}): "
+        f"rc {result.returncode} in {time.monotonic() - started:.0f} s"
+    )
+    if result.returncode == 0:
+        LEFT_BROKEN.difference_update(restoring)
     finished = time.time()
     runs: list[float] = []
     if result.returncode == 0:
@@ -107,7 +129,14 @@ def moved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         # The test below says how many ran.
         with contextlib.suppress(AssertionError):
             wait_until(counted, timeout=WAIT, interval=2, what=f"{RUNS} runs of {TASK} after the move")
-    yield {"result": result, "before": before, "after": _beats(), "runs": runs, "since": finished}
+    yield {
+        "result": result,
+        "before": before,
+        "after": _beats(),
+        "runs": runs,
+        "since": finished,
+        "restoring": restoring,
+    }
     if not RESTORED:
         _back()
 
@@ -117,6 +146,17 @@ def test_site_yml_moves_beat(moved: dict[str, Any]) -> None:
     assert moved["before"] == {name: int(name == OPS) for name in HOSTS}
     assert result.returncode == 0, result.stdout[-3000:]
     assert f"Retiring {APP}-beat under systemd" in " ".join(result.stdout.split())
+
+
+def test_the_same_run_brings_back_a_worker_host_left_broken(moved: dict[str, Any]) -> None:
+    # test_diagnose's host (its app module misspelt): deployed as declared, every worker answering.
+    if not moved["restoring"]:
+        pytest.skip("no worker host was left broken (test_diagnose did not run)")
+    assert moved["result"].returncode == 0
+    nodes = {node_name(w, host) for host in moved["restoring"] for w in WORKERS[host]}
+    assert nodes <= inspect("ping", nodes).keys()
+    # Their restarts were verified, so their records (deploy-workers.yml's first play) are gone.
+    assert not any(node(host).exists(LAYOUT["worker_restart_file"]) for host in moved["restoring"])
 
 
 def test_beat_runs_on_the_new_host_only(moved: dict[str, Any]) -> None:
