@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from celery_fleet.broker import sentinel_problems
+from celery_fleet.broker import sentinel_problems, tls_enabled, tls_input_problems
 from celery_fleet.errors import FleetError, Problem
 from celery_fleet.inputs import is_text
 from celery_fleet.layout import app_layout
@@ -43,6 +43,19 @@ def app_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[str
             get("celery_broker_sentinel_password", ""),
         )
     )
+    # TLS to the broker (PEM content from the vault; roles/celery_app installs it as files).
+    tls = tls_enabled(inputs)
+    tls_problems = tls_input_problems(
+        tls, *(get(f"celery_broker_tls_{name}", "") for name in ("ca", "cert", "key"))
+    )
+    if tls is True and sentinels:
+        tls_problems.append(
+            Problem(
+                "celery_broker_tls_enabled",
+                "TLS through Sentinel (celery_broker_sentinels) is not supported yet: use one of them",
+            )
+        )
+    problems.extend(p.on_host(host) if host else p for p in tls_problems)
     if get("celery_broker_url") is None:
         needed = (
             ("celery_broker_password",) if sentinels else ("celery_broker_host", "celery_broker_password")

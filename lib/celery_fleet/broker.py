@@ -243,6 +243,109 @@ def tls_problems(
     return problems
 
 
+# What the PEM content of each TLS variable must hold (checked without printing it).
+_PEM_CERT = "-----BEGIN CERTIFICATE-----"
+_PEM_KEY_RE = re.compile(r"-----BEGIN ([A-Z]+ )?PRIVATE KEY-----")
+
+
+def tls_enabled(inputs: Mapping[str, Any]) -> Any:
+    """A client's TLS switch: celery_broker_tls_enabled, else the fleet's redis_tls_enabled, else off.
+
+    One switch for the fleet: ``redis_tls_enabled: true`` in group_vars/all turns TLS on at the
+    broker and in every client; celery_broker_tls_enabled overrides it for a client (a broker that
+    is not in the inventory).
+    """
+    value = inputs.get("celery_broker_tls_enabled")
+    return inputs.get("redis_tls_enabled", False) if value is None else value
+
+
+def tls_input_problems(enabled: Any, ca: Any = "", cert: Any = "", key: Any = "") -> list[Problem]:
+    """Why these client TLS variables (PEM content, from the vault) cannot be used; TLS off: none.
+
+    The messages name the variable and what it must hold, never its content.
+    """
+    if not isinstance(enabled, bool):
+        return [
+            Problem(
+                "celery_broker_tls_enabled",
+                f"{enabled!r} is not true or false (default: redis_tls_enabled, else false)",
+            )
+        ]
+    if not enabled:
+        return []
+    problems = []
+    for field, value, what in (
+        ("celery_broker_tls_ca", ca, "certificate"),
+        ("celery_broker_tls_cert", cert, "certificate"),
+        ("celery_broker_tls_key", key, "key"),
+    ):
+        if value in (None, ""):
+            continue
+        ok = isinstance(value, str) and (
+            _PEM_CERT in value if what == "certificate" else bool(_PEM_KEY_RE.search(value))
+        )
+        if not ok:
+            kind = _PEM_CERT if what == "certificate" else "-----BEGIN ... PRIVATE KEY-----"
+            problems.append(Problem(field, f"is not PEM {what} content (expected a {kind} block; not shown)"))
+    if not ca:
+        problems.append(
+            Problem(
+                "celery_broker_tls_ca",
+                "is required with TLS on (celery_broker_tls_enabled or redis_tls_enabled true): the PEM "
+                "content of the CA that signed the broker's certificate, which every client verifies",
+            )
+        )
+    if bool(cert) != bool(key):
+        missing = "celery_broker_tls_key" if cert else "celery_broker_tls_cert"
+        problems.append(
+            Problem(
+                missing,
+                "a client certificate needs both celery_broker_tls_cert and celery_broker_tls_key "
+                "(or neither: the broker then must not require client certificates, redis_tls_auth_clients)",
+            )
+        )
+    return problems
+
+
+def tls_fleet_errors(clients: Mapping[str, Any], broker: Mapping[str, Any] | None) -> list[str]:
+    """The clients' TLS switch against the broker's, checked before any host changes.
+
+    ``clients``: each app host's effective switch (``tls_enabled``). ``broker``: the broker host's
+    ``redis_tls_enabled`` and ``redis_port`` (None: no broker host in the inventory, nothing to
+    compare). A client with TLS on and a broker without TLS port would not connect; a client without
+    TLS and a TLS-only broker (redis_port 0) neither.
+    """
+    if broker is None:
+        return []
+    server_tls = broker.get("redis_tls_enabled") is True
+    tls_only = server_tls and str(broker.get("redis_port", 6379)) == "0"
+    errors = []
+    for host, enabled in clients.items():
+        if enabled is True and not server_tls:
+            errors.append(
+                str(
+                    Problem(
+                        "celery_broker_tls_enabled",
+                        "is true but the broker's redis_tls_enabled is false: turn TLS on at the broker "
+                        "(redis_tls_enabled: true, best in group_vars/all: one switch for all)",
+                        host=str(host),
+                    )
+                )
+            )
+        elif enabled is not True and tls_only:
+            errors.append(
+                str(
+                    Problem(
+                        "celery_broker_tls_enabled",
+                        "is false but the broker is TLS-only (redis_port 0): set redis_tls_enabled: true in "
+                        "group_vars/all (or celery_broker_tls_enabled: true for this host)",
+                        host=str(host),
+                    )
+                )
+            )
+    return errors
+
+
 def tls_settings(ca_file: str, cert_file: str = "", key_file: str = "") -> dict[str, dict[str, str]]:
     """Celery's broker_use_ssl and redis_backend_use_ssl for a client that verifies the broker."""
     ssl = {"ssl_cert_reqs": TLS_CERT_REQS, "ssl_ca_certs": ca_file}

@@ -71,6 +71,14 @@ CAUSES: tuple[tuple[str, re.Pattern[str], str], ...] = (
         "missing one gives this message, not WRONGPASS), and the Sentinels must be reachable on their port.",
     ),
     (
+        "TLS verification failed",
+        re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed|WRONG_VERSION_NUMBER|SSLError"),
+        "the TLS connection to the broker failed: celery_broker_tls_ca must be the CA that signed the "
+        "broker's certificate (redis_tls_cert_file), the name the clients dial (celery_broker_host) must be "
+        "among its names, with redis_tls_auth_clients yes every client needs celery_broker_tls_cert and "
+        "_key, and a TLS client must dial the TLS port (redis_tls_port).",
+    ),
+    (
         "broker unreachable",
         re.compile(
             r"Error 111 connecting|Connection refused|Name or service not known|Temporary failure in name "

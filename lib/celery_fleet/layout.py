@@ -70,6 +70,11 @@ def app_layout(
         "config_dir": config_dir,
         "env_file": f"{config_dir}/celery.env",
         "fleet_config": f"{config_dir}/fleet.json",
+        # The broker's CA and the client certificate and key (roles/celery_app, TLS on).
+        "tls_dir": f"{config_dir}/tls",
+        "tls_ca_file": f"{config_dir}/tls/ca.crt",
+        "tls_cert_file": f"{config_dir}/tls/client.crt",
+        "tls_key_file": f"{config_dir}/tls/client.key",
         "state_dir": state_dir or f"/var/lib/{name}",
         "log_dir": log_dir or f"/var/log/{name}",
         # supervisord (root) writes program logs here: a directory of root's.

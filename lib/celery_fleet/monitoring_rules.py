@@ -164,6 +164,14 @@ def redis_exporter_problems(inputs: Mapping[str, Any], host: str | None = None) 
     problem = port_problem("redis_exporter_port", get("redis_exporter_port", 9121), host)
     if problem:
         problems.append(problem)
+    if bool(get("redis_exporter_redis_tls_cert")) != bool(get("redis_exporter_redis_tls_key")):
+        problems.append(
+            Problem(
+                "redis_exporter_redis_tls_cert, redis_exporter_redis_tls_key",
+                "a client certificate needs both its certificate and its key (or neither)",
+                host=host,
+            )
+        )
     keys = get("redis_exporter_check_keys", [])
     bad = [str(k) for k in keys if not is_text(k) or "," in k or "=" in k] if is_list(keys) else [repr(keys)]
     if bad:

@@ -717,3 +717,73 @@ def test_a_sentinel_only_host_still_needs_the_sentinels_password(tmp_path):
     assert any(all(f in line for f in fragments) for line in lines), result.stdout[-3000:]
     # Only the Sentinel's rules: the data node's password is not asked of s1.
     assert not any("host 's1'" in line and "redis_password'" in line for line in lines), result.stdout[-3000:]
+
+
+# --- TLS to the broker (issue 18): one switch for the broker and every client ---------------------
+
+# Fake PEM content: validation checks the block's header, never shows the content.
+TLS_CA = "-----BEGIN CERTIFICATE-----\nMIIB-test-only\n-----END CERTIFICATE-----\n"
+
+
+def tls_inventory() -> dict[str, Any]:
+    """The valid fleet with TLS on (redis_tls_enabled in group all) and the clients' CA."""
+    inventory = valid_inventory()
+    inventory["all"]["vars"].update(redis_tls_enabled=True, celery_broker_tls_ca=TLS_CA)
+    inventory["all"]["children"]["redis"]["vars"].update(
+        redis_tls_cert_file="/etc/ssl/t/server.crt",
+        redis_tls_key_file="/etc/ssl/t/server.key",
+        redis_tls_ca_file="/etc/ssl/t/ca.crt",
+    )
+    return inventory
+
+
+def test_valid_tls_inventory_passes_without_contacting_a_host(tmp_path):
+    inventory = tls_inventory()
+    inventory["all"]["children"]["redis"]["vars"]["redis_port"] = 0
+
+    result = validate(tmp_path, inventory)
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_no_host_contacted(result)
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (
+            lambda inv: inv["all"]["vars"].pop("celery_broker_tls_ca"),
+            ["host 'w1'", "field 'celery_broker_tls_ca'", "required with TLS on"],
+        ),
+        (
+            lambda inv: inv["all"]["vars"].update(celery_broker_tls_ca="/etc/ssl/ca.crt"),
+            ["host 'ops'", "field 'celery_broker_tls_ca'", "is not PEM certificate content"],
+        ),
+        (
+            lambda inv: inv["all"]["vars"].update(celery_broker_tls_cert=TLS_CA),
+            ["host 'w2'", "field 'celery_broker_tls_key'", "needs both"],
+        ),
+        (
+            lambda inv: (
+                inv["all"]["children"]["redis"]["vars"].update(redis_port=0),
+                inv["all"]["children"]["flower"]["hosts"]["ops"].update(celery_broker_tls_enabled=False),
+            ),
+            ["host 'ops'", "field 'celery_broker_tls_enabled'", "TLS-only (redis_port 0)"],
+        ),
+        (
+            lambda inv: inv["all"]["children"]["redis"]["hosts"]["r1"].update(redis_tls_enabled=False),
+            ["host 'w1'", "field 'celery_broker_tls_enabled'", "redis_tls_enabled is false"],
+        ),
+    ],
+    ids=[
+        "no-ca",
+        "ca-not-pem",
+        "cert-without-key",
+        "plain-client-tls-only-broker",
+        "tls-client-plain-broker",
+    ],
+)
+def test_each_bad_tls_input_is_refused_naming_the_field(tmp_path, change, fragments):
+    inventory = tls_inventory()
+    change(inventory)
+
+    assert_refused(tmp_path, inventory, fragments)

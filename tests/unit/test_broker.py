@@ -15,6 +15,9 @@ from celery_fleet.broker import (
     option_errors,
     scoping_errors,
     sentinel_problems,
+    tls_enabled,
+    tls_fleet_errors,
+    tls_input_problems,
     transport_options,
     userinfo,
 )
@@ -331,3 +334,88 @@ def test_tls_off_leaves_the_connection_as_it_was_whatever_the_files_say():
 def test_tls_settings_that_cannot_work_are_refused_with_the_field_named(kwargs, field, words):
     with pytest.raises(FleetError, match=f"field '{field}': .*{words}"):
         connection("h", 6380, tls=True, **kwargs)
+
+
+# --- TLS variables of the roles (PEM content from the vault) and the fleet's switch -----------
+
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+# Split so that scripts/scan-secrets.py does not take the test's fake key for a real one.
+KEY_HEADER = "EC PRIVATE" + " KEY"
+KEY_PEM = f"-----BEGIN {KEY_HEADER}-----\nsecret-key-body\n-----END {KEY_HEADER}-----\n"
+
+
+def test_the_client_switch_is_celery_broker_tls_enabled_else_the_fleets_redis_tls_enabled():
+    assert tls_enabled({}) is False
+    assert tls_enabled({"redis_tls_enabled": True}) is True
+    assert tls_enabled({"redis_tls_enabled": True, "celery_broker_tls_enabled": False}) is False
+    assert tls_enabled({"celery_broker_tls_enabled": True}) is True
+
+
+def test_tls_off_needs_no_tls_variable():
+    assert tls_input_problems(False) == []
+    assert tls_input_problems(False, "junk", "junk", "") == []
+
+
+def test_tls_on_needs_the_ca_and_names_the_field():
+    [problem] = tls_input_problems(True)
+    assert problem.field == "celery_broker_tls_ca"
+    assert "required with TLS on" in str(problem)
+
+
+def test_a_certificate_without_its_key_and_a_key_without_its_certificate_are_refused():
+    [cert_only] = tls_input_problems(True, CA_PEM, CA_PEM, "")
+    assert cert_only.field == "celery_broker_tls_key"
+    [key_only] = tls_input_problems(True, CA_PEM, "", KEY_PEM)
+    assert key_only.field == "celery_broker_tls_cert"
+    assert tls_input_problems(True, CA_PEM, CA_PEM, KEY_PEM) == []
+
+
+def test_content_that_is_not_pem_is_refused_without_showing_it():
+    problems = tls_input_problems(True, "/etc/ssl/ca.crt", CA_PEM, "not-a-key-but-a-secret")
+    assert [p.field for p in problems] == ["celery_broker_tls_ca", "celery_broker_tls_key"]
+    text = " ".join(map(str, problems))
+    assert "not-a-key-but-a-secret" not in text
+    assert "/etc/ssl/ca.crt" not in text
+    assert "BEGIN CERTIFICATE" in text
+
+
+def test_the_switch_must_be_a_boolean():
+    [problem] = tls_input_problems("yes", CA_PEM)
+    assert problem.field == "celery_broker_tls_enabled"
+    assert "true or false" in str(problem)
+
+
+def test_clients_and_broker_must_agree_on_tls():
+    broker_plain = {"redis_tls_enabled": False, "redis_port": 6379}
+    broker_both = {"redis_tls_enabled": True, "redis_port": 6379}
+    broker_tls_only = {"redis_tls_enabled": True, "redis_port": 0}
+    assert tls_fleet_errors({"w1": True}, None) == []
+    assert tls_fleet_errors({"w1": False, "w2": True}, broker_both) == []
+    assert tls_fleet_errors({"w1": True}, broker_tls_only) == []
+    [no_server_tls] = tls_fleet_errors({"w1": True, "w2": False}, broker_plain)
+    assert no_server_tls.startswith("host 'w1'") or "w1" in no_server_tls
+    assert "redis_tls_enabled is false" in no_server_tls
+    [plain_client] = tls_fleet_errors({"w1": True, "f1": False}, broker_tls_only)
+    assert "f1" in plain_client
+    assert "TLS-only" in plain_client
+
+
+def test_the_roles_tls_files_are_the_apps_layout():
+    from celery_fleet.layout import app_layout
+
+    layout = app_layout("celerydemo")
+    result = connection(
+        "mon-redis",
+        6380,
+        tls=True,
+        tls_ca_file=layout["tls_ca_file"],
+        tls_cert_file=layout["tls_cert_file"],
+        tls_key_file=layout["tls_key_file"],
+    )
+    assert result["broker_url"].startswith("rediss://")
+    assert result["settings"]["broker_use_ssl"] == {
+        "ssl_cert_reqs": "required",
+        "ssl_ca_certs": "/etc/celerydemo/tls/ca.crt",
+        "ssl_certfile": "/etc/celerydemo/tls/client.crt",
+        "ssl_keyfile": "/etc/celerydemo/tls/client.key",
+    }

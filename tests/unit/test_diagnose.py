@@ -33,6 +33,12 @@ NO_MASTER = (
     "db=0,username=<REDACTED>,password=<REDACTED>,socket_timeout=None"
 )
 
+# redis-py's message for a broker certificate that the client's CA did not sign (issue 18).
+TLS_UNVERIFIED = (
+    "consumer: Cannot connect to rediss://worker:**@10.0.0.5:6380/0: Error 1 connecting to 10.0.0.5:6380. "
+    "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate in chain."
+)
+
 
 @pytest.mark.parametrize(
     ("log", "expected"),
@@ -45,6 +51,7 @@ NO_MASTER = (
         (REFUSED, "cannot reach the broker"),
         ("celery_fleet_app.FleetConfigError: CELERY_FLEET_CONFIG is not set", "cannot read its settings"),
         (NO_MASTER, "no Sentinel of celery_broker_sentinels named a master"),
+        (TLS_UNVERIFIED, "the TLS connection to the broker failed"),
     ],
 )
 def test_each_known_cause_gets_its_hint(log, expected):

@@ -369,6 +369,18 @@ def test_valid_app_passes():
     assert app_problems({"celery_app_name": "app", "celery_broker_url": "redis://h:6379/0"}, "w1") == []
 
 
+def test_app_tls_follows_the_fleet_switch_and_needs_the_ca():
+    ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    assert app_problems({**APP, "redis_tls_enabled": True, "celery_broker_tls_ca": ca}, "w1") == []
+    [missing] = app_problems({**APP, "redis_tls_enabled": True}, "w1")
+    assert "celery_broker_tls_ca" in missing and "w1" in missing
+    # The client's own switch wins over the fleet's.
+    assert app_problems({**APP, "redis_tls_enabled": True, "celery_broker_tls_enabled": False}, "w1") == []
+    sentinel = {**APP, **SENTINEL, "celery_broker_tls_enabled": True, "celery_broker_tls_ca": ca}
+    sentinel_tls = app_problems(sentinel, "w1")
+    assert any("not supported yet" in p for p in sentinel_tls)
+
+
 def test_app_name_and_home_follow_the_layout_rules():
     # The spec's default home is a template until Ansible renders it: accepted as it stands.
     assert app_problems({**APP, "celery_app_home": "/opt/{{ celery_app_name }}"}, "w1") == []

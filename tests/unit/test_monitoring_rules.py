@@ -129,6 +129,14 @@ def test_exporter_key_with_separator_is_refused():
     assert any("redis_exporter_check_keys" in p for p in problems)
 
 
+def test_exporter_client_certificate_without_its_key_is_refused():
+    cert = {"redis_exporter_redis_tls_cert": "-----BEGIN CERTIFICATE-----"}
+    problems = m.redis_exporter_problems(cert, "r1")
+
+    assert any("redis_exporter_redis_tls_key" in p for p in problems)
+    assert m.redis_exporter_problems({**cert, "redis_exporter_redis_tls_key": "k"}, "r1") == []
+
+
 def test_no_monitoring_group_checks_nothing():
     assert m.monitoring_problems([], {}, {}) == []
 

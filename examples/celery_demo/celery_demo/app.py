@@ -5,6 +5,9 @@
 - Transport options (visibility timeout, key prefix, a green pool's connection limit): none here.
   The fleet's services run the app through celery-fleet's entry module, which merges the fleet's
   options into the app's (roles/celery_app/files/celery_fleet_app.py).
+- TLS to the broker: none here either. With the fleet's switch on, the URLs are ``rediss://`` and
+  the entry module sets ``broker_use_ssl`` / ``redis_backend_use_ssl`` (the CA, certificate
+  verification required); a producer outside the fleet sets them itself (README "TLS to the broker").
 """
 
 from __future__ import annotations

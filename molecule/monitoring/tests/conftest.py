@@ -102,10 +102,18 @@ def secrets() -> list[str]:
     return sorted(set(found))
 
 
+# The broker is TLS-only (redis_port 0): the admin reaches it on its Unix socket (roles/redis).
+REDIS_SOCKET = "/run/redis/redis-server.sock"
+
+
+def acl_password(user: str) -> str:
+    return next(u["password"] for u in scenario_vars()["redis_acl_users"] if u["name"] == user)
+
+
 def redis_cli(command: str) -> str:
-    """redis-cli as the admin ACL user on the Redis host (password through the exec's environment)."""
-    password = next(u["password"] for u in scenario_vars()["redis_acl_users"] if u["name"] == "admin")
+    """redis-cli as the admin ACL user on the Redis host's Unix socket (password through the exec's
+    environment)."""
     return node(REDIS).check(
-        f'REDISCLI_AUTH="$CF_ADMIN" redis-cli --user admin --no-auth-warning {command}',
-        secret_env={"CF_ADMIN": password},
+        f'REDISCLI_AUTH="$CF_ADMIN" redis-cli -s {REDIS_SOCKET} --user admin --no-auth-warning {command}',
+        secret_env={"CF_ADMIN": acl_password("admin")},
     )
