@@ -30,7 +30,8 @@ from b_suite import bench_suite
 from benchlib import table
 from common import BENCH, ROOT, VENV_BIN, Context, Sandbox, log, sh
 
-# In the order of issue 9's numbering (deploy writes 1 and 2); 9, sentinel, is issue 16's; 10, scaling, issue 19's.
+# In the order of issue 9's numbering (deploy writes 1 and 2); 9, sentinel, is issue 16's;
+# 10, scaling, issue 19's.
 BENCHMARKS: dict[str, Callable[[Context], str]] = {
     "deploy": bench_deploy,
     "chord": bench_chord,

@@ -1,7 +1,7 @@
 """Nothing stale across hosts: celery_beat moved from the ops host to a worker host in the inventory,
-then `site.yml` as an operator runs it (the same run deploys the worker host test_diagnose left with
-a misspelt app module (both worker hosts) as declared again: one full run instead of two). Afterwards beat runs on the
-new host only, the ops host's unit is gone, and the periodic task runs once per period, counted
+then `site.yml` as an operator runs it (the same run deploys the worker hosts test_diagnose left
+with a misspelt app module as declared again: one full run instead of two). Afterwards beat runs on
+the new host only, the ops host's unit is gone, and the periodic task runs once per period, counted
 through the runs the workers execute (two beats would interleave their runs). Then
 `site.yml --tags beat` with the scenario's own inventory moves beat back, and the fleet is as the
 other tests expect it.
