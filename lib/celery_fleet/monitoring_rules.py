@@ -65,6 +65,53 @@ def scrape_targets(
     return targets
 
 
+def exporter_password_map(entries: Sequence[Mapping[str, Any]], user: str) -> dict[str, str]:
+    """The exporter's REDIS_PASSWORD_FILE: address -> password for each ``{address, password}``.
+
+    Each address is there twice, as given (``redis://127.0.0.1:26379``: what 1.45 looks up) and with
+    ``user@`` in it (``redis://exporter@127.0.0.1:26379``: what 1.69 looks up); measured on both.
+    """
+    passwords: dict[str, str] = {}
+    for entry in entries:
+        address, password = str(entry["address"]), str(entry["password"])
+        scheme, sep, rest = address.partition("://")
+        if not sep:
+            scheme, rest = "redis", address
+        passwords[f"{scheme}://{rest}"] = password
+        if user and "@" not in rest:
+            passwords[f"{scheme}://{user}@{rest}"] = password
+    return passwords
+
+
+def sentinel_scrape_targets(
+    hosts: Sequence[str],
+    hostvars: Mapping[str, Mapping[str, Any]],
+    monitoring_host: str,
+) -> list[dict[str, str]]:
+    """What Prometheus on ``monitoring_host`` scrapes for the Sentinels of ``hosts``: each host's
+    exporter (as :func:`scrape_targets`) and, as its ``/scrape?target=``, the host's own Sentinel on
+    loopback (``redis_sentinel_port``)."""
+    exporters = scrape_targets(hosts, hostvars, monitoring_host, "redis_exporter_port", 9121)
+    return [
+        {
+            "address": exporter,
+            "target": sentinel_address(hostvars.get(host, {}).get("redis_sentinel_port", 26379)),
+        }
+        for host, exporter in zip(hosts, exporters, strict=True)
+    ]
+
+
+def sentinel_static_configs(targets: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+    """Prometheus ``static_configs`` of the Sentinel job: one per ``{address, target}``, the exporter
+    as the target and the Sentinel as the label ``__param_target`` (the ``target`` URL parameter)."""
+    return [{"targets": [str(t["address"])], "labels": {"__param_target": str(t["target"])}} for t in targets]
+
+
+def sentinel_address(port: int | str) -> str:
+    """The address an exporter reaches its host's Sentinel at (loopback)."""
+    return f"redis://127.0.0.1:{port}"
+
+
 def queue_keys(queues: Sequence[str] | None, prefix: str | None = "") -> list[str]:
     """The Redis list keys of the queues (kombu puts its global_keyprefix in front)."""
     return [f"{prefix or ''}{queue}" for queue in queues or []]
@@ -164,6 +211,16 @@ def redis_exporter_problems(inputs: Mapping[str, Any], host: str | None = None) 
     problem = port_problem("redis_exporter_port", get("redis_exporter_port", 9121), host)
     if problem:
         problems.append(problem)
+    sentinel = get("redis_exporter_sentinel_address", "")
+    if sentinel and not get("redis_exporter_sentinel_password"):
+        problems.append(
+            Problem(
+                "redis_exporter_sentinel_password",
+                "is required with redis_exporter_sentinel_address (vault: the Sentinel's "
+                "redis_sentinel_exporter_password)",
+                host=host,
+            )
+        )
     keys = get("redis_exporter_check_keys", [])
     bad = [str(k) for k in keys if not is_text(k) or "," in k or "=" in k] if is_list(keys) else [repr(keys)]
     if bad:
@@ -244,6 +301,7 @@ def monitoring_inventory_problems(
     flower_hosts: Sequence[str],
     redis_hosts: Sequence[str],
     hostvars: Mapping[str, Mapping[str, Any]],
+    sentinel_hosts: Sequence[str] = (),
 ) -> list[str]:
     """:func:`monitoring_problems` from the inventory (playbooks/validate.yml), plus the exporter's
     ACL user on every Redis host. Reads only the names below; passwords are counted, never shown.
@@ -251,6 +309,10 @@ def monitoring_inventory_problems(
     The exporter's scrape address is what playbooks/deploy-monitoring.yml gives it: loopback when
     Prometheus runs on the Redis host only, else ``celery_fleet_private_address`` (unknown here, as no
     facts are gathered: then it is not judged).
+
+    With ``redis_sentinel_enabled``, the exporter of each data node that runs a Sentinel (``redis_hosts``
+    also in ``sentinel_hosts``) scrapes that Sentinel too, as a Sentinel ACL user of its own name
+    (roles/redis ``redis_sentinel_exporter_user``/``_password``).
     """
     if not monitoring_hosts:
         return []
@@ -291,4 +353,31 @@ def monitoring_inventory_problems(
                     )
                 )
             )
+        if settings.get("redis_sentinel_enabled") is True and host in sentinel_hosts:
+            problems += [str(p) for p in _sentinel_exporter_problems(settings, host, user)]
     return monitoring_problems(monitoring_hosts, flower, exporters) + problems
+
+
+def _sentinel_exporter_problems(settings: Mapping[str, Any], host: str, user: Any) -> list[Problem]:
+    """The Sentinel user the exporter of a Sentinel data node logs in as (its name is the exporter's)."""
+    problems = []
+    if not settings.get("redis_sentinel_exporter_password"):
+        problems.append(
+            Problem(
+                "redis_sentinel_exporter_password",
+                "monitoring and Sentinel are on: set the password of the exporter's user on the Sentinel "
+                "(vault), so that the Sentinel is scraped (RedisSentinelQuorumLost)",
+                host=host,
+            )
+        )
+    sentinel_user = settings.get("redis_sentinel_exporter_user", "exporter")
+    if sentinel_user != user:
+        problems.append(
+            Problem(
+                "redis_sentinel_exporter_user",
+                f"{sentinel_user!r} differs from redis_exporter_redis_user {user!r}: the exporter logs in to "
+                "the Sentinel with its own user name",
+                host=host,
+            )
+        )
+    return problems

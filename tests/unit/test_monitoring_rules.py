@@ -219,3 +219,117 @@ def test_argument_spec_defaults_equal_the_role_defaults(role):
         name: value for name, value in defaults.items() if name in specs and "default" in specs[name]
     }
     assert set(defaults) <= set(specs), set(defaults) - set(specs)
+
+
+# --- the Sentinels (scraped through each data node's exporter) ----------------------------------------
+
+SENTINEL_NODE = {
+    "redis_sentinel_enabled": True,
+    "redis_acl_users": [{"name": "exporter", "password": PASSWORD, "ruleset": "redis_exporter"}],
+    "redis_sentinel_exporter_password": PASSWORD,
+}
+
+
+def test_password_map_holds_each_address_as_1_45_and_1_69_look_it_up():
+    entries = [
+        {"address": "redis://127.0.0.1:6379", "password": "a"},
+        {"address": "redis://127.0.0.1:26379", "password": "b"},
+        {"address": "rediss://10.0.0.1:6380", "password": "c"},
+    ]
+
+    assert m.exporter_password_map(entries, "exporter") == {
+        "redis://127.0.0.1:6379": "a",
+        "redis://exporter@127.0.0.1:6379": "a",
+        "redis://127.0.0.1:26379": "b",
+        "redis://exporter@127.0.0.1:26379": "b",
+        "rediss://10.0.0.1:6380": "c",
+        "rediss://exporter@10.0.0.1:6380": "c",
+    }
+
+
+def test_password_map_keeps_an_address_that_names_its_user():
+    entries = [{"address": "redis://other@127.0.0.1:6379", "password": "a"}]
+
+    assert m.exporter_password_map(entries, "exporter") == {"redis://other@127.0.0.1:6379": "a"}
+
+
+def test_sentinel_scrape_targets_are_each_hosts_exporter_and_its_loopback_sentinel():
+    hostvars = {
+        "r1": {"celery_fleet_private_address": "10.0.0.4"},
+        "r2": {
+            "celery_fleet_private_address": "10.0.0.5",
+            "redis_sentinel_port": 26380,
+            "redis_exporter_port": 9122,
+        },
+    }
+
+    assert m.sentinel_scrape_targets(["r1", "r2"], hostvars, "ops") == [
+        {"address": "10.0.0.4:9121", "target": "redis://127.0.0.1:26379"},
+        {"address": "10.0.0.5:9122", "target": "redis://127.0.0.1:26380"},
+    ]
+    assert m.sentinel_scrape_targets(["r1"], hostvars, "r1") == [
+        {"address": "127.0.0.1:9121", "target": "redis://127.0.0.1:26379"}
+    ]
+
+
+def test_exporter_with_a_sentinel_needs_its_password():
+    problems = m.redis_exporter_problems({"redis_exporter_sentinel_address": "redis://127.0.0.1:26379"}, "r1")
+
+    assert len(problems) == 1
+    assert "host 'r1'" in problems[0] and "field 'redis_exporter_sentinel_password'" in problems[0]
+    assert (
+        m.redis_exporter_problems(
+            {
+                "redis_exporter_sentinel_address": "redis://127.0.0.1:26379",
+                "redis_exporter_sentinel_password": PASSWORD,
+            },
+            "r1",
+        )
+        == []
+    )
+
+
+def test_inventory_problems_pass_with_the_sentinels_exporter_user():
+    hostvars = {"ops": {"flower_users": [{"name": "a", "password": PASSWORD}]}, "r1": SENTINEL_NODE}
+
+    assert m.monitoring_inventory_problems(["ops"], ["ops"], ["r1"], hostvars, ["r1"]) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"redis_sentinel_exporter_password": None}, "redis_sentinel_exporter_password"),
+        ({"redis_sentinel_exporter_user": "prom"}, "redis_sentinel_exporter_user"),
+    ],
+)
+def test_inventory_problems_ask_for_the_sentinels_exporter_user(change, field):
+    hostvars = {
+        "ops": {"flower_users": [{"name": "a", "password": PASSWORD}]},
+        "r1": {**SENTINEL_NODE, **change},
+    }
+
+    problems = m.monitoring_inventory_problems(["ops"], ["ops"], ["r1"], hostvars, ["r1"])
+
+    assert len(problems) == 1, problems
+    assert "host 'r1'" in problems[0] and f"field '{field}'" in problems[0]
+    assert PASSWORD not in problems[0]
+
+
+def test_sentinel_exporter_user_is_not_asked_for_without_sentinel_or_off_the_sentinels():
+    hostvars = {
+        "ops": {"flower_users": [{"name": "a", "password": PASSWORD}]},
+        "r1": {**SENTINEL_NODE, "redis_sentinel_exporter_password": None},
+    }
+
+    assert m.monitoring_inventory_problems(["ops"], ["ops"], ["r1"], hostvars, []) == []
+    hostvars["r1"]["redis_sentinel_enabled"] = False
+    assert m.monitoring_inventory_problems(["ops"], ["ops"], ["r1"], hostvars, ["r1"]) == []
+
+
+def test_sentinel_static_configs_pass_the_sentinel_as_the_target_parameter():
+    targets = [{"address": "10.0.0.4:9121", "target": "redis://127.0.0.1:26379"}]
+
+    assert m.sentinel_static_configs(targets) == [
+        {"targets": ["10.0.0.4:9121"], "labels": {"__param_target": "redis://127.0.0.1:26379"}}
+    ]
+    assert m.sentinel_static_configs([]) == []
