@@ -83,15 +83,52 @@ def exporter_password_map(entries: Sequence[Mapping[str, Any]], user: str) -> di
     return passwords
 
 
+def exporter_address(settings: Mapping[str, Any], host: str, monitoring_hosts: Sequence[str]) -> str:
+    """Where the Redis exporter of ``host`` listens, and so where Prometheus scrapes it.
+
+    ``redis_exporter_listen_address`` when the inventory sets it; else loopback when Prometheus runs
+    on this host only; else the host's private address (``celery_fleet_private_address``, its
+    default IPv4 address from its facts, its inventory name as the last resort)."""
+    address = settings.get("redis_exporter_listen_address")
+    if is_text(address) and address:
+        return address
+    if list(monitoring_hosts) == [host]:
+        return "127.0.0.1"
+    # Read without touching what Ansible could not template (a value from facts in a play that
+    # gathered none, as the validate play): only text and mappings are used.
+    private = settings.get("celery_fleet_private_address")
+    if is_text(private) and private:
+        return private
+    facts = settings.get("ansible_facts")
+    ipv4 = facts.get("default_ipv4") if isinstance(facts, Mapping) else None
+    found = ipv4.get("address") if isinstance(ipv4, Mapping) else None
+    return found if is_text(found) and found else host
+
+
+def exporter_targets(
+    hosts: Sequence[str], hostvars: Mapping[str, Mapping[str, Any]], monitoring_hosts: Sequence[str]
+) -> list[str]:
+    """``address:port`` of the Redis exporter of each of ``hosts``, as Prometheus scrapes it: its
+    listen address (:func:`exporter_address`; never a wildcard, validation refuses one), so that a
+    Prometheus on the exporter's own host reaches it too."""
+    return [
+        host_port(
+            exporter_address(hostvars.get(h, {}), h, monitoring_hosts),
+            hostvars.get(h, {}).get("redis_exporter_port", 9121),
+        )
+        for h in hosts
+    ]
+
+
 def sentinel_scrape_targets(
     hosts: Sequence[str],
     hostvars: Mapping[str, Mapping[str, Any]],
-    monitoring_host: str,
+    monitoring_hosts: Sequence[str],
 ) -> list[dict[str, str]]:
-    """What Prometheus on ``monitoring_host`` scrapes for the Sentinels of ``hosts``: each host's
-    exporter (as :func:`scrape_targets`) and, as its ``/scrape?target=``, the host's own Sentinel on
-    loopback (``redis_sentinel_port``)."""
-    exporters = scrape_targets(hosts, hostvars, monitoring_host, "redis_exporter_port", 9121)
+    """What Prometheus scrapes for the Sentinels of ``hosts``: each host's exporter (as
+    :func:`exporter_targets`) and, as its ``/scrape?target=``, the host's own Sentinel on loopback
+    (``redis_sentinel_port``)."""
+    exporters = exporter_targets(hosts, hostvars, monitoring_hosts)
     return [
         {
             "address": exporter,
@@ -284,6 +321,15 @@ def monitoring_problems(
             )
     for host, settings in exporters.items():
         address = settings.get("address")
+        if address_kind(address) == "loopback" and any(m != host for m in monitoring_hosts):
+            problems.append(
+                Problem(
+                    "redis_exporter_listen_address",
+                    f"{address!r} is loopback but Prometheus runs on {', '.join(monitoring_hosts)}: "
+                    "let the exporter listen on the host's private address",
+                    host=host,
+                )
+            )
         if address_kind(address) in ("public", "wildcard"):
             problems.append(
                 Problem(
@@ -332,11 +378,7 @@ def monitoring_inventory_problems(
     problems: list[str] = []
     for host in redis_hosts:
         settings = hostvars.get(host, {})
-        exporters[host] = {
-            "address": "127.0.0.1"
-            if list(monitoring_hosts) == [host]
-            else settings.get("celery_fleet_private_address", host)
-        }
+        exporters[host] = {"address": exporter_address(settings, host, monitoring_hosts)}
         user = settings.get("redis_exporter_redis_user", "exporter")
         users = settings.get("redis_acl_users") or []
         if not any(
@@ -361,7 +403,8 @@ def monitoring_inventory_problems(
 def _sentinel_exporter_problems(settings: Mapping[str, Any], host: str, user: Any) -> list[Problem]:
     """The Sentinel user the exporter of a Sentinel data node logs in as (its name is the exporter's)."""
     problems = []
-    if not settings.get("redis_sentinel_exporter_password"):
+    password = settings.get("redis_sentinel_exporter_password")
+    if not (is_text(password) and password):
         problems.append(
             Problem(
                 "redis_sentinel_exporter_password",

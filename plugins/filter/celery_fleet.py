@@ -121,6 +121,8 @@ class FilterModule:
             "celery_fleet_exporter_password_map": _ansible_errors(monitoring_rules.exporter_password_map),
             "celery_fleet_sentinel_static_configs": _ansible_errors(monitoring_rules.sentinel_static_configs),
             "celery_fleet_sentinel_address": _ansible_errors(monitoring_rules.sentinel_address),
+            "celery_fleet_exporter_address": _ansible_errors(monitoring_rules.exporter_address),
+            "celery_fleet_exporter_targets": _ansible_errors(monitoring_rules.exporter_targets),
             "celery_fleet_monitoring_queue_nodes": _ansible_errors(monitoring_rules.queue_nodes),
             "celery_fleet_alert_rules": _ansible_errors(alerts.alert_rules),
             "celery_fleet_monitored_queues": _ansible_errors(alerts.monitored_queues),

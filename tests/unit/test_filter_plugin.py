@@ -74,6 +74,8 @@ FILTERS = {
     "celery_fleet_exporter_password_map",
     "celery_fleet_sentinel_static_configs",
     "celery_fleet_sentinel_address",
+    "celery_fleet_exporter_address",
+    "celery_fleet_exporter_targets",
     "celery_fleet_monitoring_queue_nodes",
     "celery_fleet_alert_rules",
     "celery_fleet_monitored_queues",
