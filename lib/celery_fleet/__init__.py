@@ -129,9 +129,15 @@ prefork, gevent, eventlet, threads, solo``. The filter file turns it into ``Ansi
 - added (issue 17, monitoring): ``hosts | celery_fleet_scrape_targets(hostvars, monitoring_host,
   port_field, default_port)``, ``inputs | celery_fleet_prometheus_problems(host)``, ``inputs |
   celery_fleet_redis_exporter_problems(host)``, ``hosts | celery_fleet_monitoring_problems(flower_hosts,
-  redis_hosts, hostvars)`` and the helpers ``address | celery_fleet_host_port(port)``, ``address |
-  celery_fleet_local_address``, ``queues | celery_fleet_queue_keys(prefix)``, ``entries |
-  celery_fleet_monitoring_queue_nodes(queue)`` -> ``monitoring_rules``
+  redis_hosts, hostvars, sentinel_hosts)`` and the helpers ``address | celery_fleet_host_port(port)``,
+  ``address | celery_fleet_local_address``, ``queues | celery_fleet_queue_keys(prefix)``, ``entries |
+  celery_fleet_monitoring_queue_nodes(queue)``, ``settings | celery_fleet_exporter_address(host,
+  monitoring_hosts)`` and ``hosts | celery_fleet_exporter_targets(hostvars, monitoring_hosts)`` (where
+  an exporter listens and is scraped), ``hosts | celery_fleet_sentinel_scrape_targets(hostvars,
+  monitoring_hosts)`` (the Sentinels through each host's exporter), ``targets |
+  celery_fleet_sentinel_static_configs`` (their Prometheus static configs), ``port |
+  celery_fleet_sentinel_address`` (a host's own Sentinel, as its exporter reaches it), ``entries |
+  celery_fleet_exporter_password_map(user)`` (the exporter's REDIS_PASSWORD_FILE) -> ``monitoring_rules``
 """
 
 from celery_fleet.errors import FleetError, Problem

@@ -65,6 +65,90 @@ def scrape_targets(
     return targets
 
 
+def exporter_password_map(entries: Sequence[Mapping[str, Any]], user: str) -> dict[str, str]:
+    """The exporter's REDIS_PASSWORD_FILE: address -> password for each ``{address, password}``.
+
+    Each address is there twice, as given (``redis://127.0.0.1:26379``: what 1.45 looks up) and with
+    ``user@`` in it (``redis://exporter@127.0.0.1:26379``: what 1.69 looks up); measured on both.
+    """
+    passwords: dict[str, str] = {}
+    for entry in entries:
+        address, password = str(entry["address"]), str(entry["password"])
+        scheme, sep, rest = address.partition("://")
+        if not sep:
+            scheme, rest = "redis", address
+        passwords[f"{scheme}://{rest}"] = password
+        if user and "@" not in rest:
+            passwords[f"{scheme}://{user}@{rest}"] = password
+    return passwords
+
+
+def exporter_address(settings: Mapping[str, Any], host: str, monitoring_hosts: Sequence[str]) -> str:
+    """Where the Redis exporter of ``host`` listens, and so where Prometheus scrapes it.
+
+    ``redis_exporter_listen_address`` when the inventory sets it; else loopback when Prometheus runs
+    on this host only; else the host's private address (``celery_fleet_private_address``, its
+    default IPv4 address from its facts, its inventory name as the last resort)."""
+    address = settings.get("redis_exporter_listen_address")
+    if is_text(address) and address:
+        return address
+    if list(monitoring_hosts) == [host]:
+        return "127.0.0.1"
+    # Read without touching what Ansible could not template (a value from facts in a play that
+    # gathered none, as the validate play): only text and mappings are used.
+    private = settings.get("celery_fleet_private_address")
+    if is_text(private) and private:
+        return private
+    facts = settings.get("ansible_facts")
+    ipv4 = facts.get("default_ipv4") if isinstance(facts, Mapping) else None
+    found = ipv4.get("address") if isinstance(ipv4, Mapping) else None
+    return found if is_text(found) and found else host
+
+
+def exporter_targets(
+    hosts: Sequence[str], hostvars: Mapping[str, Mapping[str, Any]], monitoring_hosts: Sequence[str]
+) -> list[str]:
+    """``address:port`` of the Redis exporter of each of ``hosts``, as Prometheus scrapes it: its
+    listen address (:func:`exporter_address`; never a wildcard, validation refuses one), so that a
+    Prometheus on the exporter's own host reaches it too."""
+    return [
+        host_port(
+            exporter_address(hostvars.get(h, {}), h, monitoring_hosts),
+            hostvars.get(h, {}).get("redis_exporter_port", 9121),
+        )
+        for h in hosts
+    ]
+
+
+def sentinel_scrape_targets(
+    hosts: Sequence[str],
+    hostvars: Mapping[str, Mapping[str, Any]],
+    monitoring_hosts: Sequence[str],
+) -> list[dict[str, str]]:
+    """What Prometheus scrapes for the Sentinels of ``hosts``: each host's exporter (as
+    :func:`exporter_targets`) and, as its ``/scrape?target=``, the host's own Sentinel on loopback
+    (``redis_sentinel_port``)."""
+    exporters = exporter_targets(hosts, hostvars, monitoring_hosts)
+    return [
+        {
+            "address": exporter,
+            "target": sentinel_address(hostvars.get(host, {}).get("redis_sentinel_port", 26379)),
+        }
+        for host, exporter in zip(hosts, exporters, strict=True)
+    ]
+
+
+def sentinel_static_configs(targets: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+    """Prometheus ``static_configs`` of the Sentinel job: one per ``{address, target}``, the exporter
+    as the target and the Sentinel as the label ``__param_target`` (the ``target`` URL parameter)."""
+    return [{"targets": [str(t["address"])], "labels": {"__param_target": str(t["target"])}} for t in targets]
+
+
+def sentinel_address(port: int | str) -> str:
+    """The address an exporter reaches its host's Sentinel at (loopback)."""
+    return f"redis://127.0.0.1:{port}"
+
+
 def queue_keys(queues: Sequence[str] | None, prefix: str | None = "") -> list[str]:
     """The Redis list keys of the queues (kombu puts its global_keyprefix in front)."""
     return [f"{prefix or ''}{queue}" for queue in queues or []]
@@ -172,6 +256,16 @@ def redis_exporter_problems(inputs: Mapping[str, Any], host: str | None = None) 
                 host=host,
             )
         )
+    sentinel = get("redis_exporter_sentinel_address", "")
+    if sentinel and not get("redis_exporter_sentinel_password"):
+        problems.append(
+            Problem(
+                "redis_exporter_sentinel_password",
+                "is required with redis_exporter_sentinel_address (vault: the Sentinel's "
+                "redis_sentinel_exporter_password)",
+                host=host,
+            )
+        )
     keys = get("redis_exporter_check_keys", [])
     bad = [str(k) for k in keys if not is_text(k) or "," in k or "=" in k] if is_list(keys) else [repr(keys)]
     if bad:
@@ -235,6 +329,15 @@ def monitoring_problems(
             )
     for host, settings in exporters.items():
         address = settings.get("address")
+        if address_kind(address) == "loopback" and any(m != host for m in monitoring_hosts):
+            problems.append(
+                Problem(
+                    "redis_exporter_listen_address",
+                    f"{address!r} is loopback but Prometheus runs on {', '.join(monitoring_hosts)}: "
+                    "let the exporter listen on the host's private address",
+                    host=host,
+                )
+            )
         if address_kind(address) in ("public", "wildcard"):
             problems.append(
                 Problem(
@@ -252,6 +355,7 @@ def monitoring_inventory_problems(
     flower_hosts: Sequence[str],
     redis_hosts: Sequence[str],
     hostvars: Mapping[str, Mapping[str, Any]],
+    sentinel_hosts: Sequence[str] = (),
 ) -> list[str]:
     """:func:`monitoring_problems` from the inventory (playbooks/validate.yml), plus the exporter's
     ACL user on every Redis host. Reads only the names below; passwords are counted, never shown.
@@ -259,6 +363,10 @@ def monitoring_inventory_problems(
     The exporter's scrape address is what playbooks/deploy-monitoring.yml gives it: loopback when
     Prometheus runs on the Redis host only, else ``celery_fleet_private_address`` (unknown here, as no
     facts are gathered: then it is not judged).
+
+    With ``redis_sentinel_enabled``, the exporter of each data node that runs a Sentinel (``redis_hosts``
+    also in ``sentinel_hosts``) scrapes that Sentinel too, as a Sentinel ACL user of its own name
+    (roles/redis ``redis_sentinel_exporter_user``/``_password``).
     """
     if not monitoring_hosts:
         return []
@@ -278,11 +386,7 @@ def monitoring_inventory_problems(
     problems: list[str] = []
     for host in redis_hosts:
         settings = hostvars.get(host, {})
-        exporters[host] = {
-            "address": "127.0.0.1"
-            if list(monitoring_hosts) == [host]
-            else settings.get("celery_fleet_private_address", host)
-        }
+        exporters[host] = {"address": exporter_address(settings, host, monitoring_hosts)}
         user = settings.get("redis_exporter_redis_user", "exporter")
         users = settings.get("redis_acl_users") or []
         if not any(
@@ -299,4 +403,32 @@ def monitoring_inventory_problems(
                     )
                 )
             )
+        if settings.get("redis_sentinel_enabled") is True and host in sentinel_hosts:
+            problems += [str(p) for p in _sentinel_exporter_problems(settings, host, user)]
     return monitoring_problems(monitoring_hosts, flower, exporters) + problems
+
+
+def _sentinel_exporter_problems(settings: Mapping[str, Any], host: str, user: Any) -> list[Problem]:
+    """The Sentinel user the exporter of a Sentinel data node logs in as (its name is the exporter's)."""
+    problems = []
+    password = settings.get("redis_sentinel_exporter_password")
+    if not (is_text(password) and password):
+        problems.append(
+            Problem(
+                "redis_sentinel_exporter_password",
+                "monitoring and Sentinel are on: set the password of the exporter's user on the Sentinel "
+                "(vault), so that the Sentinel is scraped (RedisSentinelQuorumLost)",
+                host=host,
+            )
+        )
+    sentinel_user = settings.get("redis_sentinel_exporter_user", "exporter")
+    if sentinel_user != user:
+        problems.append(
+            Problem(
+                "redis_sentinel_exporter_user",
+                f"{sentinel_user!r} differs from redis_exporter_redis_user {user!r}: the exporter logs in to "
+                "the Sentinel with its own user name",
+                host=host,
+            )
+        )
+    return problems

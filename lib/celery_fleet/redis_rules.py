@@ -158,6 +158,8 @@ def _sentinel_host_problems(
         value = get(field)
         if not (is_text(value) and NAME_RE.match(value)):
             problems.append(Problem(field, f"{value!r} is not 1-64 of A-Z a-z 0-9 _ . -", host=host))
+    if get("redis_sentinel_exporter_password") is not None:
+        problems.extend(_sentinel_exporter_problems(inputs, host))
     port = get("redis_sentinel_port", 26379)
     if not int_in_range(port, 1, 65535):
         problems.append(Problem("redis_sentinel_port", f"{port!r} is not a TCP port (1-65535)", host=host))
@@ -189,6 +191,32 @@ def _sentinel_host_problems(
                 "redis_replication_user, redis_sentinel_auth_user",
                 "must differ from each other, from 'default' and from every redis_acl_users name "
                 f"(the role writes these users itself; clashing: {', '.join(taken) or 'none'})",
+                host=host,
+            )
+        )
+    return problems
+
+
+def _sentinel_exporter_problems(inputs: Mapping[str, Any], host: str | None) -> list[Problem]:
+    """The exporter's user on the Sentinel (written when ``redis_sentinel_exporter_password`` is set)."""
+    get = inputs.get
+    problems = []
+    password = get("redis_sentinel_exporter_password")
+    if not (is_text(password) and len(password) >= MIN_PASSWORD_LENGTH):
+        problems.append(
+            Problem(
+                "redis_sentinel_exporter_password",
+                f"is empty or shorter than {MIN_PASSWORD_LENGTH} characters; set it from Ansible Vault",
+                host=host,
+            )
+        )
+    user = get("redis_sentinel_exporter_user", "exporter")
+    if not (is_text(user) and NAME_RE.match(user)) or user == "default":
+        problems.append(
+            Problem(
+                "redis_sentinel_exporter_user",
+                f"{user!r} is not 1-64 of A-Z a-z 0-9 _ . - other than 'default' "
+                "(the Sentinel's clients' user)",
                 host=host,
             )
         )

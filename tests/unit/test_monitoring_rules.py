@@ -227,3 +227,196 @@ def test_argument_spec_defaults_equal_the_role_defaults(role):
         name: value for name, value in defaults.items() if name in specs and "default" in specs[name]
     }
     assert set(defaults) <= set(specs), set(defaults) - set(specs)
+
+
+# --- the Sentinels (scraped through each data node's exporter) ----------------------------------------
+
+SENTINEL_NODE = {
+    "redis_sentinel_enabled": True,
+    "redis_acl_users": [{"name": "exporter", "password": PASSWORD, "ruleset": "redis_exporter"}],
+    "redis_sentinel_exporter_password": PASSWORD,
+}
+
+
+def test_password_map_holds_each_address_as_1_45_and_1_69_look_it_up():
+    entries = [
+        {"address": "redis://127.0.0.1:6379", "password": "a"},
+        {"address": "redis://127.0.0.1:26379", "password": "b"},
+        {"address": "rediss://10.0.0.1:6380", "password": "c"},
+    ]
+
+    assert m.exporter_password_map(entries, "exporter") == {
+        "redis://127.0.0.1:6379": "a",
+        "redis://exporter@127.0.0.1:6379": "a",
+        "redis://127.0.0.1:26379": "b",
+        "redis://exporter@127.0.0.1:26379": "b",
+        "rediss://10.0.0.1:6380": "c",
+        "rediss://exporter@10.0.0.1:6380": "c",
+    }
+
+
+def test_password_map_keeps_an_address_that_names_its_user():
+    entries = [{"address": "redis://other@127.0.0.1:6379", "password": "a"}]
+
+    assert m.exporter_password_map(entries, "exporter") == {"redis://other@127.0.0.1:6379": "a"}
+
+
+def test_sentinel_scrape_targets_are_each_hosts_exporter_and_its_loopback_sentinel():
+    hostvars = {
+        "r1": {"celery_fleet_private_address": "10.0.0.4"},
+        "r2": {
+            "celery_fleet_private_address": "10.0.0.5",
+            "redis_sentinel_port": 26380,
+            "redis_exporter_port": 9122,
+        },
+    }
+
+    assert m.sentinel_scrape_targets(["r1", "r2"], hostvars, ["ops"]) == [
+        {"address": "10.0.0.4:9121", "target": "redis://127.0.0.1:26379"},
+        {"address": "10.0.0.5:9122", "target": "redis://127.0.0.1:26380"},
+    ]
+    assert m.sentinel_scrape_targets(["r1"], hostvars, ["r1"]) == [
+        {"address": "127.0.0.1:9121", "target": "redis://127.0.0.1:26379"}
+    ]
+
+
+def test_exporter_with_a_sentinel_needs_its_password():
+    problems = m.redis_exporter_problems({"redis_exporter_sentinel_address": "redis://127.0.0.1:26379"}, "r1")
+
+    assert len(problems) == 1
+    assert "host 'r1'" in problems[0] and "field 'redis_exporter_sentinel_password'" in problems[0]
+    assert (
+        m.redis_exporter_problems(
+            {
+                "redis_exporter_sentinel_address": "redis://127.0.0.1:26379",
+                "redis_exporter_sentinel_password": PASSWORD,
+            },
+            "r1",
+        )
+        == []
+    )
+
+
+def test_inventory_problems_pass_with_the_sentinels_exporter_user():
+    hostvars = {"ops": {"flower_users": [{"name": "a", "password": PASSWORD}]}, "r1": SENTINEL_NODE}
+
+    assert m.monitoring_inventory_problems(["ops"], ["ops"], ["r1"], hostvars, ["r1"]) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"redis_sentinel_exporter_password": None}, "redis_sentinel_exporter_password"),
+        ({"redis_sentinel_exporter_user": "prom"}, "redis_sentinel_exporter_user"),
+    ],
+)
+def test_inventory_problems_ask_for_the_sentinels_exporter_user(change, field):
+    hostvars = {
+        "ops": {"flower_users": [{"name": "a", "password": PASSWORD}]},
+        "r1": {**SENTINEL_NODE, **change},
+    }
+
+    problems = m.monitoring_inventory_problems(["ops"], ["ops"], ["r1"], hostvars, ["r1"])
+
+    assert len(problems) == 1, problems
+    assert "host 'r1'" in problems[0] and f"field '{field}'" in problems[0]
+    assert PASSWORD not in problems[0]
+
+
+def test_sentinel_exporter_user_is_not_asked_for_without_sentinel_or_off_the_sentinels():
+    hostvars = {
+        "ops": {"flower_users": [{"name": "a", "password": PASSWORD}]},
+        "r1": {**SENTINEL_NODE, "redis_sentinel_exporter_password": None},
+    }
+
+    assert m.monitoring_inventory_problems(["ops"], ["ops"], ["r1"], hostvars, []) == []
+    hostvars["r1"]["redis_sentinel_enabled"] = False
+    assert m.monitoring_inventory_problems(["ops"], ["ops"], ["r1"], hostvars, ["r1"]) == []
+
+
+def test_sentinel_static_configs_pass_the_sentinel_as_the_target_parameter():
+    targets = [{"address": "10.0.0.4:9121", "target": "redis://127.0.0.1:26379"}]
+
+    assert m.sentinel_static_configs(targets) == [
+        {"targets": ["10.0.0.4:9121"], "labels": {"__param_target": "redis://127.0.0.1:26379"}}
+    ]
+    assert m.sentinel_static_configs([]) == []
+
+
+# --- where the exporter listens (redis_exporter_listen_address) ------------------------------------
+
+
+def test_exporter_listens_on_loopback_when_prometheus_runs_on_its_host_only():
+    assert m.exporter_address({"celery_fleet_private_address": "10.0.0.4"}, "r1", ["r1"]) == "127.0.0.1"
+
+
+def test_exporter_listens_on_the_private_address_when_prometheus_runs_elsewhere():
+    assert m.exporter_address({"celery_fleet_private_address": "10.0.0.4"}, "r1", ["ops"]) == "10.0.0.4"
+    assert m.exporter_address({"celery_fleet_private_address": "10.0.0.4"}, "r1", ["r1", "ops"]) == "10.0.0.4"
+    facts = {"ansible_facts": {"default_ipv4": {"address": "10.0.0.9"}}}
+    assert m.exporter_address(facts, "r1", ["ops"]) == "10.0.0.9"
+    assert m.exporter_address({}, "r1", ["ops"]) == "r1"
+
+
+def test_the_inventorys_exporter_listen_address_wins():
+    settings = {"redis_exporter_listen_address": "10.1.0.4", "celery_fleet_private_address": "10.0.0.4"}
+
+    assert m.exporter_address(settings, "r1", ["ops"]) == "10.1.0.4"
+    assert m.exporter_address(settings, "r1", ["r1"]) == "10.1.0.4"
+
+
+def test_exporter_targets_are_where_each_exporter_listens():
+    hostvars = {
+        "r1": {"celery_fleet_private_address": "10.0.0.4"},
+        "r2": {"redis_exporter_listen_address": "10.1.0.5", "redis_exporter_port": 9122},
+    }
+
+    assert m.exporter_targets(["r1", "r2"], hostvars, ["r1", "ops"]) == ["10.0.0.4:9121", "10.1.0.5:9122"]
+    assert m.exporter_targets(["r1"], hostvars, ["r1"]) == ["127.0.0.1:9121"]
+
+
+def test_a_loopback_exporter_scraped_from_another_host_is_refused():
+    hostvars = {
+        "ops": {"flower_users": [{"name": "a", "password": PASSWORD}]},
+        "r1": {
+            "redis_acl_users": [{"name": "exporter", "password": PASSWORD, "ruleset": "redis_exporter"}],
+            "redis_exporter_listen_address": "127.0.0.1",
+        },
+    }
+
+    problems = m.monitoring_inventory_problems(["ops"], ["ops"], ["r1"], hostvars)
+
+    assert len(problems) == 1, problems
+    assert "host 'r1'" in problems[0] and "field 'redis_exporter_listen_address'" in problems[0]
+    assert "loopback" in problems[0]
+    assert (
+        m.monitoring_inventory_problems(["r1"], ["ops"], ["r1"], {**hostvars, "ops": hostvars["ops"]}) != []
+    )
+
+
+class Untemplatable:
+    """Stands in for what Ansible could not template (facts a play did not gather): any use fails."""
+
+    def __bool__(self) -> bool:
+        raise AssertionError("used")
+
+    def __str__(self) -> str:
+        raise AssertionError("used")
+
+
+def test_exporter_address_does_not_touch_an_untemplatable_private_address():
+    settings = {"celery_fleet_private_address": Untemplatable(), "ansible_facts": Untemplatable()}
+
+    assert m.exporter_address(settings, "r1", ["ops"]) == "r1"
+
+
+def test_inventory_problems_with_untemplatable_addresses_judge_nothing_of_them():
+    hostvars = {
+        "ops": {
+            "flower_users": [{"name": "a", "password": PASSWORD}],
+            "celery_fleet_private_address": Untemplatable(),
+        },
+        "r1": {**SENTINEL_NODE, "celery_fleet_private_address": Untemplatable()},
+    }
+
+    assert m.monitoring_inventory_problems(["ops"], ["ops"], ["r1"], hostvars, ["r1"]) == []

@@ -153,6 +153,11 @@ def test_sentinel_settings_are_not_checked_when_off():
             ["field 'redis_sentinel_down_after_milliseconds'", ">= 100"],
         ),
         ({"redis_min_replicas_max_lag": 0}, ["field 'redis_min_replicas_max_lag'", ">= 1"]),
+        ({"redis_sentinel_exporter_password": "short"}, ["field 'redis_sentinel_exporter_password'", "16"]),
+        (
+            {"redis_sentinel_exporter_password": PASSWORD, "redis_sentinel_exporter_user": "default"},
+            ["field 'redis_sentinel_exporter_user'", "'default'"],
+        ),
     ],
 )
 def test_each_sentinel_host_rule_names_host_and_field(change, fragments):
@@ -231,6 +236,12 @@ def test_a_host_not_known_as_sentinel_only_is_checked_as_a_data_node(groups):
             inputs.pop(name)
 
     assert any("field 'redis_password'" in p for p in redis_problems(inputs, "s1"))
+
+
+def test_the_sentinels_exporter_user_is_checked_only_when_its_password_is_set():
+    assert redis_problems({**SENTINEL_HOST, "redis_sentinel_exporter_user": "default"}, "r1") == []
+    assert redis_problems({**SENTINEL_HOST, "redis_sentinel_exporter_password": PASSWORD}, "r1") == []
+    assert redis_problems({**SENTINEL_ONLY, "redis_sentinel_exporter_password": "x"}, "s1")
 
 
 def test_sentinel_messages_never_show_a_password():
