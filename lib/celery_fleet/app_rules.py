@@ -46,15 +46,8 @@ def app_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[str
     # TLS to the broker (PEM content from the vault; roles/celery_app installs it as files).
     tls = tls_enabled(inputs)
     tls_problems = tls_input_problems(
-        tls, *(get(f"celery_broker_tls_{name}", "") for name in ("ca", "cert", "key"))
+        tls, *(get(f"celery_broker_tls_{name}", "") for name in ("ca", "cert", "key")), sentinels
     )
-    if tls is True and sentinels:
-        tls_problems.append(
-            Problem(
-                "celery_broker_tls_enabled",
-                "TLS through Sentinel (celery_broker_sentinels) is not supported yet: use one of them",
-            )
-        )
     problems.extend(p.on_host(host) if host else p for p in tls_problems)
     if get("celery_broker_url") is None:
         needed = (

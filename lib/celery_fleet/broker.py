@@ -233,14 +233,19 @@ def tls_problems(
                 "a client certificate needs both celery_broker_tls_cert_file and celery_broker_tls_key_file",
             )
         )
-    if sentinels:
-        problems.append(
-            Problem(
-                "celery_broker_tls_enabled",
-                "TLS through Sentinel (celery_broker_sentinels) is not supported yet: use one of them",
-            )
+    return problems + _tls_sentinel_problems(sentinels)
+
+
+def _tls_sentinel_problems(sentinels: Any) -> list[Problem]:
+    """TLS on together with Sentinels: refused (the builder and the input rules alike)."""
+    if not sentinels:
+        return []
+    return [
+        Problem(
+            "celery_broker_tls_enabled",
+            "TLS through Sentinel (celery_broker_sentinels) is not supported yet: use one of them",
         )
-    return problems
+    ]
 
 
 # What the PEM content of each TLS variable must hold (checked without printing it).
@@ -259,7 +264,9 @@ def tls_enabled(inputs: Mapping[str, Any]) -> Any:
     return inputs.get("redis_tls_enabled", False) if value is None else value
 
 
-def tls_input_problems(enabled: Any, ca: Any = "", cert: Any = "", key: Any = "") -> list[Problem]:
+def tls_input_problems(
+    enabled: Any, ca: Any = "", cert: Any = "", key: Any = "", sentinels: Any = None
+) -> list[Problem]:
     """Why these client TLS variables (PEM content, from the vault) cannot be used; TLS off: none.
 
     The messages name the variable and what it must hold, never its content.
@@ -304,7 +311,7 @@ def tls_input_problems(enabled: Any, ca: Any = "", cert: Any = "", key: Any = ""
                 "(or neither: the broker then must not require client certificates, redis_tls_auth_clients)",
             )
         )
-    return problems
+    return problems + _tls_sentinel_problems(sentinels)
 
 
 def tls_fleet_errors(clients: Mapping[str, Any], broker: Mapping[str, Any] | None) -> list[str]:
