@@ -86,7 +86,7 @@ PLAY_RE = re.compile(r"^PLAY \[.*\] \*+\s*$")
 TASK_RE = re.compile(r"^TASK \[(.*)\] \*+\s*$")
 STAMP_RE = re.compile(r"\)\s+(\d+):(\d\d):(\d\d(?:\.\d+)?) \*+\s*$")
 HOST_RE = re.compile(r"^(?:ok|changed|skipping|failed|fatal): \[([\w.-]+)\]|^included: \S+ for ([\w., -]+)$")
-RESTART_TASK = "Restart each worker under systemd"
+RESTART_TASK = "Restart the host's workers, one wave at a time"
 
 
 @dataclass
