@@ -10,7 +10,15 @@ adds hosts to the one before), then re-run ``reps`` times, changed=0 checked on 
 ``baseline`` (a git revision, e.g. the commit before the rollout's rework) measures that tree too:
 it is exported with ``git archive`` into a temporary directory and its re-runs alternate with the
 current tree's on the same hosts (its own ansible.cfg and fact cache), so both sides of each ratio
-come from the same run. Target: re-run(8) / re-run(2) <= 1.3.
+come from the same run (the current tree's fact cache is copied to the baseline's after each converge,
+so neither side gathers facts the other did not). Target: re-run(8) / re-run(2) <= 1.3.
+
+The one-host change (``change=True``): at the largest size, after each repetition's re-runs, one
+worker's concurrency changes on one host (``w1``: host_vars toggling concurrency 2 and back to 1)
+and the current tree's site.yml runs. Checked: only that host reports changes and only that host
+enters the restart play. Target: its wall time <= 1.3 x the same repetition's no-op re-run + that
+host's restart, the restart being the restart play's duration in that run (profile_tasks stamps:
+the restart, then the live check through Celery).
 
 Standalone: ``.venv/bin/python bench/b_scaling.py [--baseline REV] [--reps N] [--sizes 2 4 8]``.
 """
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +45,12 @@ from fleet import parse_recap
 NETWORK = "bench-scale"
 PREFIX = "bench-sc-"
 SANDBOX = ROOT / "inventories" / "sandbox"
+CHANGED_HOST = "w1"
+RESTART_PLAY = "Restart the changed workers"
+PLAY_RE = re.compile(r"^PLAY \[(.*)\] \*+\s*$")
+# profile_tasks' stamp after each task banner: "(0:00:01.234)       0:00:05.678 ****", the total.
+STAMP_RE = re.compile(r"\)\s+(\d+):(\d\d):(\d\d(?:\.\d+)?) \*+\s*$")
+HOST_RE = re.compile(r"^(?:ok|changed|skipping|failed|fatal): \[([\w.-]+)\]|^included: \S+ for ([\w., -]+)$")
 WORKER_VARS = {
     "celery_process_manager": "systemd",
     "celery_queues": ["light"],
@@ -97,8 +112,43 @@ def _remove(size: int) -> None:
     sh(["docker", "network", "rm", NETWORK], check=False)
 
 
-def _site(tree: Path, inventory: Path, facts: Path, log_path: Path) -> tuple[float, int, int]:
-    """site.yml of ``tree`` on ``inventory``: (seconds, return code, hosts changed)."""
+def plays(output: str) -> list[tuple[str, float, list[str]]]:
+    """(play name, seconds, hosts) per play banner of a run, from the profile_tasks stamps: a play
+    lasts from its first stamp to the next play's first stamp (the last one to the final stamp). A
+    serial play prints one banner per batch, so each batch is an entry."""
+    found: list[tuple[str, float, list[str]]] = []
+    name = ""
+    start: float | None = None
+    hosts: list[str] = []
+    last = 0.0
+    pending = False
+    for line in output.splitlines():
+        if (m := PLAY_RE.match(line)) and not line.startswith("PLAY RECAP"):
+            name, pending = m[1], True
+            continue
+        if stamp := STAMP_RE.search(line):
+            last = int(stamp[1]) * 3600 + int(stamp[2]) * 60 + float(stamp[3])
+            if pending:
+                if found and start is not None:
+                    found[-1] = (found[-1][0], last - start, found[-1][2])
+                found.append((name, 0.0, []))
+                hosts, start, pending = found[-1][2], last, False
+            continue
+        if (m := HOST_RE.match(line)) and found:
+            for h in (m[1] or m[2]).replace(",", " ").split():
+                if h not in hosts:
+                    hosts.append(h)
+    if found and start is not None:
+        found[-1] = (found[-1][0], last - start, found[-1][2])
+    return found
+
+
+def _changed_hosts(output: str) -> list[str]:
+    return sorted(h for h, r in parse_recap(output).items() if r.get("changed", 0))
+
+
+def _site(tree: Path, inventory: Path, facts: Path, log_path: Path) -> tuple[float, int, int, str]:
+    """site.yml of ``tree`` on ``inventory``: (seconds, return code, hosts changed, output)."""
     env = dict(
         os.environ, ANSIBLE_CONFIG=str(tree / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"
     )
@@ -110,10 +160,32 @@ def _site(tree: Path, inventory: Path, facts: Path, log_path: Path) -> tuple[flo
     wall = time.perf_counter() - t0
     log_path.write_text(done.stdout + done.stderr)
     changed = sum(r.get("changed", 0) for r in parse_recap(done.stdout).values())
-    return wall, done.returncode, changed
+    return wall, done.returncode, changed, done.stdout
 
 
-def measure(baseline: str | None, reps: int, sizes: list[int]) -> dict[str, dict[int, Sample]]:
+class Results:
+    def __init__(self, trees: list[str]) -> None:
+        self.walls: dict[str, dict[int, Sample]] = {name: {} for name in trees}
+        # Per tree and size, per play name: the seconds of each re-run (summed over batches).
+        self.plays: dict[str, dict[int, dict[str, Sample]]] = {name: {} for name in trees}
+        # The one-host change: per repetition (no-op re-run, change run, restart play, changed
+        # hosts, restarted hosts).
+        self.change: list[tuple[float, float, float, list[str], list[str]]] = []
+
+
+def _change(inventory: Path, concurrency: int) -> None:
+    """One worker's concurrency on CHANGED_HOST (host_vars); 1 is the group's own value."""
+    host_vars = inventory / "host_vars"
+    host_vars.mkdir(exist_ok=True)
+    path = host_vars / f"{CHANGED_HOST}.yml"
+    if concurrency == WORKER_VARS["celery_workers"][0]["concurrency"]:
+        path.unlink(missing_ok=True)
+        return
+    workers = [{**WORKER_VARS["celery_workers"][0], "concurrency": concurrency}]
+    path.write_text(json.dumps({"celery_workers": workers}))
+
+
+def measure(baseline: str | None, reps: int, sizes: list[int], change: bool = False) -> Results:
     tmp = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
     trees = {"current": ROOT}
     if baseline:
@@ -124,7 +196,7 @@ def measure(baseline: str | None, reps: int, sizes: list[int]) -> dict[str, dict
         )
         subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
         trees = {"baseline": base, "current": ROOT}
-    results: dict[str, dict[int, Sample]] = {name: {} for name in trees}
+    results = Results(list(trees))
     up: list[str] = []
     try:
         for size in sizes:
@@ -132,14 +204,17 @@ def measure(baseline: str | None, reps: int, sizes: list[int]) -> dict[str, dict
             new = [h for h in _hosts(size) if h not in up]
             _containers(new)
             up += new
-            wall, rc, _ = _site(ROOT, inventory, tmp / "facts-current", tmp / f"converge-{size}.log")
+            wall, rc, _, _ = _site(ROOT, inventory, tmp / "facts-current", tmp / f"converge-{size}.log")
             log(f"scaling: converge of {size} worker hosts {wall:.0f} s (rc {rc})")
             if rc != 0:
                 raise RuntimeError(f"converge of {size} hosts failed: {tmp / f'converge-{size}.log'}")
+            if baseline:  # the baseline's re-runs find the facts the converge gathered
+                shutil.copytree(tmp / "facts-current", tmp / "facts-baseline", dirs_exist_ok=True)
             for rep in range(reps):
                 order = list(trees) if rep % 2 == 0 else list(reversed(trees))
+                noop = 0.0
                 for name in order:
-                    wall, rc, changed = _site(
+                    wall, rc, changed, out = _site(
                         trees[name], inventory, tmp / f"facts-{name}", tmp / f"rerun-{name}-{size}-{rep}.log"
                     )
                     log(
@@ -149,7 +224,30 @@ def measure(baseline: str | None, reps: int, sizes: list[int]) -> dict[str, dict
                         raise RuntimeError(
                             f"{name} re-run of {size} hosts: rc {rc}, changed {changed} ({tmp})"
                         )
-                    results[name].setdefault(size, Sample()).add(wall)
+                    results.walls[name].setdefault(size, Sample()).add(wall)
+                    by_play: dict[str, float] = {}
+                    for play, seconds, _ in plays(out):
+                        by_play[play] = by_play.get(play, 0.0) + seconds
+                    for play, seconds in by_play.items():
+                        results.plays[name].setdefault(size, {}).setdefault(play, Sample()).add(seconds)
+                    if name == "current":
+                        noop = wall
+                if change and size == max(sizes):
+                    # 2, 1, 2, ...: each run changes one worker's concurrency on one host.
+                    _change(inventory, 2 if rep % 2 == 0 else 1)
+                    wall, rc, changed, out = _site(
+                        ROOT, inventory, tmp / "facts-current", tmp / f"change-{size}-{rep}.log"
+                    )
+                    restart = [(s, h) for p, s, h in plays(out) if p.startswith(RESTART_PLAY)]
+                    restarted = sorted({h for _s, hs in restart for h in hs})
+                    hosts = _changed_hosts(out)
+                    log(
+                        f"scaling: one-host change, {size} worker hosts: {wall:.1f} s rc {rc}, changed "
+                        f"{hosts}, restarted {restarted}, restart play {sum(s for s, _ in restart):.1f} s"
+                    )
+                    if rc != 0:
+                        raise RuntimeError(f"one-host change of {size} hosts: rc {rc} ({tmp})")
+                    results.change.append((noop, wall, sum(s for s, _ in restart), hosts, restarted))
     finally:
         _remove(max(sizes))
         if not os.environ.get("BENCH_KEEP_LOGS"):
@@ -159,9 +257,9 @@ def measure(baseline: str | None, reps: int, sizes: list[int]) -> dict[str, dict
     return results
 
 
-def report(results: dict[str, dict[int, Sample]], sizes: list[int]) -> str:
+def report(results: Results, sizes: list[int]) -> str:
     rows = []
-    for name, by_size in results.items():
+    for name, by_size in results.walls.items():
         smallest, largest = by_size[min(sizes)], by_size[max(sizes)]
         ratio = paired_ratio(largest.values, smallest.values)
         rows.append([name, *(by_size[s].show(1) for s in sizes), ratio.show()])
@@ -173,7 +271,45 @@ def report(results: dict[str, dict[int, Sample]], sizes: list[int]) -> str:
     return table(headers, rows)
 
 
-def chart(path: Path, results: dict[str, dict[int, Sample]], sizes: list[int]) -> None:
+def profile(results: Results, sizes: list[int]) -> str:
+    """Where a re-run's time goes: seconds per play (median over the re-runs; a serial play's
+    batches summed), per tree, at the smallest and the largest size."""
+    ends = [min(sizes), max(sizes)] if len(sizes) > 1 else sizes
+    headers = ["play", *(f"{name}, {s} hosts (s)" for name in results.plays for s in ends)]
+    names: list[str] = []
+    for by_size in results.plays.values():
+        for size in ends:
+            names += [p for p in by_size.get(size, {}) if p not in names]
+    rows = [
+        [
+            p,
+            *(
+                results.plays[name].get(s, {}).get(p, Sample()).show(1)
+                for name in results.plays
+                for s in ends
+            ),
+        ]
+        for p in names
+    ]
+    return table(headers, rows)
+
+
+def change_ratio(results: Results) -> Sample:
+    return Sample([wall / (noop + restart) for noop, wall, restart, _, _ in results.change if noop + restart])
+
+
+def change_report(results: Results) -> str:
+    rows = [
+        [str(i + 1), f"{noop:.1f}", f"{wall:.1f}", f"{restart:.1f}", f"{wall / (noop + restart):.2f}",
+         ", ".join(changed) or "none", ", ".join(restarted) or "none"]
+        for i, (noop, wall, restart, changed, restarted) in enumerate(results.change)
+    ]  # fmt: skip
+    headers = ["rep", "no-op re-run (s)", "one-host change run (s)", "of which the restart play (s)",
+               "change / (no-op + restart)", "hosts changed", "hosts restarted"]  # fmt: skip
+    return table(headers, rows)
+
+
+def chart(path: Path, results: Results, sizes: list[int]) -> None:
     """Re-run time against worker hosts, one line per tree (median, whiskers = range)."""
     import matplotlib
 
@@ -181,7 +317,7 @@ def chart(path: Path, results: dict[str, dict[int, Sample]], sizes: list[int]) -
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, by_size in results.items():
+    for name, by_size in results.walls.items():
         medians = [by_size[s].median for s in sizes]
         errors = [
             [by_size[s].median - by_size[s].low for s in sizes],
@@ -200,31 +336,58 @@ def chart(path: Path, results: dict[str, dict[int, Sample]], sizes: list[int]) -
 
 
 def bench_scaling(ctx: Any) -> str:
-    """``make bench`` entry: sizes 2, 4, 8, ``ctx.reps`` repetitions; a baseline tree when
-    CELERY_FLEET_BENCH_BASELINE names a git revision."""
+    """``make bench`` entry: sizes 2, 4, 8, ``ctx.reps`` repetitions, the one-host change at 8; a
+    baseline tree when CELERY_FLEET_BENCH_BASELINE names a git revision."""
     sizes = [2, 4, 8]
     baseline = os.environ.get("CELERY_FLEET_BENCH_BASELINE") or None
-    results = measure(baseline, ctx.reps, sizes)
+    results = measure(baseline, ctx.reps, sizes, change=True)
     path, link = ctx.chart("scaling")
     chart(path, results, sizes)
-    ratio = paired_ratio(results["current"][8].values, results["current"][2].values)
+    return section(results, sizes, baseline, link)
+
+
+def section(results: Results, sizes: list[int], baseline: str | None, link: str) -> str:
+    small, large = min(sizes), max(sizes)
+    ratio = paired_ratio(results.walls["current"][large].values, results.walls["current"][small].values)
     verdict = "met" if ratio.median <= 1.3 else "**MISSED**"
-    return "\n\n".join(
-        [
-            "## 10. No-op re-run against the number of worker hosts (`scaling`)",
-            "One light worker per host (prefork, concurrency 1, queue `light`), one Redis host, no beat or "
-            "Flower; each size converged, then re-run (changed=0 checked)"
-            + (
-                f"; the baseline is `{baseline}`, its re-runs alternating with the current tree's"
-                if baseline
-                else ""
-            )
-            + ".",
-            report(results, sizes),
-            f"Target re-run(8) / re-run(2) <= 1.3: {ratio.show()} - {verdict}.",
-            link,
+    parts = [
+        "## 10. No-op re-run against the number of worker hosts (`scaling`)",
+        "One light worker per host (prefork, concurrency 1, queue `light`), one Redis host, no beat or "
+        "Flower; each size converged by the current tree, then re-run (changed=0 checked)"
+        + (
+            f"; the baseline is `{baseline}`, its re-runs alternating with the current tree's on the same "
+            "hosts (the converge's fact cache copied to it)"
+            if baseline
+            else ""
+        )
+        + f". {len(results.walls['current'][small].values)} repetitions.",
+        report(results, sizes),
+        f"Target re-run({large}) / re-run({small}) <= 1.3 (current tree): {ratio.show()} - {verdict}.",
+    ]
+    if baseline and "baseline" in results.walls:
+        base = paired_ratio(results.walls["baseline"][large].values, results.walls["baseline"][small].values)
+        parts.append(f"Baseline re-run({large}) / re-run({small}): {base.show()}.")
+    parts += [
+        "Where a re-run's time goes (seconds per play, profile_tasks stamps; the restart play has no "
+        "host on a no-op run of the current tree):",
+        profile(results, sizes),
+    ]
+    if results.change:
+        ok = all(changed == [CHANGED_HOST] and restarted == [CHANGED_HOST]
+                 for _, _, _, changed, restarted in results.change)  # fmt: skip
+        cr = change_ratio(results)
+        parts += [
+            f"One-host change on the {large}-host fleet: one worker's concurrency on `{CHANGED_HOST}` "
+            "(2, then back to 1), site.yml of the current tree, right after the same repetition's no-op "
+            "re-runs. "
+            "The restart is the restart play's duration in that run (restart + live check through Celery).",
+            change_report(results),
+            f"Only that host changed and restarted in every run: {'yes' if ok else '**NO**'}. "
+            f"Target change <= 1.3 x (no-op + restart): {cr.show()} - "
+            f"{'met' if cr.median <= 1.3 and ok else '**MISSED**'}.",
         ]
-    )
+    parts.append(link)
+    return "\n\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,10 +395,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", help="a git revision to measure beside the current tree")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument("--change", action="store_true", help="the one-host change at the largest size")
     parser.add_argument("--chart", type=Path, help="write the chart (PNG) here")
     args = parser.parse_args(argv)
-    results = measure(args.baseline, args.reps, sorted(args.sizes))
-    print(report(results, sorted(args.sizes)))
+    results = measure(args.baseline, args.reps, sorted(args.sizes), change=args.change)
+    print(section(results, sorted(args.sizes), args.baseline, ""))
     if args.chart:
         chart(args.chart, results, sorted(args.sizes))
     return 0
