@@ -38,14 +38,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import Sample, paired_ratio, table
+from benchlib import Sample, table
 from common import IMAGE, ROOT, SYSTEMD_ARGS, VENV_BIN, log, sh
 from fleet import parse_recap
 
 NETWORK = "bench-scale"
 PREFIX = "bench-sc-"
 SANDBOX = ROOT / "inventories" / "sandbox"
-CHANGED_HOST = "w1"
+# Inventory names are the containers' names: a host named like its group ("redis") took the
+# group's name as its address (hostvars['redis'] answered 'redis', the workers could not resolve it).
+CHANGED_HOST = PREFIX + "w1"
 RESTART_PLAY = "Restart the changed workers"
 PLAY_RE = re.compile(r"^PLAY \[(.*)\] \*+\s*$")
 # profile_tasks' stamp after each task banner: "(0:00:01.234)       0:00:05.678 ****", the total.
@@ -65,6 +67,8 @@ def _hosts(size: int) -> list[str]:
 def _inventory(directory: Path, size: int) -> Path:
     """An inventory directory of ``size`` worker hosts with the sandbox's app and Redis settings."""
     inv = directory / f"inventory-{size}"
+    if inv.exists():
+        return inv
     (inv / "group_vars" / "celery_workers").mkdir(parents=True)
     for group in ("all", "redis"):
         (inv / "group_vars" / group).symlink_to(SANDBOX / "group_vars" / group)
@@ -76,13 +80,13 @@ def _inventory(directory: Path, size: int) -> Path:
     def host(name: str) -> dict[str, str]:
         return {"ansible_host": PREFIX + name, "celery_fleet_private_address": PREFIX + name}
 
-    workers = {h: host(h) for h in _hosts(size)[1:]}
+    workers = {PREFIX + h: host(h) for h in _hosts(size)[1:]}
     (inv / "hosts.yml").write_text(
         json.dumps(
             {
                 "all": {
                     "children": {
-                        "redis": {"hosts": {"redis": host("redis")}},
+                        "redis": {"hosts": {PREFIX + "redis": host("redis")}},
                         "celery_workers": {"hosts": workers},
                     }
                 }
@@ -171,6 +175,7 @@ class Results:
         # The one-host change: per repetition (no-op re-run, change run, restart play, changed
         # hosts, restarted hosts).
         self.change: list[tuple[float, float, float, list[str], list[str]]] = []
+        self.notes: list[str] = []
 
 
 def _change(inventory: Path, concurrency: int) -> None:
@@ -185,7 +190,20 @@ def _change(inventory: Path, concurrency: int) -> None:
     path.write_text(json.dumps({"celery_workers": workers}))
 
 
-def measure(baseline: str | None, reps: int, sizes: list[int], change: bool = False) -> Results:
+def measure(
+    baseline: str | None,
+    reps: int,
+    sizes: list[int],
+    change: bool = False,
+    converge_once: bool = False,
+    size_reps: dict[int, int] | None = None,
+    deadline: float | None = None,
+) -> Results:
+    """``converge_once``: all hosts of the largest size converged at the start and the smaller sizes
+    measured on a subset of them (the others idle, their worker running): one converge instead of
+    one per size, for a run that must be short; ``size_reps`` overrides ``reps`` for some sizes;
+    ``deadline`` (epoch seconds): no further repetition of a size starts if the previous one would
+    not end before it (the first always runs)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
     trees = {"current": ROOT}
     if baseline:
@@ -197,57 +215,11 @@ def measure(baseline: str | None, reps: int, sizes: list[int], change: bool = Fa
         subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
         trees = {"baseline": base, "current": ROOT}
     results = Results(list(trees))
-    up: list[str] = []
     try:
-        for size in sizes:
-            inventory = _inventory(tmp, size)
-            new = [h for h in _hosts(size) if h not in up]
-            _containers(new)
-            up += new
-            wall, rc, _, _ = _site(ROOT, inventory, tmp / "facts-current", tmp / f"converge-{size}.log")
-            log(f"scaling: converge of {size} worker hosts {wall:.0f} s (rc {rc})")
-            if rc != 0:
-                raise RuntimeError(f"converge of {size} hosts failed: {tmp / f'converge-{size}.log'}")
-            if baseline:  # the baseline's re-runs find the facts the converge gathered
-                shutil.copytree(tmp / "facts-current", tmp / "facts-baseline", dirs_exist_ok=True)
-            for rep in range(reps):
-                order = list(trees) if rep % 2 == 0 else list(reversed(trees))
-                noop = 0.0
-                for name in order:
-                    wall, rc, changed, out = _site(
-                        trees[name], inventory, tmp / f"facts-{name}", tmp / f"rerun-{name}-{size}-{rep}.log"
-                    )
-                    log(
-                        f"scaling: {name} re-run, {size} worker hosts: {wall:.1f} s rc {rc} changed {changed}"
-                    )
-                    if rc != 0 or changed != 0:
-                        raise RuntimeError(
-                            f"{name} re-run of {size} hosts: rc {rc}, changed {changed} ({tmp})"
-                        )
-                    results.walls[name].setdefault(size, Sample()).add(wall)
-                    by_play: dict[str, float] = {}
-                    for play, seconds, _ in plays(out):
-                        by_play[play] = by_play.get(play, 0.0) + seconds
-                    for play, seconds in by_play.items():
-                        results.plays[name].setdefault(size, {}).setdefault(play, Sample()).add(seconds)
-                    if name == "current":
-                        noop = wall
-                if change and size == max(sizes):
-                    # 2, 1, 2, ...: each run changes one worker's concurrency on one host.
-                    _change(inventory, 2 if rep % 2 == 0 else 1)
-                    wall, rc, changed, out = _site(
-                        ROOT, inventory, tmp / "facts-current", tmp / f"change-{size}-{rep}.log"
-                    )
-                    restart = [(s, h) for p, s, h in plays(out) if p.startswith(RESTART_PLAY)]
-                    restarted = sorted({h for _s, hs in restart for h in hs})
-                    hosts = _changed_hosts(out)
-                    log(
-                        f"scaling: one-host change, {size} worker hosts: {wall:.1f} s rc {rc}, changed "
-                        f"{hosts}, restarted {restarted}, restart play {sum(s for s, _ in restart):.1f} s"
-                    )
-                    if rc != 0:
-                        raise RuntimeError(f"one-host change of {size} hosts: rc {rc} ({tmp})")
-                    results.change.append((noop, wall, sum(s for s, _ in restart), hosts, restarted))
+        _sizes(results, tmp, trees, reps, sizes, change, converge_once, size_reps, deadline)
+    except RuntimeError as exc:  # what was measured before stays in the report
+        results.notes.append(f"**The run stopped**: {exc}")
+        log(f"scaling: stopped: {exc}")
     finally:
         _remove(max(sizes))
         if not os.environ.get("BENCH_KEEP_LOGS"):
@@ -257,12 +229,103 @@ def measure(baseline: str | None, reps: int, sizes: list[int], change: bool = Fa
     return results
 
 
+def _sizes(
+    results: Results,
+    tmp: Path,
+    trees: dict[str, Path],
+    reps: int,
+    sizes: list[int],
+    change: bool,
+    converge_once: bool,
+    size_reps: dict[int, int] | None,
+    deadline: float | None,
+) -> None:
+    up: list[str] = []
+    for size in sizes:
+        inventory = _inventory(tmp, size)
+        if converge_once and up:
+            pass  # every host was converged with the largest inventory
+        else:
+            target = max(sizes) if converge_once else size
+            new = [h for h in _hosts(target) if h not in up]
+            _containers(new)
+            up += new
+            wall, rc, _, _ = _site(
+                ROOT, _inventory(tmp, target) if target != size else inventory,
+                tmp / "facts-current", tmp / f"converge-{target}.log",
+            )  # fmt: skip
+            log(f"scaling: converge of {target} worker hosts {wall:.0f} s (rc {rc})")
+            if rc != 0:
+                raise RuntimeError(f"converge of {target} hosts failed: {tmp / f'converge-{target}.log'}")
+            if "baseline" in trees:  # the baseline's re-runs find the facts the converge gathered
+                shutil.copytree(tmp / "facts-current", tmp / "facts-baseline", dirs_exist_ok=True)
+        last = 0.0
+        for rep in range((size_reps or {}).get(size, reps)):
+            if rep > 0 and deadline and time.time() + last > deadline:
+                results.notes.append(f"{size} hosts: {rep} repetition(s), the rest cut by the run's deadline")
+                log(f"scaling: deadline, {size} hosts stops after {rep} repetition(s)")
+                break
+            t_rep = time.perf_counter()
+            order = list(trees) if rep % 2 == 0 else list(reversed(trees))
+            noop = 0.0
+            for name in order:
+                if name not in trees:
+                    continue
+                wall, rc, changed, out = _site(
+                    trees[name], inventory, tmp / f"facts-{name}", tmp / f"rerun-{name}-{size}-{rep}.log"
+                )
+                log(f"scaling: {name} re-run, {size} worker hosts: {wall:.1f} s rc {rc} changed {changed}")
+                if (rc != 0 or changed != 0) and name == "baseline":
+                    # The baseline's roles may disagree with what the current tree converged: report
+                    # it, drop the baseline, and let the current tree put its own state back.
+                    results.notes.append(
+                        f"baseline re-run of {size} hosts: rc {rc}, changed {changed}; baseline dropped "
+                        "from then on"
+                    )
+                    del trees[name]
+                    settle = _site(ROOT, inventory, tmp / "facts-current", tmp / f"settle-{size}-{rep}.log")
+                    log(f"scaling: baseline dropped, current settled ({settle[0]:.0f} s, rc {settle[1]})")
+                    continue
+                if rc != 0 or changed != 0:
+                    raise RuntimeError(f"{name} re-run of {size} hosts: rc {rc}, changed {changed} ({tmp})")
+                results.walls[name].setdefault(size, Sample()).add(wall)
+                by_play: dict[str, float] = {}
+                for play, seconds, _ in plays(out):
+                    by_play[play] = by_play.get(play, 0.0) + seconds
+                for play, seconds in by_play.items():
+                    results.plays[name].setdefault(size, {}).setdefault(play, Sample()).add(seconds)
+                if name == "current":
+                    noop = wall
+            if change and size == max(sizes):
+                # 2, 1, 2, ...: each run changes one worker's concurrency on one host.
+                _change(inventory, 2 if rep % 2 == 0 else 1)
+                wall, rc, changed, out = _site(
+                    ROOT, inventory, tmp / "facts-current", tmp / f"change-{size}-{rep}.log"
+                )
+                restart = [(s, h) for p, s, h in plays(out) if p.startswith(RESTART_PLAY)]
+                restarted = sorted({h for _s, hs in restart for h in hs})
+                hosts = _changed_hosts(out)
+                log(
+                    f"scaling: one-host change, {size} worker hosts: {wall:.1f} s rc {rc}, changed "
+                    f"{hosts}, restarted {restarted}, restart play {sum(s for s, _ in restart):.1f} s"
+                )
+                if rc != 0:
+                    raise RuntimeError(f"one-host change of {size} hosts: rc {rc} ({tmp})")
+                results.change.append((noop, wall, sum(s for s, _ in restart), hosts, restarted))
+            last = time.perf_counter() - t_rep
+
+
+def size_ratio(by_size: dict[int, Sample], large: int, small: int) -> Sample:
+    """re-run(large) / re-run(small) per repetition index (a size cut short pairs its first ones)."""
+    a, b = by_size.get(large, Sample()).values, by_size.get(small, Sample()).values
+    return Sample([x / y for x, y in zip(a, b, strict=False) if y])
+
+
 def report(results: Results, sizes: list[int]) -> str:
     rows = []
     for name, by_size in results.walls.items():
-        smallest, largest = by_size[min(sizes)], by_size[max(sizes)]
-        ratio = paired_ratio(largest.values, smallest.values)
-        rows.append([name, *(by_size[s].show(1) for s in sizes), ratio.show()])
+        ratio = size_ratio(by_size, max(sizes), min(sizes))
+        rows.append([name, *(by_size.get(s, Sample()).show(1) for s in sizes), ratio.show()])
     headers = [
         "tree",
         *(f"re-run, {s} worker hosts (s)" for s in sizes),
@@ -317,13 +380,15 @@ def chart(path: Path, results: Results, sizes: list[int]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, by_size in results.walls.items():
-        medians = [by_size[s].median for s in sizes]
+    for name, all_sizes in results.walls.items():
+        by_size = {s: v for s, v in all_sizes.items() if v.values}
+        xs = [s for s in sizes if s in by_size]
+        medians = [by_size[s].median for s in xs]
         errors = [
-            [by_size[s].median - by_size[s].low for s in sizes],
-            [by_size[s].high - by_size[s].median for s in sizes],
+            [by_size[s].median - by_size[s].low for s in xs],
+            [by_size[s].high - by_size[s].median for s in xs],
         ]
-        ax.errorbar(sizes, medians, yerr=errors, marker="o", capsize=4, label=name)
+        ax.errorbar(xs, medians, yerr=errors, marker="o", capsize=4, label=name)
     ax.set_xlabel("worker hosts")
     ax.set_ylabel("no-op re-run of site.yml (s)")
     ax.set_xticks(sizes)
@@ -340,32 +405,44 @@ def bench_scaling(ctx: Any) -> str:
     baseline tree when CELERY_FLEET_BENCH_BASELINE names a git revision."""
     sizes = [2, 4, 8]
     baseline = os.environ.get("CELERY_FLEET_BENCH_BASELINE") or None
-    results = measure(baseline, ctx.reps, sizes, change=True)
+    # --quick: one converge of the 8 hosts first, and size 4 (the chart's middle point) measured once.
+    size_reps = {4: 1} if ctx.quick else None
+    deadline = float(os.environ.get("CELERY_FLEET_BENCH_DEADLINE", "0")) or None
+    results = measure(baseline, ctx.reps, sizes, True, ctx.quick, size_reps, deadline)
     path, link = ctx.chart("scaling")
     chart(path, results, sizes)
-    return section(results, sizes, baseline, link)
+    return section(results, sizes, baseline, link, ctx.quick)
 
 
-def section(results: Results, sizes: list[int], baseline: str | None, link: str) -> str:
+def section(results: Results, sizes: list[int], baseline: str | None, link: str, quick: bool = False) -> str:
     small, large = min(sizes), max(sizes)
-    ratio = paired_ratio(results.walls["current"][large].values, results.walls["current"][small].values)
-    verdict = "met" if ratio.median <= 1.3 else "**MISSED**"
+    ratio = size_ratio(results.walls["current"], large, small)
+    verdict = ("met" if ratio.median <= 1.3 else "**MISSED**") if ratio.values else "**not measured**"
     parts = [
         "## 10. No-op re-run against the number of worker hosts (`scaling`)",
         "One light worker per host (prefork, concurrency 1, queue `light`), one Redis host, no beat or "
-        "Flower; each size converged by the current tree, then re-run (changed=0 checked)"
+        "Flower; "
+        + (
+            "the 8 hosts converged once by the current tree at the start, each size then re-run on the first "
+            "of them (the others idle, their worker running; `--quick`), size 4 once"
+            if quick
+            else "each size converged by the current tree (a size adds hosts to the one before), then re-run"
+        )
+        + " (changed=0 checked on every re-run)"
         + (
             f"; the baseline is `{baseline}`, its re-runs alternating with the current tree's on the same "
             "hosts (the converge's fact cache copied to it)"
             if baseline
             else ""
         )
-        + f". {len(results.walls['current'][small].values)} repetitions.",
+        + ". Repetitions per size: "
+        + ", ".join(f"{s}: {len(results.walls['current'].get(s, Sample()).values)}" for s in sizes)
+        + ".",
         report(results, sizes),
         f"Target re-run({large}) / re-run({small}) <= 1.3 (current tree): {ratio.show()} - {verdict}.",
     ]
     if baseline and "baseline" in results.walls:
-        base = paired_ratio(results.walls["baseline"][large].values, results.walls["baseline"][small].values)
+        base = size_ratio(results.walls["baseline"], large, small)
         parts.append(f"Baseline re-run({large}) / re-run({small}): {base.show()}.")
     parts += [
         "Where a re-run's time goes (seconds per play, profile_tasks stamps; the restart play has no "
@@ -384,8 +461,10 @@ def section(results: Results, sizes: list[int], baseline: str | None, link: str)
             change_report(results),
             f"Only that host changed and restarted in every run: {'yes' if ok else '**NO**'}. "
             f"Target change <= 1.3 x (no-op + restart): {cr.show()} - "
-            f"{'met' if cr.median <= 1.3 and ok else '**MISSED**'}.",
+            f"{('met' if cr.median <= 1.3 and ok else '**MISSED**') if cr.values else '**not measured**'}.",
         ]
+    if results.notes:
+        parts.append("Notes of this run:\n\n" + "\n".join(f"- {n}" for n in results.notes))
     parts.append(link)
     return "\n\n".join(parts)
 
@@ -396,9 +475,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--change", action="store_true", help="the one-host change at the largest size")
+    parser.add_argument("--converge-once", action="store_true", help="converge the largest size only, first")
+    parser.add_argument(
+        "--deadline", type=float, help="epoch seconds: no repetition starts that would end later"
+    )
+    parser.add_argument("--size-reps", nargs="*", default=[], help="SIZE=N: N repetitions at that size")
     parser.add_argument("--chart", type=Path, help="write the chart (PNG) here")
     args = parser.parse_args(argv)
-    results = measure(args.baseline, args.reps, sorted(args.sizes), change=args.change)
+    size_reps = {int(k): int(v) for k, v in (item.split("=") for item in args.size_reps)}
+    results = measure(
+        args.baseline,
+        args.reps,
+        sorted(args.sizes),
+        args.change,
+        args.converge_once,
+        size_reps,
+        args.deadline,
+    )
     print(section(results, sorted(args.sizes), args.baseline, ""))
     if args.chart:
         chart(args.chart, results, sorted(args.sizes))
