@@ -241,8 +241,18 @@ def _sizes(
     deadline: float | None,
 ) -> None:
     up: list[str] = []
-    for size in sizes:
+    concurrency = WORKER_VARS["celery_workers"][0]["concurrency"]  # w1's, as the change left it
+    smallest_rep = 0.0
+    # Converged once: the two ends of the ratio first, the chart's middle sizes after them.
+    for size in (
+        sorted(sizes, key=lambda s: (s != min(sizes), s != max(sizes), s)) if converge_once else sizes
+    ):
+        if deadline and smallest_rep and time.time() + 1.5 * smallest_rep > deadline:
+            results.notes.append(f"{size} hosts: not measured, cut by the run's deadline")
+            log(f"scaling: deadline, {size} hosts not measured")
+            continue
         inventory = _inventory(tmp, size)
+        _change(inventory, concurrency)
         if converge_once and up:
             pass  # every host was converged with the largest inventory
         else:
@@ -298,7 +308,8 @@ def _sizes(
                     noop = wall
             if change and size == max(sizes):
                 # 2, 1, 2, ...: each run changes one worker's concurrency on one host.
-                _change(inventory, 2 if rep % 2 == 0 else 1)
+                concurrency = 2 if rep % 2 == 0 else 1
+                _change(inventory, concurrency)
                 wall, rc, changed, out = _site(
                     ROOT, inventory, tmp / "facts-current", tmp / f"change-{size}-{rep}.log"
                 )
@@ -313,6 +324,8 @@ def _sizes(
                     raise RuntimeError(f"one-host change of {size} hosts: rc {rc} ({tmp})")
                 results.change.append((noop, wall, sum(s for s, _ in restart), hosts, restarted))
             last = time.perf_counter() - t_rep
+            if size == min(sizes):
+                smallest_rep = max(smallest_rep, last)
 
 
 def size_ratio(by_size: dict[int, Sample], large: int, small: int) -> Sample:
@@ -424,7 +437,7 @@ def section(results: Results, sizes: list[int], baseline: str | None, link: str,
         "Flower; "
         + (
             "the 8 hosts converged once by the current tree at the start, each size then re-run on the first "
-            "of them (the others idle, their worker running; `--quick`), size 4 once"
+            "of them (the others idle, their worker running; `--quick`), sizes 2 and 8 first, then 4 once"
             if quick
             else "each size converged by the current tree (a size adds hosts to the one before), then re-run"
         )
