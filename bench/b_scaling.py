@@ -54,6 +54,9 @@ PLAY_RE = re.compile(r"^PLAY \[(.*)\] \*+\s*$")
 STAMP_RE = re.compile(r"\)\s+(\d+):(\d\d):(\d\d(?:\.\d+)?) \*+\s*$")
 HOST_RE = re.compile(r"^(?:ok|changed|skipping|failed|fatal): \[([\w.-]+)\]|^included: \S+ for ([\w., -]+)$")
 WORKER_VARS = {
+    # Both trees deploy the same app code (the sandbox's path is relative to the tree's playbooks, and
+    # the example app changed after the baseline: the baseline's re-run redeployed it, changed 4).
+    "celery_app_src": str(ROOT / "examples" / "celery_demo"),
     "celery_process_manager": "systemd",
     "celery_queues": ["light"],
     "celery_workers": [{"name": "light", "queues": ["light"], "concurrency": 1}],
@@ -98,6 +101,9 @@ def _inventory(directory: Path, size: int) -> Path:
 
 def _containers(names: list[str]) -> None:
     sh(["docker", "network", "create", NETWORK], check=False)
+    if os.environ.get("CELERY_FLEET_BENCH_REUSE"):  # keep the hosts a stopped run left (debugging)
+        running = sh(["docker", "ps", "--format", "{{.Names}}"], check=False).split()
+        names = [n for n in names if PREFIX + n not in running]
     for name in names:
         sh(["docker", "rm", "-f", PREFIX + name], check=False)
         sh(["docker", "run", "-d", "--name", PREFIX + name, "--hostname", PREFIX + name, "--network", NETWORK,
