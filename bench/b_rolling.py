@@ -423,7 +423,8 @@ def report(
         f"shorter; the units' stop timeout is 60 s, never reached by such tasks) + {SLACK:g} s.",
         "Per host = the time of the host's batch, from the profile_tasks stamps (first task of the "
         "batch to the first task of the next batch or the end of the play): the restart loop (one "
-        "`systemctl restart` per worker, one after the other), then the role's verification "
+        "`systemctl restart` per wave: workers that share no queue together, one that shares a queue "
+        "with another after it), then the role's verification "
         "(`celery inspect active_queues` retried until every worker of the batch answers, then "
         "`inspect stats`). With serial 2 both worker hosts are one batch, "
         "so each host's figure is that batch's.",
