@@ -284,6 +284,18 @@ def _sizes(
                 results.notes.append(f"{size} hosts: {rep} repetition(s), the rest cut by the run's deadline")
                 log(f"scaling: deadline, {size} hosts stops after {rep} repetition(s)")
                 break
+            if rep == 0 and deadline and size == max(sizes) and "baseline" in trees and size != min(sizes):
+                # The baseline's re-run grows with the hosts (~3.5 x its smallest one): if it cannot
+                # end by the deadline, the current tree and the one-host change go first, alone.
+                small = {n: results.walls[n].get(min(sizes), Sample()).values for n in trees}
+                if small["baseline"] and small["current"]:
+                    need = 3.5 * small["baseline"][0] + 3.5 * small["current"][0]
+                    if time.time() + need > deadline + 120:
+                        results.notes.append(
+                            f"baseline not measured at {size} hosts: the deadline could not hold it"
+                        )
+                        log(f"scaling: deadline, no baseline at {size} hosts")
+                        del trees["baseline"]
             t_rep = time.perf_counter()
             order = list(trees) if rep % 2 == 0 else list(reversed(trees))
             noop = 0.0
