@@ -223,8 +223,8 @@ def measure(
     results = Results(list(trees))
     try:
         _sizes(results, tmp, trees, reps, sizes, change, converge_once, size_reps, deadline)
-    except RuntimeError as exc:  # what was measured before stays in the report
-        results.notes.append(f"**The run stopped**: {exc}")
+    except (RuntimeError, KeyboardInterrupt) as exc:  # what was measured before stays in the report
+        results.notes.append(f"**The run stopped**: {exc or 'interrupted (SIGINT)'}")
         log(f"scaling: stopped: {exc}")
     finally:
         _remove(max(sizes))
