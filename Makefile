@@ -17,9 +17,14 @@ INVENTORIES := $(wildcard inventories/*/hosts.yml)
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: venv lint unit syntax harness molecule ## The whole suite: lint, unit tests, syntax checks, every Molecule scenario
-# Two scenarios at once (scripts/run-scenarios.sh JOBS): a full run on 2 cores passed that way, its
-# Molecule part in 0.52 of its scenarios' summed time. `make test JOBS=1`: one after another.
+# The checks and the harness share the 2 cores first (-j2; on a clean machine the harness builds the
+# images while lint, syntax and the unit tests run: they need neither Docker nor the images), and
+# output stays grouped per target. Molecule starts only once all of them passed. Two scenarios at once
+# (scripts/run-scenarios.sh JOBS): a full run on 2 cores passed that way, its Molecule part in 0.52 of
+# its scenarios' summed time. `make test JOBS=1`: one after another.
+test: venv ## The whole suite: lint, unit tests, syntax checks, every Molecule scenario
+	$(MAKE) --no-print-directory -j2 --output-sync=target harness lint syntax unit
+	$(MAKE) --no-print-directory molecule JOBS=$(JOBS)
 test: JOBS ?= 2
 
 venv: $(BIN)/.installed ## Create the controller virtualenv from requirements/controller.txt
@@ -39,8 +44,10 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, secret scan, RE
 	$(BIN)/python scripts/argspec-table.py --check roles/*/
 	scripts/lint-workflows.sh
 
+# In up to UNIT_JOBS processes (pytest-xdist): the controller-side plays are most of the time.
+UNIT_JOBS ?= 2
 unit: venv promtool ## Python unit tests (plugins, validation, argument builder, alert rules) and controller-side plays
-	$(BIN)/pytest -q tests/unit tests/playbooks
+	$(BIN)/pytest -q --numprocesses=$(UNIT_JOBS) tests/unit tests/playbooks
 
 # Part of `unit`, not of `harness`: the alert-rule tests need it, CI's static job runs `unit` without the
 # harness, and it needs no Docker (apt-get download + dpkg-deb -x as this user). Not obtained (offline),

@@ -48,16 +48,17 @@ runs_header=$'run\tcommit\tended\tscenarios_seconds\tmake_command\tmake_seconds_
 [ -s "$logs/phases.tsv" ] || printf '%s\n' "$phases_header" >"$logs/phases.tsv"
 [ -s "$logs/runs.tsv" ] || printf '%s\n' "$runs_header" >"$logs/runs.tsv"
 
-# The `make` this script runs under (`make test`, `make molecule`), if any: its pid.
+# The `make` this script runs under (`make test`, `make molecule`), if any: its pid. The outermost
+# one: `make test` runs `make molecule` as a sub-make, and its own start is the suite's.
 make_pid() {
-  local pid=$PPID comm
-  for _ in 1 2 3 4 5 6; do
-    [ "$pid" -gt 1 ] 2>/dev/null || return 1
-    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
-    case $comm in make | gmake) printf '%s\n' "$pid"; return 0 ;; esac
-    pid=$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null) || return 1
+  local pid=$PPID comm found=""
+  for _ in 1 2 3 4 5 6 7 8; do
+    [ "$pid" -gt 1 ] 2>/dev/null || break
+    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || break
+    case $comm in make | gmake) found=$pid ;; esac
+    pid=$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null) || break
   done
-  return 1
+  [ -n "$found" ] && printf '%s\n' "$found"
 }
 mpid=$(make_pid || true)
 make_elapsed() { if [ -n "$mpid" ]; then ps -o etimes= -p "$mpid" 2>/dev/null | tr -d ' '; fi; }

@@ -217,11 +217,14 @@ def deploy_what_was_left_broken() -> Iterator[None]:
         LEFT_BROKEN.clear()
 
 
-# The order of the modules matters: the day-2 plays, the rolling restart and the faults run on the
-# fleet the first module checked (the day-2 plays need it as declared: the rolling restart leaves two
-# workers at another concurrency), test_stale's full site.yml run brings back the host test_diagnose
-# broke (one run instead of two), and the ACL LOG is read after everything else ran.
+# The order of the modules matters: test_rerun is the scenario's idempotence check (the second
+# run of site.yml, before anything else touches the fleet); the day-2 plays, the rolling restart and
+# the faults run on the fleet the first module checked (the day-2 plays need it as declared: the
+# rolling restart leaves two workers at another concurrency), test_stale's full site.yml run brings
+# back the host test_diagnose broke (one run instead of two), and the ACL LOG is read after
+# everything else ran.
 MODULE_ORDER = [
+    "test_rerun",
     "test_fleet",
     "test_day2",
     "test_rolling_restart",

@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import os
 import re
+import shlex
 import subprocess
 import time
 from collections.abc import Iterator
@@ -48,7 +49,7 @@ PERIOD = float(SCHEDULE["ping-low-priority"]["schedule"])
 # Runs counted after the move: three give two gaps, and two beats of one period always leave a gap
 # of at most half a period between two of three consecutive runs.
 RUNS = 3
-# Bounded: the first run comes within a period of the move, then one per period.
+# Bounded: the first run comes within a period of the new beat's start, then one per period.
 WAIT = PERIOD * (RUNS + 1) + 30
 BEAT_PROCESS = "bin/[c]elery -A [^ ]+ beat"
 HOSTS = [OPS, *WORKER_HOSTS]
@@ -92,6 +93,13 @@ def _runs(since: float) -> list[float]:
     return sorted(stamps)
 
 
+def _beat_started(name: str) -> float:
+    """When the beat service of a host last became active (seconds since the epoch, whole seconds);
+    0 if it never did."""
+    shown = node(name).check(f"systemctl show -p ActiveEnterTimestamp --value {APP}-beat").strip()
+    return float(node(name).check(f"date -d {shlex.quote(shown)} +%s")) if shown else 0.0
+
+
 def _unit_state(name: str) -> tuple[bool, str]:
     """(unit file present, ActiveState) of the beat service on a host."""
     present = node(name).exists(node(name).service_file(f"{APP}-beat"))
@@ -117,24 +125,30 @@ def moved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     )
     if result.returncode == 0:
         LEFT_BROKEN.difference_update(restoring)
-    finished = time.time()
     runs: list[float] = []
+    since = time.time()
     if result.returncode == 0:
+        # Counted from the new beat's start, after the old one was retired (site.yml goes on with
+        # Flower and verify for a while): runs during the rest of the play count, so the wait below
+        # is about a period shorter. A beat left running elsewhere would still interleave its runs.
+        since = _beat_started(NEW_BEAT) or since
 
         def counted() -> bool:
             """the workers ran the periodic task RUNS times after the move"""
-            runs[:] = _runs(finished)
+            runs[:] = _runs(since)
             return len(runs) >= RUNS
 
         # The test below says how many ran.
         with contextlib.suppress(AssertionError):
-            wait_until(counted, timeout=WAIT, interval=2, what=f"{RUNS} runs of {TASK} after the move")
+            what = f"{RUNS} runs of {TASK} after the move"
+            _, waited = wait_until(counted, timeout=WAIT, interval=2, what=what)
+            print(f"{RUNS} runs of {TASK} since beat started on {NEW_BEAT}: {waited:.0f} s after the run")
     yield {
         "result": result,
         "before": before,
         "after": _beats(),
         "runs": runs,
-        "since": finished,
+        "since": since,
         "restoring": restoring,
     }
     if not RESTORED:

@@ -189,24 +189,13 @@ def fail_over(fault: str) -> dict[str, Any]:
     )
 
     ids = [entry["id"] for entry in sent]
-
-    # Everything sent is executed within the visibility timeout (30 s, molecule.yml) or never.
-    def settled() -> dict[str, list[float]] | None:
-        done = successes(since)
-        return done if all(i in done for i in ids) else None
-
-    try:
-        done, _ = wait_until(settled, timeout=45, what="every task executed", interval=3)
-    except AssertionError:
-        done = successes(since)
-    lost = [i for i in ids if i not in done]
-    duplicated = {i: len(done[i]) for i in ids if len(done.get(i, [])) > 1}
-    # The first task done on the new master: tasks running at the fault (0.3 s at most) are over
-    # 1 s after it, and no other can finish before a worker has reconnected to the new master.
-    stamps = sorted(t for runs in done.values() for t in runs)
+    # What the stream saw, from the tasks done so far: the first task done on the new master (tasks
+    # running at the fault, 0.3 s at most, are over 1 s after it, and no other can finish before a
+    # worker has reconnected to the new master), and the longest time without any task done from the
+    # fault to the stream's last publish: what the queues' users saw (later, redeliveries after the
+    # visibility timeout would open gaps of their own).
+    stamps = sorted(t for runs in successes(since).values() for t in runs)
     resumed = next((t - fault_at for t in stamps if t > fault_at + 1.0), None)
-    # The longest time without any task done from the fault to the stream's last publish: what the
-    # queues' users saw (later, redeliveries after the visibility timeout would open gaps of their own).
     last_sent = max(entry["t"] for entry in sent)
     window = [t for t in stamps if fault_at - 1.0 <= t <= last_sent]
     outage = max((b - a for a, b in pairwise(window)), default=None)
@@ -218,14 +207,47 @@ def fail_over(fault: str) -> dict[str, Any]:
         "resumed_s": round(resumed, 1) if resumed is not None else None,
         "outage_s": round(outage, 1) if outage is not None else None,
         "sent": len(ids),
-        "executed": len(ids) - len(lost),
-        "lost": len(lost),
-        "duplicated": len(duplicated),
         "producer": producer["report"],
+        # Counted by settle() once every fault is over: executed, lost, duplicated.
+        "ids": ids,
+        "since": since,
     }
     RESULTS.append(result)
-    print(f"\n{fault}: {json.dumps(result, sort_keys=True)}")
+    print(f"\n{fault}: {json.dumps({k: v for k, v in result.items() if k != 'ids'}, sort_keys=True)}")
     return result
+
+
+def settle() -> list[dict[str, Any]]:
+    """Executed / lost / duplicated of every run so far, counted once (the first call waits).
+
+    Everything sent is executed within the visibility timeout (30 s, molecule.yml) or never: a task a
+    crashed master took with it never comes, so waiting for it always lasts the whole bound. One
+    bounded wait after the last fault covers every run (their task ids are distinct; a redelivery of
+    an earlier run's task during a later failover still counts for its own run) instead of one per run.
+    """
+    pending = [r for r in RESULTS if "lost" not in r]
+    if pending:
+        ids = [i for r in pending for i in r["ids"]]
+        since = min(r["since"] for r in pending)
+
+        def settled() -> dict[str, list[float]] | None:
+            done = successes(since)
+            return done if all(i in done for i in ids) else None
+
+        try:
+            done, _ = wait_until(settled, timeout=45, what="every task executed", interval=3)
+        except AssertionError:
+            done = successes(since)
+        for r in pending:
+            lost = [i for i in r["ids"] if i not in done]
+            r["executed"] = len(r["ids"]) - len(lost)
+            r["lost"] = len(lost)
+            r["duplicated"] = sum(len(done.get(i, [])) > 1 for i in r["ids"])
+            print(
+                f"\n{r['fault']} ({r['old']} -> {r['new']}): sent {r['sent']}, executed {r['executed']}, "
+                f"lost {r['lost']}, duplicated {r['duplicated']}"
+            )
+    return RESULTS
 
 
 STARTED = time.time()
@@ -242,16 +264,20 @@ def test_kill_9_of_the_master_under_load(before, run) -> None:
 
     assert result["sent"] >= 500
     assert result["resumed_s"] is not None, "no task done on the new master"
-    assert result["lost"] <= LOSS_ALLOWED_PER_CRASH, result
-    assert result["duplicated"] <= IN_FLIGHT, result
 
 
 def test_stopping_the_masters_container_under_load(before) -> None:
     result = fail_over("container stop")
 
     assert result["resumed_s"] is not None, "no task done on the new master"
-    assert result["lost"] <= LOSS_ALLOWED_PER_CRASH, result
-    assert result["duplicated"] <= IN_FLIGHT, result
+
+
+def test_every_failover_lost_and_duplicated_within_bounds() -> None:
+    results = settle()
+    assert [r["fault"] for r in results] == ["kill -9"] * 3 + ["container stop"]
+    for r in results:
+        assert r["lost"] <= LOSS_ALLOWED_PER_CRASH, r
+        assert r["duplicated"] <= IN_FLIGHT, r
 
 
 def test_beat_and_flower_ride_out_every_failover_and_every_worker_answers_again(before) -> None:
@@ -293,6 +319,7 @@ def test_no_denial_in_any_acl_log() -> None:
 def test_failover_summary() -> None:
     """The figures of every run, one line each (pytest -s / the scenario log shows them)."""
     assert RESULTS
+    settle()
     print("\nfault            elected  resumed   outage  sent  executed  lost  duplicated")
     for r in RESULTS:
         print(
