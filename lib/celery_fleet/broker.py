@@ -207,30 +207,36 @@ TLS_CERT_REQS = "required"
 def tls_problems(
     enabled: Any, ca_file: Any, cert_file: Any = "", key_file: Any = "", sentinels: Any = None
 ) -> list[Problem]:
-    """Why these client TLS settings cannot be used (TLS off: nothing to check)."""
+    """Why these client TLS files cannot be used (TLS off: nothing to check).
+
+    The paths are where the roles install the PEM content of celery_broker_tls_ca / _cert / _key
+    (their layouts): a problem names the variable a user sets, not this function's parameter.
+    tls_input_problems checks that content first, so these fire only for a caller passing paths
+    of its own.
+    """
     if not enabled:
         return []
     problems = []
     for field, value in (
-        ("celery_broker_tls_ca_file", ca_file),
-        ("celery_broker_tls_cert_file", cert_file),
-        ("celery_broker_tls_key_file", key_file),
+        ("celery_broker_tls_ca", ca_file),
+        ("celery_broker_tls_cert", cert_file),
+        ("celery_broker_tls_key", key_file),
     ):
         if value and (not isinstance(value, str) or not value.startswith("/")):
-            problems.append(Problem(field, f"{value!r} is not an absolute path on the host"))
+            problems.append(Problem(field, f"installed at {value!r}: not an absolute path on the host"))
     if not ca_file:
         problems.append(
             Problem(
-                "celery_broker_tls_ca_file",
-                "is required with celery_broker_tls_enabled (the CA that signed the broker's certificate: "
-                "clients verify it, ssl_cert_reqs required)",
+                "celery_broker_tls_ca",
+                "is required with TLS on (celery_broker_tls_enabled or redis_tls_enabled true): the CA "
+                "that signed the broker's certificate, which every client verifies (ssl_cert_reqs required)",
             )
         )
     if bool(cert_file) != bool(key_file):
         problems.append(
             Problem(
-                "celery_broker_tls_cert_file",
-                "a client certificate needs both celery_broker_tls_cert_file and celery_broker_tls_key_file",
+                "celery_broker_tls_key" if cert_file else "celery_broker_tls_cert",
+                "a client certificate needs both celery_broker_tls_cert and celery_broker_tls_key",
             )
         )
     return problems + _tls_sentinel_problems(sentinels)

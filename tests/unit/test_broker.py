@@ -321,9 +321,9 @@ def test_tls_off_leaves_the_connection_as_it_was_whatever_the_files_say():
 @pytest.mark.parametrize(
     ("kwargs", "field", "words"),
     [
-        ({}, "celery_broker_tls_ca_file", "is required with celery_broker_tls_enabled"),
-        ({"tls_ca_file": "ca.crt"}, "celery_broker_tls_ca_file", "not an absolute path"),
-        ({"tls_ca_file": "/t/ca.crt", "tls_cert_file": "/t/c.crt"}, "celery_broker_tls_cert_file", "both"),
+        ({}, "celery_broker_tls_ca", "is required with TLS on"),
+        ({"tls_ca_file": "ca.crt"}, "celery_broker_tls_ca", "not an absolute path"),
+        ({"tls_ca_file": "/t/ca.crt", "tls_cert_file": "/t/c.crt"}, "celery_broker_tls_key", "both"),
         (
             {"tls_ca_file": "/t/ca.crt", "sentinels": ["10.0.0.1:26379"], "sentinel_password": "pw"},
             "celery_broker_tls_enabled",
