@@ -213,7 +213,8 @@ def fail_over(fault: str) -> dict[str, Any]:
         "since": since,
     }
     RESULTS.append(result)
-    print(f"\n{fault}: {json.dumps({k: v for k, v in result.items() if k != 'ids'}, sort_keys=True)}")
+    shown = {k: v for k, v in result.items() if k not in ("ids", "since")}
+    print(f"\n{fault}: {json.dumps(shown, sort_keys=True)}")
     return result
 
 
