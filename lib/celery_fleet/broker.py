@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from celery_fleet.errors import FleetError, Problem
+from celery_fleet.inputs import pem_problem
 
 # kombu's Redis transport default (seconds); also what validation assumes when none is declared.
 DEFAULT_VISIBILITY_TIMEOUT = 3600
@@ -254,11 +255,6 @@ def _tls_sentinel_problems(sentinels: Any) -> list[Problem]:
     ]
 
 
-# What the PEM content of each TLS variable must hold (checked without printing it).
-_PEM_CERT = "-----BEGIN CERTIFICATE-----"
-_PEM_KEY_RE = re.compile(r"-----BEGIN ([A-Z]+ )?PRIVATE KEY-----")
-
-
 def tls_enabled(inputs: Mapping[str, Any]) -> Any:
     """A client's TLS switch: celery_broker_tls_enabled, else the fleet's redis_tls_enabled, else off.
 
@@ -286,20 +282,12 @@ def tls_input_problems(
         ]
     if not enabled:
         return []
-    problems = []
-    for field, value, what in (
-        ("celery_broker_tls_ca", ca, "certificate"),
-        ("celery_broker_tls_cert", cert, "certificate"),
-        ("celery_broker_tls_key", key, "key"),
-    ):
-        if value in (None, ""):
-            continue
-        ok = isinstance(value, str) and (
-            _PEM_CERT in value if what == "certificate" else bool(_PEM_KEY_RE.search(value))
-        )
-        if not ok:
-            kind = _PEM_CERT if what == "certificate" else "-----BEGIN ... PRIVATE KEY-----"
-            problems.append(Problem(field, f"is not PEM {what} content (expected a {kind} block; not shown)"))
+    checked = (
+        pem_problem("celery_broker_tls_ca", ca, "certificate"),
+        pem_problem("celery_broker_tls_cert", cert, "certificate"),
+        pem_problem("celery_broker_tls_key", key, "key"),
+    )
+    problems = [problem for problem in checked if problem]
     if not ca:
         problems.append(
             Problem(

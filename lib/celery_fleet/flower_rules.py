@@ -6,6 +6,7 @@ Called by roles/flower/tasks/validate.yml and by playbooks/validate.yml for ever
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -13,7 +14,15 @@ from typing import Any
 
 from celery_fleet.broker import sentinel_problems
 from celery_fleet.errors import Problem
-from celery_fleet.inputs import int_in_range, is_list, is_text, port_problem, process_manager_problems
+from celery_fleet.inputs import (
+    int_in_range,
+    is_list,
+    is_text,
+    pem_problem,
+    port_problem,
+    process_manager_problems,
+)
+from celery_fleet.monitoring_rules import address_kind
 
 # Flower splits FLOWER_BASIC_AUTH on ',' and each pair on the first ':'.
 USER_NAME_RE = re.compile(r"^[^:,\s]+$")
@@ -25,6 +34,8 @@ REGEX_SYNTAX = re.compile(r"[\\^$()\[\]{}+?*]")
 AUTH_PROVIDER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*\.[A-Za-z_][A-Za-z0-9_]*$")
 URL_PREFIX_RE = re.compile(r"^[A-Za-z0-9._~/-]*$")
 OPTION_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+# The name nginx serves Flower under and the deploy's probe asks for (it goes into nginx's site file).
+SERVER_NAME_RE = re.compile(r"^[A-Za-z0-9._:-]+$")
 # Flower options the role sets itself: flower_extra_options may not override them.
 MANAGED_OPTIONS = (
     "address",
@@ -43,6 +54,10 @@ MANAGED_OPTIONS = (
     "conf",
     "cookie_secret",
     "unix_socket",
+    # Flower's own TLS: flower_tls_enabled serves Flower over HTTPS through nginx instead.
+    "certfile",
+    "keyfile",
+    "ca_certs",
 )
 
 
@@ -117,6 +132,8 @@ def flower_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[
         problems.extend(Problem("flower_auth", detail, host=host) for detail in auth_rule_problems(auth))
         problems.extend(_oauth_problems(inputs, host))
 
+    problems.extend(_network_problems(inputs, host))
+
     prefix = get("flower_url_prefix", "")
     if not (is_text(prefix) and URL_PREFIX_RE.match(prefix)):
         add("flower_url_prefix", f"{prefix!r} is not a URL path (letters, digits and ._~/- only)")
@@ -149,6 +166,94 @@ def flower_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[
         )
     )
     return process_manager_problems(inputs, host) + [str(p) for p in problems]
+
+
+def _network_problems(inputs: Mapping[str, Any], host: str | None) -> list[Problem]:
+    """Flower's own port off loopback only when the user accepts plain HTTP; with HTTPS on
+    (flower_tls_enabled: nginx in front), the certificate, key and nginx's side of the network."""
+    get = inputs.get
+    problems = []
+    bind, tls = get("flower_bind", "127.0.0.1"), get("flower_tls_enabled", False)
+    if address_kind(bind) != "loopback" and get("flower_allow_plain_http") is not True:
+        remedy = (
+            "with flower_tls_enabled nginx serves it over HTTPS on flower_tls_port: keep flower_bind on "
+            "loopback (127.0.0.1 or ::1)"
+            if tls is True
+            else "keep flower_bind on loopback (127.0.0.1 or ::1) and set flower_tls_enabled: true (HTTPS "
+            "through nginx)"
+        )
+        problems.append(
+            Problem(
+                "flower_bind",
+                f"{bind!r} is not a loopback address and Flower's own port speaks plain HTTP: login "
+                f"passwords, session cookies and every task's arguments would cross the network in clear; "
+                f"{remedy}, or set flower_allow_plain_http: true to accept that",
+                host=host,
+            )
+        )
+    if not isinstance(tls, bool):
+        return [*problems, Problem("flower_tls_enabled", f"{tls!r} is not true or false", host=host)]
+    if not tls:
+        return problems
+    for field, what in (("flower_tls_cert", "certificate"), ("flower_tls_key", "key")):
+        if get(field) in (None, ""):
+            problems.append(
+                Problem(
+                    field,
+                    f"is required with flower_tls_enabled: the PEM content of nginx's server {what} "
+                    "(from the vault)" + (", the intermediates after it" if what == "certificate" else ""),
+                    host=host,
+                )
+            )
+    checked = (
+        pem_problem("flower_tls_cert", get("flower_tls_cert"), "certificate", host),
+        pem_problem("flower_tls_key", get("flower_tls_key"), "key", host),
+        pem_problem("flower_tls_ca", get("flower_tls_ca"), "certificate", host),
+    )
+    problems.extend(problem for problem in checked if problem)
+    port = get("flower_tls_port", 443)
+    problem = port_problem("flower_tls_port", port, host)
+    if problem:
+        problems.append(problem)
+    elif port == get("flower_port", 5555):
+        problems.append(
+            Problem(
+                "flower_tls_port",
+                f"{port!r} is flower_port too: nginx (HTTPS) and Flower (loopback) need a port each",
+                host=host,
+            )
+        )
+    tls_bind = get("flower_tls_bind", "0.0.0.0")
+    try:
+        ipaddress.ip_address(tls_bind if is_text(tls_bind) else "")
+    except ValueError:
+        problems.append(
+            Problem(
+                "flower_tls_bind",
+                f"{tls_bind!r} is not an IP address (nginx listens on it: 0.0.0.0 for every IPv4 "
+                "address, :: for every IPv6 one, or one address of the host)",
+                host=host,
+            )
+        )
+    name = get("flower_tls_server_name")
+    if name is not None and not (is_text(name) and SERVER_NAME_RE.match(name)):
+        problems.append(
+            Problem(
+                "flower_tls_server_name",
+                f"{name!r} is not a host name or address (letters, digits and .-_: only): the name "
+                "in Flower's certificate, which nginx serves and the deploy's probe asks for",
+                host=host,
+            )
+        )
+    if not int_in_range(get("flower_tls_hsts_max_age", 31536000), 0):
+        problems.append(
+            Problem(
+                "flower_tls_hsts_max_age",
+                f"{get('flower_tls_hsts_max_age')!r} is not an integer >= 0 (seconds)",
+                host=host,
+            )
+        )
+    return problems
 
 
 def _user_problems(users: list[Mapping[str, Any]], host: str | None) -> list[Problem]:

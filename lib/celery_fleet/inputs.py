@@ -10,6 +10,7 @@ a value of the wrong type reports it as a problem instead of failing with a trac
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,6 +46,24 @@ def port_problem(field: str, value: Any, host: str | None) -> Problem | None:
     if int_in_range(value, 1, 65535):
         return None
     return Problem(field, f"{value!r} is not a TCP port (1-65535)", host=host)
+
+
+# What the PEM content of a TLS variable (from the vault) must hold, checked without printing it.
+PEM_CERT = "-----BEGIN CERTIFICATE-----"
+PEM_KEY_RE = re.compile(r"-----BEGIN ([A-Z]+ )?PRIVATE KEY-----")
+
+
+def pem_problem(field: str, value: Any, what: str, host: str | None = None) -> Problem | None:
+    """``value`` (``what``: "certificate" or "key") is not PEM content of that kind; unset: none.
+
+    The message names the variable and the block it must hold, never the content.
+    """
+    if value in (None, ""):
+        return None
+    if isinstance(value, str) and (PEM_CERT in value if what == "certificate" else PEM_KEY_RE.search(value)):
+        return None
+    kind = PEM_CERT if what == "certificate" else "-----BEGIN ... PRIVATE KEY-----"
+    return Problem(field, f"is not PEM {what} content (expected a {kind} block; not shown)", host=host)
 
 
 def process_manager_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[str]:

@@ -75,6 +75,13 @@ def app_layout(
         "tls_ca_file": f"{config_dir}/tls/ca.crt",
         "tls_cert_file": f"{config_dir}/tls/client.crt",
         "tls_key_file": f"{config_dir}/tls/client.key",
+        # Flower over HTTPS (roles/flower, flower_tls_enabled): nginx's certificate and key (root's,
+        # read by nginx's master as root), the CA the deploy's probe verifies it with, nginx's site.
+        "flower_tls_dir": f"{config_dir}/flower-tls",
+        "flower_tls_cert_file": f"{config_dir}/flower-tls/flower.crt",
+        "flower_tls_key_file": f"{config_dir}/flower-tls/flower.key",
+        "flower_tls_ca_file": f"{config_dir}/flower-tls/ca.crt",
+        "flower_nginx_site": f"/etc/nginx/conf.d/{name}-flower.conf",
         "state_dir": state_dir or f"/var/lib/{name}",
         "log_dir": log_dir or f"/var/log/{name}",
         # supervisord (root) writes program logs here: a directory of root's.

@@ -323,7 +323,9 @@ def monitoring_problems(
                 Problem(
                     "flower_bind",
                     f"{settings.get('bind')!r} is loopback but Prometheus runs on "
-                    f"{', '.join(monitoring_hosts)}: bind Flower to the private address",
+                    f"{', '.join(monitoring_hosts)}: bind Flower to the private address (and set "
+                    "flower_allow_plain_http: true: Prometheus scrapes Flower's own port, not its "
+                    "HTTPS proxy)",
                     host=host,
                 )
             )

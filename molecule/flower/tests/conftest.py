@@ -52,9 +52,31 @@ class Target:
         return Node(self.container, manager=self.manager, app=APP)
 
     @property
-    def base_url(self) -> str:
+    def path(self) -> str:
+        """Flower's path below its URL prefix ("" without one)."""
         prefix = self.vars.get("flower_url_prefix", "").strip("/")
-        return "http://127.0.0.1:5555" + (f"/{prefix}" if prefix else "")
+        return f"/{prefix}" if prefix else ""
+
+    @property
+    def base_url(self) -> str:
+        """Flower itself, on the container's loopback."""
+        return "http://127.0.0.1:5555" + self.path
+
+    @property
+    def address(self) -> str:
+        """The container's address on the Docker network (what another container reaches)."""
+        return self.sh("hostname -I").stdout.split()[0]
+
+    @property
+    def https_url(self) -> str:
+        """Flower through nginx over HTTPS, by the name in its certificate (the inventory name)."""
+        return f"https://{self.container}" + self.path
+
+    def https_options(self) -> list[str]:
+        """curl's config lines that verify nginx with the scenario's CA (installed on every host by
+        roles/flower) and reach this container by its name from any container."""
+        ca = LAYOUT["flower_tls_ca_file"]
+        return [f'cacert = "{ca}"', f'resolve = "{self.container}:443:{self.address}"']
 
     @property
     def user(self) -> tuple[str, str]:
@@ -77,14 +99,21 @@ class Target:
         return result
 
     def http(
-        self, path: str, auth: tuple[str, str] | None = None, headers: dict[str, str] | None = None
+        self,
+        path: str,
+        auth: tuple[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        base: str | None = None,
+        options: list[str] | None = None,
+        via: Target | None = None,
     ) -> tuple[int, dict[str, str], str]:
-        """GET base_url + path from inside the container: (status, headers, body)."""
-        config = [f'url = "{self.base_url}{path}"', "silent", "include"]
+        """GET (base, else base_url) + path from inside the container (or ``via``): (status,
+        headers, body). ``options``: more lines of curl's config."""
+        config = [f'url = "{base or self.base_url}{path}"', "silent", "include", *(options or [])]
         if auth is not None:
             config.append('user = "{}:{}"'.format(*auth))
         config.extend(f'header = "{name}: {value}"' for name, value in (headers or {}).items())
-        result = self.sh("curl -K -", stdin="\n".join(config) + "\n")
+        result = (via or self).sh("curl -K -", stdin="\n".join(config) + "\n")
         head, _, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
         lines = head.split("\n")
         status = int(lines[0].split()[1])

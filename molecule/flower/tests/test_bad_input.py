@@ -31,6 +31,10 @@ BAD = {
         {**OAUTH, "flower_auth": "a@example\\.com$"},
         ["flower_auth", "a@example.com.evil.org"],
     ),
+    "Flower's own port off loopback": (
+        {"flower_bind": "0.0.0.0", "flower_tls_enabled": False},
+        ["flower_bind", "flower_tls_enabled", "flower_allow_plain_http"],
+    ),
     "beat entry without schedule": (
         {"celery_beat_schedule": {"tick": {"task": "celery_demo.tasks.noop"}}},
         ["celery_beat_schedule.tick", "schedule"],

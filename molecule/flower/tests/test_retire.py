@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from conftest import APP, BEAT_PROCESS, FLOWER_PROCESS, Target, ansible_playbook
+from conftest import APP, BEAT_PROCESS, FLOWER_PROCESS, LAYOUT, Target, ansible_playbook
 
 SCENARIO_CONVERGE = "molecule/flower/converge.yml"
 RETIRE_HOST = "playbooks/retire-host.yml"
@@ -172,6 +172,10 @@ def test_retire_host_leaves_nothing_of_the_app_running(host: Target, retired: di
         f"{FOREIGN_PROGRAM}.conf"
     ]
     assert host.sh(f"test -e /etc/{APP}/flower.env", check=False).returncode == 1
+    # Flower's HTTPS site and certificate go with it; nginx no longer listens for it.
+    for path in [LAYOUT["flower_nginx_site"], LAYOUT["flower_tls_dir"]]:
+        assert host.sh(f"test -e {path}", check=False).returncode == 1, path
+    assert host.sh("ss -Hltn 'sport = :443'").stdout.strip() == ""
     # The app stays: its user, virtualenv and environment file.
     assert (
         host.sh(
