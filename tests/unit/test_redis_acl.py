@@ -25,7 +25,7 @@ def test_an_unchanged_file_needs_no_command():
     assert live_commands(OLD, OLD) == []
 
 
-def test_a_changed_or_new_user_is_set_from_a_reset_and_a_removed_one_deleted_last():
+def test_a_changed_or_new_user_is_set_from_scratch_and_a_removed_one_deleted_last():
     new = (
         OLD.replace("#aaa", "#ddd #aaa").replace("user gone on #bbb ~* +@all\n", "")
         + "user new on #eee +ping\n"
@@ -33,9 +33,10 @@ def test_a_changed_or_new_user_is_set_from_a_reset_and_a_removed_one_deleted_las
 
     commands = live_commands(OLD, new)
 
+    clear = "resetpass resetkeys resetchannels off clearselectors -@all"
     assert commands == [
-        "ACL SETUSER worker reset on #ddd #aaa ~cf:* &cf:* -@all +ping",
-        "ACL SETUSER new reset on #eee +ping",
+        f"ACL SETUSER worker {clear} on #ddd #aaa ~cf:* &cf:* -@all +ping",
+        f"ACL SETUSER new {clear} on #eee +ping",
         "ACL DELUSER gone",
     ]
 
