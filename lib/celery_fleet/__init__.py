@@ -95,6 +95,10 @@ must be recorded here):
   new_dir, old_keys, old_files, new_files, start_empty=False, service, user)`` ->
   ``redis_data.data_dir_problems(...) -> list[str]`` (a changed redis_dir that would leave the data behind).
 
+- added (issue 18, live ACL changes): ``old_acl_text | celery_fleet_redis_acl_live_commands(new_acl_text)``
+  -> ``redis_acl.live_commands(...) -> list[str]`` (ACL SETUSER/DELUSER lines that turn the users of
+  the previous ACL file into the new one's, for Redis 7.0 whose ACL LOAD drops every ACL client).
+
 Recorded changes to the agreed signatures:
 
 - Added filters (nothing removed or renamed): ``celery_fleet_worker_environment``,

@@ -104,6 +104,16 @@ def _data_node_problems(
             "redis_default_user_enabled: false and give an ACL user the admin rule set",
         )
 
+    if default_user:
+        problems.extend(
+            _previous_password_problems(
+                "redis_previous_passwords",
+                "the default user",
+                password,
+                get("redis_previous_passwords", []),
+                host,
+            )
+        )
     problems.extend(_acl_user_problems(get("redis_acl_users", []), default_user, host))
 
     policy = get("redis_maxmemory_policy", "noeviction")
@@ -153,6 +163,12 @@ def _sentinel_host_problems(
                 host=host,
             )
         )
+    rotating = (
+        ("redis_replication_previous_passwords", "redis_replication_password"),
+        ("redis_sentinel_auth_previous_passwords", "redis_sentinel_auth_password"),
+    )
+    for field, current in rotating if data_node else ():
+        problems.extend(_previous_password_problems(field, current, get(current), get(field, []), host))
     names = ("redis_sentinel_master_name", "redis_replication_user", "redis_sentinel_auth_user")
     for field in names if data_node else (names[0], names[2]):
         value = get(field)
@@ -341,6 +357,16 @@ def _acl_user_problems(users: Any, default_user: bool, host: str | None) -> list
                 host=host,
             )
         )
+    for user in users:
+        problems.extend(
+            _previous_password_problems(
+                field,
+                f"user {user.get('name')}",
+                user.get("password"),
+                user.get("previous_passwords", []),
+                host,
+            )
+        )
     unknown = [
         f"{u.get('name')} ({u['ruleset']!r})"
         for u in users
@@ -377,6 +403,46 @@ def _acl_user_problems(users: Any, default_user: bool, host: str | None) -> list
                 field,
                 "redis_default_user_enabled is false and no user has ruleset admin: the role needs "
                 "one for its live commands (AOF switch, readiness check)",
+                host=host,
+            )
+        )
+    return problems
+
+
+def _previous_password_problems(
+    field: str, owner: str, current: Any, previous: Any, host: str | None
+) -> list[Problem]:
+    """The passwords still accepted beside the current one during a rotation (phase 1 of README
+    "Rotating a password without downtime"): a list of distinct strings of the minimum length, none
+    equal to the current password. ``owner`` names whose they are; no message shows a password."""
+    if previous is None or (is_list(previous) and len(previous) == 0):
+        return []
+    if not is_list(previous) or not all(is_text(p) for p in previous):
+        return [
+            Problem(
+                field,
+                f"previous passwords of {owner} must be a list of strings (the passwords still "
+                "accepted beside the current one while clients move to it)",
+                host=host,
+            )
+        ]
+    problems = []
+    short = [str(i + 1) for i, p in enumerate(previous) if len(p) < MIN_PASSWORD_LENGTH]
+    if short:
+        problems.append(
+            Problem(
+                field,
+                f"previous passwords of {owner}: number {', '.join(short)} of the list is shorter "
+                f"than {MIN_PASSWORD_LENGTH} characters",
+                host=host,
+            )
+        )
+    if current in previous or len(set(previous)) != len(previous):
+        problems.append(
+            Problem(
+                field,
+                f"previous passwords of {owner} repeat the current password or each other: list each "
+                "password once, the current one only as the password",
                 host=host,
             )
         )

@@ -149,6 +149,15 @@ CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         },
         ["field 'redis_acl_users'", "offending users: raw"],
     ),
+    "redis-previous-password-repeats": (
+        "redis",
+        {
+            "redis_acl_users": [
+                {"name": "admin", "password": PASSWORD, "previous_passwords": [PASSWORD], "ruleset": "admin"}
+            ]
+        },
+        ["field 'redis_acl_users'", "previous passwords of user admin", "repeat the current password"],
+    ),
     "redis-no-admin": (
         "redis",
         {"redis_default_user_enabled": False, "redis_acl_users": _users(ruleset="celery_worker")},

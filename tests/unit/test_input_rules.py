@@ -156,6 +156,62 @@ def test_redis_server_must_be_packaged_by_the_system():
     )
 
 
+OLD = "test-only-old-password-0123"
+
+
+def test_previous_passwords_of_a_rotation_pass():
+    users = [
+        {**REDIS["redis_acl_users"][0], "previous_passwords": [OLD, OLD + "-2"]},
+        REDIS["redis_acl_users"][1],
+    ]
+
+    assert redis_problems({**REDIS, "redis_acl_users": users, "redis_previous_passwords": [OLD]}, "r1") == []
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (
+            {"previous_passwords": ["short-old"]},
+            ["previous passwords of user worker", "number 1", "16 characters"],
+        ),
+        ({"previous_passwords": [OLD, "x" * 10]}, ["user worker", "number 2 of the list"]),
+        ({"previous_passwords": [PASSWORD]}, ["user worker", "repeat the current password"]),
+        ({"previous_passwords": [OLD, OLD]}, ["user worker", "repeat the current password or each other"]),
+        ({"previous_passwords": OLD}, ["user worker", "must be a list of strings"]),
+        ({"previous_passwords": [OLD, 7]}, ["user worker", "must be a list of strings"]),
+    ],
+)
+def test_each_previous_password_rule_of_an_acl_user_is_named(change, fragments):
+    users = [{**REDIS["redis_acl_users"][0], **change}, REDIS["redis_acl_users"][1]]
+
+    problem = only(redis_problems({**REDIS, "redis_acl_users": users}, "r1"))
+
+    assert problem.startswith("host 'r1': field 'redis_acl_users': ")
+    assert all(f in problem for f in fragments), problem
+    assert PASSWORD not in problem and OLD not in problem
+
+
+@pytest.mark.parametrize(
+    ("previous", "fragment"),
+    [([PASSWORD], "repeat the current password"), (["short-old"], "number 1"), ("x", "list of strings")],
+)
+def test_previous_passwords_of_the_default_user_are_checked(previous, fragment):
+    problem = only(redis_problems({**REDIS, "redis_previous_passwords": previous}, "r1"))
+
+    assert problem.startswith(
+        "host 'r1': field 'redis_previous_passwords': previous passwords of the default user"
+    )
+    assert fragment in problem
+    assert PASSWORD not in problem
+
+
+def test_previous_passwords_of_a_disabled_default_user_are_ignored():
+    inputs = {"redis_default_user_enabled": False, "redis_acl_users": REDIS["redis_acl_users"]}
+
+    assert redis_problems({**inputs, "redis_previous_passwords": ["short"]}, "r1") == []
+
+
 def test_redis_default_user_off_with_an_admin_needs_no_password():
     inputs = {"redis_default_user_enabled": False, "redis_acl_users": REDIS["redis_acl_users"]}
 

@@ -244,6 +244,19 @@ def test_the_sentinels_exporter_user_is_checked_only_when_its_password_is_set():
     assert redis_problems({**SENTINEL_ONLY, "redis_sentinel_exporter_password": "x"}, "s1")
 
 
+@pytest.mark.parametrize(
+    "field", ["redis_replication_previous_passwords", "redis_sentinel_auth_previous_passwords"]
+)
+def test_previous_passwords_of_the_sentinel_users_are_checked_on_data_nodes(field):
+    assert redis_problems({**SENTINEL_HOST, field: ["test-only-old-password-0123"]}, "r1") == []
+
+    problem = only(redis_problems({**SENTINEL_HOST, field: [PASSWORD]}, "r1"))
+
+    assert problem.startswith(f"host 'r1': field '{field}': previous passwords of redis_")
+    assert "repeat the current password" in problem
+    assert PASSWORD not in problem
+
+
 def test_sentinel_messages_never_show_a_password():
     problems = redis_problems({**SENTINEL_HOST, "redis_sentinel_password": "short-secret"}, "r1")
 
