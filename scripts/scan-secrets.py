@@ -2,7 +2,10 @@
 """Fail when a secret is committed in clear text.
 
 Checks every file git tracks (or every file under the given paths):
-- `vault.yml` files must be Ansible Vault encrypted;
+- vault files (`vault.yml`, `vault_<topic>.yml`) must be Ansible Vault encrypted;
+- no vault password file (`vault-password.txt`, `.vault_pass`, ...) except the sandbox's, a
+  DEMO-ONLY password committed on purpose (inventories/sandbox/README.md) that opens only the
+  sandbox's vault;
 - no private keys;
 - no literal password/secret/token values outside Molecule scenarios and unit tests, whose
   throwaway credentials exist only inside test containers. Values that are Jinja expressions
@@ -24,6 +27,9 @@ SECRET_ASSIGNMENT = re.compile(
 )
 PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 TEST_PATHS = ("molecule/", "tests/")
+VAULT_FILE = re.compile(r"vault(_[\w-]+)?\.ya?ml")
+VAULT_PASSWORD_FILE = re.compile(r"(?i)\.?vault[-_.]?pass(word)?([-_.][\w.-]*)?")
+DEMO_VAULT_PASSWORD_FILE = "inventories/sandbox/vault-password.txt"
 SKIP_SUFFIXES = (".png", ".whl", ".gz")
 
 
@@ -49,8 +55,10 @@ def problems_in(path: Path) -> list[str]:
     except UnicodeDecodeError:
         return []
     found: list[str] = []
-    if path.name == "vault.yml" and not text.startswith("$ANSIBLE_VAULT;"):
+    if VAULT_FILE.fullmatch(path.name) and not text.startswith("$ANSIBLE_VAULT;"):
         found.append(f"{path}: vault file is not encrypted (ansible-vault encrypt {path})")
+    if VAULT_PASSWORD_FILE.fullmatch(path.name) and path.as_posix() != DEMO_VAULT_PASSWORD_FILE:
+        found.append(f"{path}: a vault password in the repository opens its vault: keep it out of git")
     if PRIVATE_KEY.search(text):
         found.append(f"{path}: contains a private key")
     if str(path).startswith(TEST_PATHS) or path.name == "scan-secrets.py":

@@ -53,11 +53,30 @@ def test_references_are_not_secrets(tmp_path, line):
     assert scan.problems_in(path) == []
 
 
-def test_unencrypted_vault_file_is_reported(tmp_path):
-    path = tmp_path / "vault.yml"
+@pytest.mark.parametrize("name", ["vault.yml", "vault_sentinel.yml", "vault_monitoring.yml"])
+def test_unencrypted_vault_file_is_reported(tmp_path, name):
+    path = tmp_path / name
     path.write_text("vault_x: y\n")
 
     assert any("not encrypted" in p for p in scan.problems_in(path))
+
+
+@pytest.mark.parametrize("name", ["vault-password.txt", ".vault_pass", "vault_pass.txt", "vault-pass"])
+def test_a_vault_password_file_is_reported(tmp_path, name):
+    path = tmp_path / "inventories" / "production" / name
+    path.parent.mkdir(parents=True)
+    path.write_text("abc\n")
+
+    assert any("vault password" in p for p in scan.problems_in(path))
+
+
+def test_the_sandbox_demo_vault_password_is_the_one_allowed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = Path("inventories/sandbox/vault-password.txt")
+    path.parent.mkdir(parents=True)
+    path.write_text("demo-only\n")
+
+    assert scan.problems_in(path) == []
 
 
 def test_private_key_is_reported(tmp_path):
