@@ -44,14 +44,21 @@ from scenario_inventory import inventory_vars
 CLIENT = "sentinel-client"
 APP = "celerydemo"
 WORKERS = ("main", "assets")
+QUEUES = inventory_vars(CLIENT)["celery_queues"]
 PROBE = Path(__file__).resolve().parents[2] / "fleet" / "tests" / "probe.py"
-# Tasks a crashed master may take with it: writes it acknowledged but had not yet sent to a replica
-# (asynchronous replication: min-replicas-to-write bounds the lag, not this window), and messages a
-# worker had taken off a queue (BRPOP) whose record in kombu's unacked hash (a second command) had
-# not reached the replica. Measured: 0-4 per kill -9 at 40 tasks/s (README "Broker high
-# availability"); a bound far above that still catches a client that loses what it sends while the
-# master is away.
-LOSS_ALLOWED_PER_CRASH = 10
+RATE = 40  # tasks/s the producer streams
+# Tasks a crashed master may take with it, per fault: writes it acknowledged but had not yet sent to
+# a replica (asynchronous replication: min-replicas-to-write bounds the lag, not this window), and
+# messages a worker had taken off a queue (BRPOP) whose record in kombu's unacked hash (a second
+# command) had not reached the replica.
+# - kill -9 of the server: the kernel still delivers what the process had written to its replicas'
+#   sockets. Measured 0-4 per run (README "Broker high availability").
+# - the master's container stopped at once: its network namespace goes with it, and whatever sat in
+#   the replication link's buffers with it. Measured 0-2 per run, and 12 in one CI run on a slower,
+#   busier machine; bounded by one second of the stream.
+# Either bound stays far below what a client that loses what it sends while the master is away
+# would lose: the 7-9 s without a master at RATE (280 and more).
+LOSS_ALLOWED = {"kill -9": 10, "container stop": RATE}
 # A task runs twice only when its acknowledgement was lost with the old master: it was in flight,
 # so at most what the workers hold at once (main: 4 processes, assets: 10 greenlets, with prefetch).
 IN_FLIGHT = 4 * 4 + 10 * 4
@@ -139,7 +146,7 @@ def fail_over(fault: str) -> dict[str, Any]:
 
     def produce() -> None:
         producer["report"] = probe(
-            "stream /tmp/stream-ids.json /tmp/stream-stop --min 500 --rate 40 "
+            f"stream /tmp/stream-ids.json /tmp/stream-stop --min 500 --rate {RATE} "
             "--started /tmp/stream-started --retry-publish 60"
         )
 
@@ -148,6 +155,7 @@ def fail_over(fault: str) -> dict[str, Any]:
     wait_until(lambda: c.exists("/tmp/stream-started"), timeout=90, what="the producer's first task sent")
     time.sleep(3)  # steady flow before the fault
 
+    behind = replication_backlog(old)
     fault_at = time.time()
     if fault == "kill -9":
         # Debian's unit restarts a killed server within 100 ms (Restart=always): masked, the server
@@ -207,6 +215,7 @@ def fail_over(fault: str) -> dict[str, Any]:
         "resumed_s": round(resumed, 1) if resumed is not None else None,
         "outage_s": round(outage, 1) if outage is not None else None,
         "sent": len(ids),
+        "replicas_behind_bytes": behind,
         "producer": producer["report"],
         # Counted by settle() once every fault is over: executed, lost, duplicated.
         "ids": ids,
@@ -239,16 +248,52 @@ def settle() -> list[dict[str, Any]]:
             done, _ = wait_until(settled, timeout=45, what="every task executed", interval=3)
         except AssertionError:
             done = successes(since)
+        missing = [i for i in ids if i not in done]
+        held = still_on_the_broker(missing) if missing else {}
         for r in pending:
-            lost = [i for i in r["ids"] if i not in done]
-            r["executed"] = len(r["ids"]) - len(lost)
-            r["lost"] = len(lost)
+            not_done = [i for i in r["ids"] if i not in done]
+            r["executed"] = len(r["ids"]) - len(not_done)
+            r["held"] = sorted({held[i] for i in not_done if i in held})
+            r["held_count"] = sum(i in held for i in not_done)
+            r["lost"] = len(not_done) - r["held_count"]
             r["duplicated"] = sum(len(done.get(i, [])) > 1 for i in r["ids"])
             print(
                 f"\n{r['fault']} ({r['old']} -> {r['new']}): sent {r['sent']}, executed {r['executed']}, "
-                f"lost {r['lost']}, duplicated {r['duplicated']}"
+                f"still on the broker {r['held_count']} {r['held']}, lost {r['lost']}, "
+                f"duplicated {r['duplicated']}"
             )
     return RESULTS
+
+
+def replication_backlog(master: str) -> int | None:
+    """Bytes the furthest replica is behind the master just before a fault, as the replicas last
+    acknowledged their offset (REPLCONF ACK, once a second: an upper bound of the link's backlog)."""
+    try:
+        info = admin(master, "INFO replication")
+    except AssertionError:
+        return None
+    offset = re.search(r"^master_repl_offset:(\d+)", info, re.M)
+    replicas = [int(o) for o in re.findall(r"^slave\d+:.*?offset=(\d+)", info, re.M)]
+    if not offset or not replicas:
+        return None
+    return int(offset.group(1)) - min(replicas)
+
+
+def still_on_the_broker(ids: list[str]) -> dict[str, str]:
+    """Of tasks not executed, those the master still holds, and where: a queue, or kombu's unacked
+    hash (taken by a worker that went away; restored after the visibility timeout unless a stale
+    restore mutex, printed with its TTL, holds that back). The others are lost."""
+    master = current_master()
+    places = {f"queue {q}": admin(master, f"LRANGE {q} 0 -1") for q in QUEUES}
+    places["unacked"] = admin(master, "HVALS unacked")
+    mutex_ttl = admin(master, "TTL unacked_mutex")
+    print(f"\nnot executed after the wait: {len(ids)}; unacked_mutex TTL: {mutex_ttl}")
+    found = {}
+    for i in ids:
+        where = next((place for place, text in places.items() if i in text), None)
+        if where:
+            found[i] = where
+    return found
 
 
 STARTED = time.time()
@@ -277,8 +322,11 @@ def test_every_failover_lost_and_duplicated_within_bounds() -> None:
     results = settle()
     assert [r["fault"] for r in results] == ["kill -9"] * 3 + ["container stop"]
     for r in results:
-        assert r["lost"] <= LOSS_ALLOWED_PER_CRASH, r
-        assert r["duplicated"] <= IN_FLIGHT, r
+        shown = {k: v for k, v in r.items() if k not in ("ids", "since")}
+        assert r["lost"] <= LOSS_ALLOWED[r["fault"]], shown
+        # Held back, not lost (at least once still holds): at most what the workers held at once.
+        assert r["held_count"] <= IN_FLIGHT, shown
+        assert r["duplicated"] <= IN_FLIGHT, shown
 
 
 def test_beat_and_flower_ride_out_every_failover_and_every_worker_answers_again(before) -> None:
@@ -321,11 +369,12 @@ def test_failover_summary() -> None:
     """The figures of every run, one line each (pytest -s / the scenario log shows them)."""
     assert RESULTS
     settle()
-    print("\nfault            elected  resumed   outage  sent  executed  lost  duplicated")
+    print("\nfault            elected  resumed   outage  behind  sent  executed  held  lost  duplicated")
     for r in RESULTS:
         print(
             f"{r['fault']:<16} {r['elected_s']:>6} s {r['resumed_s']!s:>6} s {r['outage_s']!s:>6} s "
-            f"{r['sent']:>5} {r['executed']:>9} {r['lost']:>5} {r['duplicated']:>11}"
+            f"{r['replicas_behind_bytes']!s:>6} {r['sent']:>5} {r['executed']:>9} {r['held_count']:>5} "
+            f"{r['lost']:>5} {r['duplicated']:>11}"
         )
 
 
