@@ -5,10 +5,16 @@ from __future__ import annotations
 from benchlib import Sample, Target, bar_chart, paired_ratio, table, targets_table
 from common import Context, agent, dexec, log
 
+# redis-cli as the admin user; its password travels as REDISCLI_AUTH in docker exec's environment.
+ADMIN = "redis-cli --user admin --no-auth-warning"
+BENCH_USER = "bench-redis-benchmark"
+
 
 def bench_broker(ctx: Context) -> str:
     """(4) Cost of broker safety: project Redis vs bare Redis on the same host, same run."""
     ctx.sandbox.up()
+    # Bench-only password, generated for this run, of a container removed at the end.
+    auth = {"REDISCLI_AUTH": ctx.sandbox.passwords["admin"]}
     n = 1500 if ctx.quick else 5000
     lat_n = 100 if ctx.quick else 300
     drain = {b: Sample() for b in ("safe", "bare")}
@@ -30,36 +36,44 @@ def bench_broker(ctx: Context) -> str:
         # Information, to attribute the cost: the project's Redis with its AOF switched off for one
         # drain (CONFIG SET at run time; ACL users, RDB schedule and the systemd unit unchanged).
         log(f"broker: drain {n} no-ops, safe with AOF off, rep {rep + 1}")
-        admin = f"REDISCLI_AUTH={ctx.sandbox.passwords['admin']} redis-cli --user admin --no-auth-warning"
-        dexec(f"{admin} CONFIG SET appendonly no >/dev/null")
+        dexec(f"{ADMIN} CONFIG SET appendonly no >/dev/null", secret_env=auth)
         try:
             no_aof.add(agent("drain", broker="safe", n=n, pool="prefork", concurrency=2)["tasks_per_s"])
         finally:
-            dexec(f"{admin} CONFIG SET appendonly yes >/dev/null")
+            dexec(f"{ADMIN} CONFIG SET appendonly yes >/dev/null", secret_env=auth)
             # Back to the deployed state before the next sample: the live switch rewrites the AOF.
             done = "grep -c -e aof_rewrite_in_progress:0 -e aof_rewrite_scheduled:0 | grep -q 2"
             dexec(
-                f"for i in $(seq 60); do {admin} INFO persistence | {done} && exit 0; sleep 1; done; exit 1"
+                f"for i in $(seq 60); do {ADMIN} INFO persistence | {done} && exit 0; sleep 1; done; exit 1",
+                secret_env=auth,
             )
     rb: dict[str, dict[str, Sample]] = {}
     requests = 20000 if ctx.quick else 100000
-    for rep in range(ctx.reps):
-        order = ("safe", "bare") if rep % 2 == 0 else ("bare", "safe")
-        for broker in order:
-            for pipe in (1, 16):
-                log(f"broker: redis-benchmark -P {pipe}, {broker}, rep {rep + 1}")
-                port = 6379 if broker == "safe" else 6380
-                # Bench-only password, generated for this run, of a container removed at the end.
-                auth = f"--user admin -a {ctx.sandbox.passwords['admin']}" if broker == "safe" else ""
-                csv = dexec(
-                    f"redis-benchmark -p {port} {auth} -t lpush,rpop -n {requests} -P {pipe} --csv -q"
-                    " 2>/dev/null"
-                )
-                for line in csv.splitlines():
-                    cells = [c.strip('"') for c in line.split(",")]
-                    if cells[0] in ("LPUSH", "RPOP"):
-                        key = f"{cells[0]} -P {pipe}"
-                        rb.setdefault(key, {"safe": Sample(), "bare": Sample()})[broker].add(float(cells[1]))
+    # redis-benchmark takes a password only in argv (-a). For its runs against the project's Redis it
+    # logs in as a user added live for them, with the admin user's rules and no password, reachable
+    # only inside bench-host (the project's Redis listens on its loopback there), removed after them.
+    dexec(f"{ADMIN} ACL SETUSER {BENCH_USER} on nopass '~*' '&*' +@all >/dev/null", secret_env=auth)
+    try:
+        for rep in range(ctx.reps):
+            order = ("safe", "bare") if rep % 2 == 0 else ("bare", "safe")
+            for broker in order:
+                for pipe in (1, 16):
+                    log(f"broker: redis-benchmark -P {pipe}, {broker}, rep {rep + 1}")
+                    port = 6379 if broker == "safe" else 6380
+                    # A nopass user accepts any password; -a only makes redis-benchmark send AUTH.
+                    user = f"--user {BENCH_USER} -a any" if broker == "safe" else ""
+                    csv = dexec(
+                        f"redis-benchmark -p {port} {user} -t lpush,rpop -n {requests} -P {pipe} --csv -q"
+                        " 2>/dev/null"
+                    )
+                    for line in csv.splitlines():
+                        cells = [c.strip('"') for c in line.split(",")]
+                        if cells[0] in ("LPUSH", "RPOP"):
+                            key = f"{cells[0]} -P {pipe}"
+                            samples = rb.setdefault(key, {"safe": Sample(), "bare": Sample()})
+                            samples[broker].add(float(cells[1]))
+    finally:
+        dexec(f"{ADMIN} ACL DELUSER {BENCH_USER} >/dev/null", secret_env=auth)
     drain_ratio = paired_ratio(drain["safe"].values, drain["bare"].values)
     # Latency: bare ÷ safe, so that ≥ 1 would mean safe is faster, like the throughput ratios.
     p50_ratio = paired_ratio(p50["bare"].values, p50["safe"].values)

@@ -47,8 +47,14 @@ def sh(argv: Sequence[str], timeout: float = 600, check: bool = True, **kw: Any)
     return done.stdout
 
 
-def dexec(script: str, timeout: float = 600, check: bool = True) -> str:
-    return sh(["docker", "exec", HOST, "bash", "-ec", script], timeout=timeout, check=check)
+def dexec(
+    script: str, timeout: float = 600, check: bool = True, secret_env: dict[str, str] | None = None
+) -> str:
+    """``script`` in bench-host. ``secret_env`` reaches it through docker exec's environment: only the
+    names are in argv (``-e NAME``), the values never (neither docker's nor the script's)."""
+    names = [arg for name in secret_env or {} for arg in ("-e", name)]
+    env = {**os.environ, **secret_env} if secret_env else None
+    return sh(["docker", "exec", *names, HOST, "bash", "-ec", script], timeout=timeout, check=check, env=env)
 
 
 def timed(func: Callable[[], object]) -> float:
