@@ -12,15 +12,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import common
 
 
-def test_dexec_passes_a_secret_by_name_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: dict = {}
+@pytest.fixture
+def seen(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """What dexec hands to subprocess.run (argv and env); docker itself never runs."""
+    calls: dict = {}
 
     def run(argv, **kw):
-        seen["argv"], seen["env"] = argv, kw.get("env")
+        calls["argv"], calls["env"] = argv, kw.get("env")
         return subprocess.CompletedProcess(argv, 0, stdout="PONG\n", stderr="")
 
     monkeypatch.setattr(common.subprocess, "run", run)
+    return calls
 
+
+def test_dexec_passes_a_secret_by_name_only(seen: dict) -> None:
     assert common.dexec("redis-cli PING", secret_env={"REDISCLI_AUTH": "bench-only-s3cret"}) == "PONG\n"
 
     assert "bench-only-s3cret" not in " ".join(seen["argv"])
@@ -28,14 +33,7 @@ def test_dexec_passes_a_secret_by_name_only(monkeypatch: pytest.MonkeyPatch) -> 
     assert seen["env"]["REDISCLI_AUTH"] == "bench-only-s3cret"
 
 
-def test_dexec_without_secrets_inherits_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: dict = {}
-
-    def run(argv, **kw):
-        seen["argv"], seen["env"] = argv, kw.get("env")
-        return subprocess.CompletedProcess(argv, 0, stdout="", stderr="")
-
-    monkeypatch.setattr(common.subprocess, "run", run)
+def test_dexec_without_secrets_inherits_the_environment(seen: dict) -> None:
     common.dexec("true")
     assert seen["argv"] == ["docker", "exec", common.HOST, "bash", "-ec", "true"]
     assert seen["env"] is None
