@@ -169,6 +169,15 @@ def _sentinel_host_problems(
     )
     for field, current in rotating if data_node else ():
         problems.extend(_previous_password_problems(field, current, get(current), get(field, []), host))
+    problems.extend(
+        _previous_password_problems(
+            "redis_sentinel_previous_passwords",
+            "redis_sentinel_password",
+            get("redis_sentinel_password"),
+            get("redis_sentinel_previous_passwords", []),
+            host,
+        )
+    )
     names = ("redis_sentinel_master_name", "redis_replication_user", "redis_sentinel_auth_user")
     for field in names if data_node else (names[0], names[2]):
         value = get(field)

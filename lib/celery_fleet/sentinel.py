@@ -2,7 +2,8 @@
 
 - :func:`quorum`: the quorum the Sentinels are given (0 declared: a majority of them).
 - :func:`current_master`: the master of the fleet, from what every Sentinel answered to
-  ``SENTINEL GET-MASTER-ADDR-BY-NAME``; the declared initial master only when no Sentinel answered.
+  ``SENTINEL GET-MASTER-ADDR-BY-NAME``; the declared initial master only when no Sentinel answered,
+  an error when a Sentinel refused every password tried.
 - :func:`peer_addresses`: the address other hosts use for each host of a group.
 - :func:`replication_info`: a data node's ``INFO replication`` as data (the switchover's checks and
   the verify play's report).
@@ -35,16 +36,66 @@ def parse_answer(stdout: Any) -> tuple[str, int] | None:
     return lines[0], int(lines[1])
 
 
+# What redis-cli prints (stdout or stderr) when a server refuses the credentials it was given.
+REFUSALS = ("NOAUTH", "WRONGPASS", "invalid username-password pair", "AUTH failed")
+
+
+def refused(text: Any) -> bool:
+    """Whether one redis-cli output says the server refused its password (not: did not answer)."""
+    return any(marker in str(text or "") for marker in REFUSALS)
+
+
+def _per_sentinel(answers: Iterable[Any]) -> tuple[list[str], list[str]]:
+    """(one answer per Sentinel, the Sentinels that refused every password tried).
+
+    An element of ``answers`` is a registered loop result (``stdout``, ``stderr`` and ``item`` =
+    [Sentinel, index of the password tried]), or a bare stdout (Sentinel number n). A Sentinel may
+    have been asked with several passwords (a rotation of redis_sentinel_password): its first
+    parsable answer counts.
+    """
+    tries: dict[str, list[Mapping[str, Any]]] = {}
+    for n, answer in enumerate(answers):
+        if not isinstance(answer, Mapping):
+            answer = {"stdout": answer, "item": [f"Sentinel {n + 1}", 0]}
+        item = answer.get("item")
+        name = item[0] if isinstance(item, list | tuple) and item else item
+        tries.setdefault(str(name if name is not None else f"Sentinel {n + 1}"), []).append(answer)
+    answered, refusing = [], []
+    for name, results in tries.items():
+        parsed = next((str(r.get("stdout")) for r in results if parse_answer(r.get("stdout"))), "")
+        answered.append(parsed)
+        if not parsed and all(refused(f"{r.get('stdout') or ''}\n{r.get('stderr') or ''}") for r in results):
+            refusing.append(name)
+    return answered, refusing
+
+
 def current_master(answers: Iterable[Any], sentinels: int, fallback: Mapping[str, Any]) -> dict[str, Any]:
     """The current master: ``{"address", "port", "source"}``.
 
-    ``answers``: the stdout of each Sentinel's answer (unreachable ones included, as ""), out of
-    ``sentinels`` declared. The address named by more than half of the Sentinels that answered
-    wins (source ``sentinel``): while the Sentinels are deployed one at a time, only those already
-    running answer. No answer at all means no Sentinel runs yet (first deployment): the
-    ``fallback`` (the declared initial master, source ``initial``). Answers without such a majority
-    (a failover in progress, a split) raise: the role must not pick a master then.
+    ``answers``: each Sentinel's answer (unreachable ones included, as ""), out of ``sentinels``
+    declared: its stdout, or the registered results of asking it (:func:`_per_sentinel`). The
+    address named by more than half of the Sentinels that answered wins (source ``sentinel``):
+    while the Sentinels are deployed one at a time, only those already running answer. No answer
+    at all means no Sentinel runs yet (first deployment): the ``fallback`` (the declared initial
+    master, source ``initial``). Answers without such a majority (a failover in progress, a split)
+    raise: the role must not pick a master then. So does a Sentinel that refuses every password
+    tried: taking its refusal for "no Sentinel runs yet" would put the initial master back in
+    charge after a failover moved the master (redis_sentinel_password changed in one step).
     """
+    answers, refusing = _per_sentinel(answers)
+    if refusing:
+        raise FleetError(
+            [
+                Problem(
+                    "redis_sentinel_password",
+                    f"the Sentinel(s) on {', '.join(refusing)} refuse it (and every password of "
+                    "redis_sentinel_previous_passwords): nothing was changed. To change the "
+                    "Sentinels' password, rotate it in two runs: the new one as "
+                    "redis_sentinel_password with the old one in redis_sentinel_previous_passwords, "
+                    'then empty the list (roles/redis/README.md, "Rotating the Sentinels\' password")',
+                )
+            ]
+        )
     parsed = [a for a in map(parse_answer, answers) if a is not None]
     if not parsed:
         return {"address": str(fallback["address"]), "port": int(fallback["port"]), "source": "initial"}

@@ -94,6 +94,85 @@ def test_error_replies_are_no_answer(stdout):
     assert parse_answer(stdout) is None
 
 
+def asked(host: str, index: int, stdout: str, stderr: str = "") -> dict:
+    """One registered result of tasks/master.yml's loop (Sentinel host, index of the password)."""
+    return {"item": [host, index], "stdout": stdout, "stderr": stderr, "rc": 0}
+
+
+WRONG = {
+    "stdout": "NOAUTH Authentication required.",
+    "stderr": "AUTH failed: WRONGPASS invalid username-password pair",
+}
+
+
+def test_a_sentinel_refusing_the_password_stops_the_run_instead_of_falling_back():
+    """The trap: every Sentinel refusing a changed password looked like "no Sentinel runs yet", and
+    the initial master came back in charge although a failover had moved the master."""
+    answers = [asked(h, 0, WRONG["stdout"], WRONG["stderr"]) for h in ("s1", "s2", "s3")]
+
+    with pytest.raises(FleetError) as error:
+        current_master(answers, 3, FALLBACK)
+
+    message = str(error.value)
+    assert "field 'redis_sentinel_password'" in message
+    assert "s1, s2, s3 refuse it" in message
+    assert "redis_sentinel_previous_passwords" in message
+    assert "nothing was changed" in message
+
+
+def test_one_refusing_sentinel_among_answering_ones_still_stops_the_run():
+    answers = [asked("s1", 0, "10.0.0.2\n6379"), asked("s2", 0, **WRONG), asked("s3", 0, "10.0.0.2\n6379")]
+
+    with pytest.raises(FleetError, match="on s2 refuse it"):
+        current_master(answers, 3, FALLBACK)
+
+
+def test_a_bare_noauth_answer_is_a_refusal_too():
+    with pytest.raises(FleetError, match="redis_sentinel_password"):
+        current_master(["NOAUTH Authentication required.", "", ""], 3, FALLBACK)
+
+
+def test_during_a_rotation_a_sentinel_not_yet_deployed_answers_to_the_previous_password():
+    answers = [
+        asked("s1", 0, "10.0.0.2\n6379"),
+        asked("s1", 1, "10.0.0.2\n6379"),
+        asked("s2", 0, **WRONG),
+        asked("s2", 1, "10.0.0.2\n6379"),
+        asked("s3", 0, **WRONG),
+        asked("s3", 1, "10.0.0.2\n6379"),
+    ]
+
+    assert current_master(answers, 3, FALLBACK) == {"address": "10.0.0.2", "port": 6379, "source": "sentinel"}
+
+
+def test_unreachable_sentinels_with_any_password_are_no_answer_not_a_refusal():
+    down = {"stdout": "", "stderr": "Could not connect to Redis at 10.0.0.9:26379: Connection refused"}
+    answers = [asked(h, i, **down) for h in ("s1", "s2", "s3") for i in (0, 1)]
+
+    assert current_master(answers, 3, FALLBACK)["source"] == "initial"
+
+
+def test_a_sentinel_refusing_one_password_and_unreachable_with_the_other_is_no_answer():
+    down = {"stdout": "", "stderr": "Could not connect to Redis at 10.0.0.9:26379: Connection refused"}
+    answers = [asked("s1", 0, **WRONG), asked("s1", 1, **down), asked("s2", 0, "10.0.0.3\n6379")]
+
+    assert current_master(answers, 3, FALLBACK)["address"] == "10.0.0.3"
+
+
+def test_previous_sentinel_passwords_are_checked_on_every_sentinel_host():
+    old = "test-only-old-sentinels-0123"
+    assert redis_problems({**SENTINEL_HOST, "redis_sentinel_previous_passwords": [old]}, "r1") == []
+    assert redis_problems({**SENTINEL_ONLY, "redis_sentinel_previous_passwords": [old]}, "s1") == []
+
+    for inputs, host in ((SENTINEL_HOST, "r1"), (SENTINEL_ONLY, "s1")):
+        problem = only(redis_problems({**inputs, "redis_sentinel_previous_passwords": [PASSWORD]}, host))
+        assert problem.startswith(f"host '{host}': field 'redis_sentinel_previous_passwords': ")
+        assert "repeat the current password" in problem
+        assert PASSWORD not in problem
+    problem = only(redis_problems({**SENTINEL_HOST, "redis_sentinel_previous_passwords": ["short"]}, "r1"))
+    assert "shorter than 16 characters" in problem
+
+
 def test_quorum_zero_is_a_majority_and_a_declared_one_stays():
     assert (quorum(0, 3), quorum(0, 5), quorum(3, 5)) == (2, 3, 3)
 

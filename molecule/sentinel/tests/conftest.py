@@ -62,6 +62,11 @@ def sentinel(name: str, args: str) -> str:
     return cli(name, args, password=VARS["redis_sentinel_password"], port=SENTINEL_PORT)
 
 
+# The Sentinels' next password, set by test_zn_sentinel_password's rotation (TEST ONLY); searched
+# for in argv and the logs by test_zz_secrets like the inventory's.
+NEXT_SENTINEL_PASSWORD = "test-only-next-sentinels-0123456789"  # TEST ONLY
+
+
 def admin_password() -> str:
     return next(u["password"] for u in VARS["redis_acl_users"] if u["name"] == "admin")
 
@@ -82,8 +87,9 @@ def master_node() -> str:
     return masters[0]
 
 
-def converge(playbook: Path = SCENARIO_DIR / "converge.yml") -> subprocess.CompletedProcess[str]:
-    """The scenario's converge (site.yml), or another playbook, as an operator runs it."""
+def converge(playbook: Path = SCENARIO_DIR / "converge.yml", *args: str) -> subprocess.CompletedProcess[str]:
+    """The scenario's converge (site.yml), or another playbook, as an operator runs it; ``args``
+    (``--tags``, ``-e @file``) follow the playbook. Secrets only in files, never in ``args``."""
     env = dict(os.environ)
     env["ANSIBLE_CONFIG"] = str(Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "ansible.cfg")
     env["ANSIBLE_FORCE_COLOR"] = "0"
@@ -93,6 +99,7 @@ def converge(playbook: Path = SCENARIO_DIR / "converge.yml") -> subprocess.Compl
             "-i",
             str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent),
             str(playbook),
+            *args,
         ],
         env=env,
         capture_output=True,

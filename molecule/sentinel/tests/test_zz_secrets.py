@@ -9,20 +9,24 @@ entries and /var/log/auth.log: empty where the image has no sudo, which is print
 scenario does for the broker password: the passwords go to grep on stdin, never on its command
 line, and a failure names the place and the password's inventory name, never the password.
 
-Named to run last (file order): what the failovers, the switchover-free stream and the re-run of
-site.yml in the earlier files did is judged too.
+Named to run last (file order): what the failovers, the switchover-free stream, the re-run of
+site.yml and the rotation of the Sentinels' password in the earlier files did is judged too.
 """
 
 from __future__ import annotations
 
 import pytest
-from conftest import DATA_NODES, VARS, node
+from conftest import DATA_NODES, NEXT_SENTINEL_PASSWORD, VARS, node
 
 CLIENT = "sentinel-client"
 APP = "celerydemo"
 SECRETS = {
-    name: VARS[name]
-    for name in ("redis_sentinel_password", "redis_replication_password", "redis_sentinel_auth_password")
+    **{
+        name: VARS[name]
+        for name in ("redis_sentinel_password", "redis_replication_password", "redis_sentinel_auth_password")
+    },
+    # The rotation's new password (test_zn_sentinel_password).
+    "redis_sentinel_password (rotated)": NEXT_SENTINEL_PASSWORD,
 }
 SUDO_LOG = "journalctl -o json --no-pager SYSLOG_IDENTIFIER=sudo; cat /var/log/auth.log 2>/dev/null"
 # host -> place -> (command, a word its output must hold: the search can find something there).
