@@ -47,18 +47,22 @@ WORKERS = ("main", "assets")
 QUEUES = inventory_vars(CLIENT)["celery_queues"]
 PROBE = Path(__file__).resolve().parents[2] / "fleet" / "tests" / "probe.py"
 RATE = 40  # tasks/s the producer streams
-# Tasks a crashed master may take with it, per fault: writes it acknowledged but had not yet sent to
-# a replica (asynchronous replication: min-replicas-to-write bounds the lag, not this window), and
-# messages a worker had taken off a queue (BRPOP) whose record in kombu's unacked hash (a second
-# command) had not reached the replica.
+# Tasks a crashed master may take with it: writes it acknowledged but had not yet sent to a replica
+# (asynchronous replication), and messages a worker had taken off a queue (BRPOP) whose record in
+# kombu's unacked hash (a second command) had not reached the replica. Either was sent before the
+# fault, and not long before: a master whose replicas lag more than min-replicas-max-lag refuses
+# writes (min-replicas-to-write). So every lost task must have been published within that lag
+# before the fault; one published while the master was away or after the election must never be
+# lost (a client that loses what it sends then fails here whatever the count).
+LAG_WINDOW = inventory_vars("sentinel-redis-1").get("redis_min_replicas_max_lag", 10)
+# How many, per fault:
 # - kill -9 of the server: the kernel still delivers what the process had written to its replicas'
-#   sockets. Measured 0-4 per run (README "Broker high availability").
-# - the master's container stopped at once: its network namespace goes with it, and whatever sat in
-#   the replication link's buffers with it. Measured 0-2 per run, and 12 in one CI run on a slower,
-#   busier machine; bounded by one second of the stream.
-# Either bound stays far below what a client that loses what it sends while the master is away
-# would lose: the 7-9 s without a master at RATE (280 and more).
-LOSS_ALLOWED = {"kill -9": 10, "container stop": RATE}
+#   sockets; measured 0-4 per run (README "Broker high availability"): bounded at 10.
+# - the master's container stopped at once: its network namespace goes, and whatever sat in the
+#   replication link's buffers with it, which grows with the machine's load (the replica reads
+#   late). Measured 0-2 per run on a quiet machine, 12 in a CI run, 45 at a load of 5 (about one
+#   second of the stream): no count bound beyond the window's, LAG_WINDOW x RATE.
+LOSS_ALLOWED = {"kill -9": 10, "container stop": LAG_WINDOW * RATE}
 # A task runs twice only when its acknowledgement was lost with the old master: it was in flight,
 # so at most what the workers hold at once (main: 4 processes, assets: 10 greenlets, with prefetch).
 IN_FLIGHT = 4 * 4 + 10 * 4
@@ -66,6 +70,8 @@ IN_FLIGHT = 4 * 4 + 10 * 4
 # 15 in the lab, 1-3 times per scenario run here); its service manager starts it again.
 KOMBU_CRASH = "Unrecoverable error: AttributeError(\"'NoneType' object has no attribute 'hostname'\")"
 RESULTS: list[dict[str, Any]] = []
+# What a run records for settle() and the assertions, not shown with its figures.
+HIDDEN = ("ids", "since", "fault_at", "sent_at")
 
 
 def client() -> Node:
@@ -155,7 +161,6 @@ def fail_over(fault: str) -> dict[str, Any]:
     wait_until(lambda: c.exists("/tmp/stream-started"), timeout=90, what="the producer's first task sent")
     time.sleep(3)  # steady flow before the fault
 
-    behind = replication_backlog(old)
     fault_at = time.time()
     if fault == "kill -9":
         # Debian's unit restarts a killed server within 100 ms (Restart=always): masked, the server
@@ -215,14 +220,15 @@ def fail_over(fault: str) -> dict[str, Any]:
         "resumed_s": round(resumed, 1) if resumed is not None else None,
         "outage_s": round(outage, 1) if outage is not None else None,
         "sent": len(ids),
-        "replicas_behind_bytes": behind,
         "producer": producer["report"],
         # Counted by settle() once every fault is over: executed, lost, duplicated.
         "ids": ids,
         "since": since,
+        "fault_at": fault_at,
+        "sent_at": {entry["id"]: entry["t"] for entry in sent},
     }
     RESULTS.append(result)
-    shown = {k: v for k, v in result.items() if k not in ("ids", "since")}
+    shown = {k: v for k, v in result.items() if k not in HIDDEN}
     print(f"\n{fault}: {json.dumps(shown, sort_keys=True)}")
     return result
 
@@ -252,31 +258,21 @@ def settle() -> list[dict[str, Any]]:
         held = still_on_the_broker(missing) if missing else {}
         for r in pending:
             not_done = [i for i in r["ids"] if i not in done]
+            lost = [i for i in not_done if i not in held]
             r["executed"] = len(r["ids"]) - len(not_done)
-            r["held"] = sorted({held[i] for i in not_done if i in held})
-            r["held_count"] = sum(i in held for i in not_done)
-            r["lost"] = len(not_done) - r["held_count"]
+            r["queued"] = sum(held.get(i, "").startswith("queue") for i in not_done)
+            r["unacked"] = sum(held.get(i) == "unacked" for i in not_done)
+            r["lost"] = len(lost)
+            # When each lost task was published, in seconds relative to the fault.
+            r["lost_sent_s"] = sorted(round(r["sent_at"][i] - r["fault_at"], 2) for i in lost)
             r["duplicated"] = sum(len(done.get(i, [])) > 1 for i in r["ids"])
+            when = f" (sent {r['lost_sent_s'][0]} to {r['lost_sent_s'][-1]} s from the fault)" if lost else ""
             print(
                 f"\n{r['fault']} ({r['old']} -> {r['new']}): sent {r['sent']}, executed {r['executed']}, "
-                f"still on the broker {r['held_count']} {r['held']}, lost {r['lost']}, "
-                f"duplicated {r['duplicated']}"
+                f"still queued {r['queued']}, in kombu's unacked hash {r['unacked']}, "
+                f"lost {r['lost']}{when}, duplicated {r['duplicated']}"
             )
     return RESULTS
-
-
-def replication_backlog(master: str) -> int | None:
-    """Bytes the furthest replica is behind the master just before a fault, as the replicas last
-    acknowledged their offset (REPLCONF ACK, once a second: an upper bound of the link's backlog)."""
-    try:
-        info = admin(master, "INFO replication")
-    except AssertionError:
-        return None
-    offset = re.search(r"^master_repl_offset:(\d+)", info, re.M)
-    replicas = [int(o) for o in re.findall(r"^slave\d+:.*?offset=(\d+)", info, re.M)]
-    if not offset or not replicas:
-        return None
-    return int(offset.group(1)) - min(replicas)
 
 
 def still_on_the_broker(ids: list[str]) -> dict[str, str]:
@@ -322,10 +318,14 @@ def test_every_failover_lost_and_duplicated_within_bounds() -> None:
     results = settle()
     assert [r["fault"] for r in results] == ["kill -9"] * 3 + ["container stop"]
     for r in results:
-        shown = {k: v for k, v in r.items() if k not in ("ids", "since")}
+        shown = {k: v for k, v in r.items() if k not in HIDDEN}
+        # Lost only from the replication window before the fault, and never what was sent later.
+        assert all(-LAG_WINDOW <= t <= 0.5 for t in r["lost_sent_s"]), shown
         assert r["lost"] <= LOSS_ALLOWED[r["fault"]], shown
-        # Held back, not lost (at least once still holds): at most what the workers held at once.
-        assert r["held_count"] <= IN_FLIGHT, shown
+        # Still in the unacked hash long after the visibility timeout: a restore that did not
+        # happen (not lost: at least once still holds); at most what the workers held at once.
+        # Still queued is the backlog of a worker that resumed late (printed, not a loss).
+        assert r["unacked"] <= IN_FLIGHT, shown
         assert r["duplicated"] <= IN_FLIGHT, shown
 
 
@@ -369,12 +369,12 @@ def test_failover_summary() -> None:
     """The figures of every run, one line each (pytest -s / the scenario log shows them)."""
     assert RESULTS
     settle()
-    print("\nfault            elected  resumed   outage  behind  sent  executed  held  lost  duplicated")
+    print("\nfault            elected  resumed   outage  sent  executed  queued  unacked  lost  duplicated")
     for r in RESULTS:
         print(
             f"{r['fault']:<16} {r['elected_s']:>6} s {r['resumed_s']!s:>6} s {r['outage_s']!s:>6} s "
-            f"{r['replicas_behind_bytes']!s:>6} {r['sent']:>5} {r['executed']:>9} {r['held_count']:>5} "
-            f"{r['lost']:>5} {r['duplicated']:>11}"
+            f"{r['sent']:>5} {r['executed']:>9} {r['queued']:>7} {r['unacked']:>8} {r['lost']:>5} "
+            f"{r['duplicated']:>11}"
         )
 
 
