@@ -319,8 +319,10 @@ def test_every_failover_lost_and_duplicated_within_bounds() -> None:
     assert [r["fault"] for r in results] == ["kill -9"] * 3 + ["container stop"]
     for r in results:
         shown = {k: v for k, v in r.items() if k not in HIDDEN}
-        # Lost only from the replication window before the fault, and never what was sent later.
-        assert all(-LAG_WINDOW <= t <= 0.5 for t in r["lost_sent_s"]), shown
+        # Lost only from the replication window before the fault, and never what was sent later
+        # (the producer stamps a task once its publish returned: 1 s of slack for a busy machine;
+        # no publish returns through the new master before the election, 6 s and more after).
+        assert all(-LAG_WINDOW <= t <= 1.0 for t in r["lost_sent_s"]), shown
         assert r["lost"] <= LOSS_ALLOWED[r["fault"]], shown
         # Still in the unacked hash long after the visibility timeout: a restore that did not
         # happen (not lost: at least once still holds); at most what the workers held at once.
