@@ -202,13 +202,16 @@ def fail_over(fault: str) -> dict[str, Any]:
     )
 
     ids = [entry["id"] for entry in sent]
-    # What the stream saw, from the tasks done so far: the first task done on the new master (tasks
-    # running at the fault, 0.3 s at most, are over 1 s after it, and no other can finish before a
-    # worker has reconnected to the new master), and the longest time without any task done from the
-    # fault to the stream's last publish: what the queues' users saw (later, redeliveries after the
-    # visibility timeout would open gaps of their own).
-    stamps = sorted(t for runs in successes(since).values() for t in runs)
-    resumed = next((t - fault_at for t in stamps if t > fault_at + 1.0), None)
+    # What the stream saw, from the tasks done so far: the first task done on the new master (the
+    # first done of those whose publish returned after the fault: none can have gone through the old
+    # master; tasks in flight at the fault can finish well after it on a busy machine, so "the first
+    # one done after the fault" would say nothing), and the longest time without any task done from
+    # the fault to the stream's last publish: what the queues' users saw (later, redeliveries after
+    # the visibility timeout would open gaps of their own).
+    done = successes(since)
+    stamps = sorted(t for runs in done.values() for t in runs)
+    after = [min(done[e["id"]]) for e in sent if e["t"] > fault_at and e["id"] in done]
+    resumed = min(after) - fault_at if after else None
     last_sent = max(entry["t"] for entry in sent)
     window = [t for t in stamps if fault_at - 1.0 <= t <= last_sent]
     outage = max((b - a for a, b in pairwise(window)), default=None)
