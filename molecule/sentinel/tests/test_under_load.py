@@ -169,6 +169,7 @@ def fail_over(fault: str) -> dict[str, Any]:
         node(old).check("systemctl kill --signal=SIGKILL --kill-whom=main redis-server")
     elif fault == "container stop":
         subprocess.run(["docker", "stop", "--time", "0", old], check=True, capture_output=True, timeout=60)
+    dead_at = time.time()  # the old master is gone by now (fault_at: when the fault began)
     new, _ = wait_until(lambda: agreed_master(old_address), timeout=90, what="a new master", interval=0.2)
     elected_after = time.time() - fault_at
 
@@ -203,14 +204,14 @@ def fail_over(fault: str) -> dict[str, Any]:
 
     ids = [entry["id"] for entry in sent]
     # What the stream saw, from the tasks done so far: the first task done on the new master (the
-    # first done of those whose publish returned after the fault: none can have gone through the old
-    # master; tasks in flight at the fault can finish well after it on a busy machine, so "the first
-    # one done after the fault" would say nothing), and the longest time without any task done from
-    # the fault to the stream's last publish: what the queues' users saw (later, redeliveries after
-    # the visibility timeout would open gaps of their own).
+    # first done of those whose publish returned once the old master was gone: none of them can
+    # have gone through it; tasks in flight at the fault can finish well after it on a busy machine,
+    # so "the first one done after the fault" would say nothing), and the longest time without any
+    # task done from the fault to the stream's last publish: what the queues' users saw (later,
+    # redeliveries after the visibility timeout would open gaps of their own).
     done = successes(since)
     stamps = sorted(t for runs in done.values() for t in runs)
-    after = [min(done[e["id"]]) for e in sent if e["t"] > fault_at and e["id"] in done]
+    after = [min(done[e["id"]]) for e in sent if e["t"] > dead_at and e["id"] in done]
     resumed = min(after) - fault_at if after else None
     last_sent = max(entry["t"] for entry in sent)
     window = [t for t in stamps if fault_at - 1.0 <= t <= last_sent]
