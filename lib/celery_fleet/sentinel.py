@@ -36,8 +36,11 @@ def parse_answer(stdout: Any) -> tuple[str, int] | None:
     return lines[0], int(lines[1])
 
 
-# What redis-cli prints (stdout or stderr) when a server refuses the credentials it was given.
-REFUSALS = ("NOAUTH", "WRONGPASS", "invalid username-password pair", "AUTH failed")
+# What redis-cli prints (stdout or stderr) when a server refuses the password it was given. Not
+# NOAUTH or "AUTH failed" alone: a Sentinel that Debian's package started with its own default file
+# (no password yet: the first deployment) answers AUTH with "ERR AUTH <password> called without any
+# password configured" and the command with DENIED (protected mode): no Sentinel of the fleet yet.
+REFUSALS = ("WRONGPASS", "invalid username-password pair")
 
 
 def refused(text: Any) -> bool:

@@ -127,9 +127,23 @@ def test_one_refusing_sentinel_among_answering_ones_still_stops_the_run():
         current_master(answers, 3, FALLBACK)
 
 
-def test_a_bare_noauth_answer_is_a_refusal_too():
+def test_a_bare_wrongpass_answer_is_a_refusal_too():
     with pytest.raises(FleetError, match="redis_sentinel_password"):
-        current_master(["NOAUTH Authentication required.", "", ""], 3, FALLBACK)
+        current_master(["AUTH failed: WRONGPASS invalid username-password pair", "", ""], 3, FALLBACK)
+
+
+def test_a_sentinel_with_no_password_yet_is_no_answer_not_a_refusal():
+    """Debian's package starts Sentinel with its own file before the role writes the fleet's (first
+    deployment): AUTH fails for want of a password, protected mode denies the command."""
+    unconfigured = {
+        "stdout": "DENIED Redis is running in protected mode because protected mode is enabled and no "
+        "password is set for the default user.",
+        "stderr": "AUTH failed: ERR AUTH <password> called without any password configured for the "
+        "default user. Are you sure your configuration is correct?",
+    }
+    answers = [asked("s1", 0, **unconfigured), asked("s2", 0, ""), asked("s3", 0, "")]
+
+    assert current_master(answers, 3, FALLBACK)["source"] == "initial"
 
 
 def test_during_a_rotation_a_sentinel_not_yet_deployed_answers_to_the_previous_password():
