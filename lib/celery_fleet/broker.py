@@ -134,10 +134,10 @@ _SOCKET = {
 # timeout (on a Docker bridge: "No route to host" after 3.06 s, measured), and every discovery of the
 # master asks the Sentinels in the URL's order: kombu and the result backend make a new Sentinel
 # client, so a new discovery, for each connection they open, and a worker opens a dozen while it
-# reconnects. With the first Sentinel of the list gone with its host, the workers resumed 54.8 s
-# after the master's container was stopped (7.2 s when another host went). A Sentinel that answers
-# at all accepts a connection within milliseconds (the kernel answers, however busy the process);
-# one that does not is skipped for the next.
+# reconnects. A Sentinel that answers at all accepts a connection within milliseconds (the kernel
+# answers, however busy the process); one that does not is skipped for the next. (Not the whole
+# cause of the slow resume when the first Sentinel's host goes: 54.8 s with 5 s, 46.2 s with 1 s;
+# README "Broker high availability".)
 SENTINEL_CONNECT_TIMEOUT = 1
 _SENTINEL_SOCKET = {**_SOCKET, "socket_connect_timeout": SENTINEL_CONNECT_TIMEOUT}
 SENTINEL_BROKER_OPTIONS: dict[str, Any] = {**_SOCKET, "health_check_interval": SENTINEL_HEALTH_CHECK_INTERVAL}
