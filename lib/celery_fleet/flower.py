@@ -19,6 +19,19 @@ def _flag(value: Any) -> str:
     return str(value).lower()
 
 
+def basic_auth_entries(users: list[Mapping[str, Any]]) -> list[str]:
+    """``name:password`` for every user, then ``name:<previous>`` for each of its previous passwords.
+
+    Flower 2.2 compares the request's whole ``name:password`` with each entry in turn
+    (flower/views/__init__.py, ``hmac.compare_digest``), so two entries of one name let either
+    password in: phase 1 of a rotation (README "Rotating Flower's users"). Emptying
+    ``previous_passwords`` (phase 2) leaves the current one only.
+    """
+    current = [f"{u['name']}:{u['password']}" for u in users]
+    previous = [f"{u['name']}:{p}" for u in users for p in (u.get("previous_passwords") or [])]
+    return current + previous
+
+
 def flower_environment(inputs: Mapping[str, Any], db: str, broker_env: Mapping[str, str]) -> dict[str, str]:
     """The variables of Flower's environment file, in the file's order.
 
@@ -42,7 +55,7 @@ def flower_environment(inputs: Mapping[str, Any], db: str, broker_env: Mapping[s
         env["FLOWER_COOKIE_SECRET"] = get("flower_cookie_secret")
     users = get("flower_users") or []
     if users:
-        env["FLOWER_BASIC_AUTH"] = ",".join(f"{u['name']}:{u['password']}" for u in users)
+        env["FLOWER_BASIC_AUTH"] = ",".join(basic_auth_entries(users))
     if get("flower_auth"):
         env.update(
             {

@@ -256,15 +256,15 @@ def _network_problems(inputs: Mapping[str, Any], host: str | None) -> list[Probl
     return problems
 
 
+def _password_ok(password: Any) -> bool:
+    """Flower splits FLOWER_BASIC_AUTH on ','; an empty password, or one starting with a blank, is refused."""
+    return is_text(password) and "," not in password and re.match(r"\S", password) is not None
+
+
 def _user_problems(users: list[Mapping[str, Any]], host: str | None) -> list[Problem]:
     names = [u.get("name") for u in users]
     bad_names = [str(n) for n in names if not (is_text(n) and USER_NAME_RE.match(n))]
-    # Flower splits on ','; an empty password, or one starting with a blank, is refused.
-    bad_passwords = [
-        str(u.get("name"))
-        for u in users
-        if not is_text(u.get("password")) or "," in u["password"] or not re.match(r"\S", u["password"])
-    ]
+    bad_passwords = [str(u.get("name")) for u in users if not _password_ok(u.get("password"))]
     duplicates = sorted(str(n) for n, count in Counter(map(str, names)).items() if count > 1)
     problems = []
     if bad_names or duplicates:
@@ -282,6 +282,48 @@ def _user_problems(users: list[Mapping[str, Any]], host: str | None) -> list[Pro
                 "flower_users",
                 "passwords must be non-empty, start with a non-blank and be free of ',' (Flower splits "
                 f"FLOWER_BASIC_AUTH on ','); offending users: {', '.join(bad_passwords)}",
+                host=host,
+            )
+        )
+    for user in users:
+        problems.extend(_previous_password_problems(user, host))
+    return problems
+
+
+def _previous_password_problems(user: Mapping[str, Any], host: str | None) -> list[Problem]:
+    """A user's ``previous_passwords``, still accepted beside ``password`` during phase 1 of a
+    rotation (README "Rotating Flower's users"): a list of strings under the rules of ``password``,
+    each listed once, none equal to the current one. The messages name the user, never a password."""
+    previous = user.get("previous_passwords")
+    if previous is None or (is_list(previous) and len(previous) == 0):
+        return []
+    owner = f"previous_passwords of user {user.get('name')!r}"
+    if not is_list(previous) or not all(is_text(p) for p in previous):
+        return [
+            Problem(
+                "flower_users",
+                f"{owner} must be a list of strings (the passwords still accepted beside the current "
+                "one while a rotation rolls out)",
+                host=host,
+            )
+        ]
+    problems = []
+    bad = [str(i + 1) for i, p in enumerate(previous) if not _password_ok(p)]
+    if bad:
+        problems.append(
+            Problem(
+                "flower_users",
+                f"{owner}: number {', '.join(bad)} of the list is empty, starts with a blank or holds "
+                "',' (the rules of password: Flower splits FLOWER_BASIC_AUTH on ',')",
+                host=host,
+            )
+        )
+    if user.get("password") in previous or len(set(previous)) != len(previous):
+        problems.append(
+            Problem(
+                "flower_users",
+                f"{owner} repeat the current password or each other: list each password once, the "
+                "current one only as password",
                 host=host,
             )
         )

@@ -196,6 +196,16 @@ CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         {"flower_users": _users(password="a,b")},
         ["flower_users", "','", "admin"],
     ),
+    "flower-previous-password-is-current": (
+        "flower",
+        {"flower_users": _users(previous_passwords=[PASSWORD])},
+        ["field 'flower_users'", "previous_passwords of user 'admin'", "repeat the current password"],
+    ),
+    "flower-previous-password-empty": (
+        "flower",
+        {"flower_users": _users(previous_passwords=["test-only-previous-0123", ""])},
+        ["field 'flower_users'", "previous_passwords of user 'admin'", "number 2 of the list"],
+    ),
     "flower-bad-user-name": (
         "flower",
         {"flower_users": [{"name": "a:b", "password": PASSWORD}]},

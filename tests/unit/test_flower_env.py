@@ -57,6 +57,22 @@ def test_basic_auth_joins_users_and_broker_env_and_extra_options_come_last():
     assert env["FLOWER_PURGE_OFFLINE_WORKERS"] == "60"
 
 
+def test_previous_passwords_add_entries_of_the_same_user_after_every_current_one():
+    # Flower compares the whole "name:password" with each entry: both entries of a let a in.
+    inputs = {
+        **DEFAULTS,
+        "flower_users": [
+            {"name": "a", "password": "new", "previous_passwords": ["old", "older"]},
+            {"name": "b", "password": "x", "previous_passwords": []},
+            {"name": "c", "password": "y"},
+        ],
+    }
+
+    env = flower_environment(inputs, "db", {})
+
+    assert env["FLOWER_BASIC_AUTH"] == "a:new,b:x,c:y,a:old,a:older"
+
+
 def test_oauth_url_prefix_and_cookie_secret():
     inputs = {
         **DEFAULTS,

@@ -290,6 +290,41 @@ def test_each_flower_rule_names_host_and_field(change, fragments):
     assert all(f in problem for f in fragments), problem
 
 
+OLD = "test-only-password-old-0123"
+
+
+def test_flower_previous_passwords_of_a_rotation_pass():
+    users = [
+        {"name": "admin", "password": PASSWORD, "previous_passwords": [OLD, OLD + "-2"]},
+        {"name": "viewer", "password": PASSWORD, "previous_passwords": []},
+    ]
+
+    assert flower_problems({"flower_users": users}, "f1") == []
+
+
+@pytest.mark.parametrize(
+    ("previous", "fragments"),
+    [
+        ([PASSWORD], ["repeat the current password"]),
+        ([OLD, OLD], ["repeat the current password or each other"]),
+        ([""], ["number 1 of the list", "empty"]),
+        ([OLD, " x"], ["number 2 of the list", "blank"]),
+        ([OLD, "a,b"], ["number 2 of the list", "','"]),
+        (OLD, ["must be a list of strings"]),
+        ([OLD, 7], ["must be a list of strings"]),
+    ],
+    ids=["current", "twice", "empty", "blank", "comma", "not-a-list", "not-a-string"],
+)
+def test_each_flower_previous_password_rule_names_host_field_and_user(previous, fragments):
+    users = [{"name": "admin", "password": PASSWORD, "previous_passwords": previous}]
+
+    problem = only(flower_problems({"flower_users": users}, "f1"))
+
+    assert problem.startswith("host 'f1': field 'flower_users': previous_passwords of user 'admin'")
+    assert all(f in problem for f in fragments), problem
+    assert PASSWORD not in problem and OLD not in problem
+
+
 def test_flower_through_sentinel_needs_valid_sentinels_and_their_password():
     assert flower_problems({**FLOWER, **SENTINEL}, "f1") == []
     problems = flower_problems(

@@ -86,6 +86,13 @@ class Target:
     def secrets(self) -> dict[str, str]:
         """Every password of the deployment, by a name safe to print."""
         found = {f"flower_users[{u['name']}]": u["password"] for u in self.vars["flower_users"]}
+        found.update(
+            {
+                f"flower_users[{u['name']}].previous_passwords[{i}]": previous
+                for u in self.vars["flower_users"]
+                for i, previous in enumerate(u.get("previous_passwords") or [])
+            }
+        )
         found.update({f"redis_acl_users[{u['name']}]": u["password"] for u in self.vars["redis_acl_users"]})
         found["redis_password"] = self.vars["redis_password"]
         return found

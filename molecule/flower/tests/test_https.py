@@ -10,9 +10,14 @@ supervisord with Flower below /flower/), certificate, key and CA from the throwa
 - Flower's own port is loopback only: another container's connection is refused, while the same
   container reaches the HTTPS port.
 - The key is root's, 0600: the app's user (every task's code) cannot read it.
+- A rotation of a Flower user's password (flower_users[].previous_passwords on one host, phase 1):
+  the current and the previous password both get in, a wrong one does not; on the other host (no
+  previous password: phase 2, or no rotation) the same previous password is refused.
 """
 
 from __future__ import annotations
+
+import time
 
 from conftest import APP, LAYOUT, Target, inventory_hosts
 
@@ -91,3 +96,30 @@ def test_tls_key_is_roots_and_unreadable_by_the_app(target: Target) -> None:
     key = LAYOUT["flower_tls_key_file"]
     assert target.sh(f"stat -c '%a %U %G' {key}").stdout.split() == ["600", "root", "root"]
     assert target.sh(f"runuser -u {APP} -- cat {key}", check=False).returncode != 0
+
+
+def test_a_previous_password_gets_in_beside_the_current_one_only_where_listed(target: Target) -> None:
+    previous = {
+        user["name"]: user["previous_passwords"]
+        for host in inventory_hosts()
+        for user in Target(host).vars["flower_users"]
+        if user.get("previous_passwords")
+    }
+    assert previous, "molecule.yml gives no Flower user previous_passwords on any host"
+    users = {user["name"]: user for user in target.vars["flower_users"]}
+    options = target.https_options()  # once: each call asks the container for its address
+    started = time.monotonic()
+    seen = {}
+    for name, passwords in previous.items():
+        listed = users[name].get("previous_passwords") or []
+        cases = [("current", users[name]["password"], 200)]
+        cases += [(f"previous[{i}]", p, 200 if p in listed else 401) for i, p in enumerate(passwords)]
+        cases += [("wrong", users[name]["password"] + "-wrong", 401)]
+        for label, password, expected in cases:
+            # /metrics: what Prometheus scrapes with the current password.
+            for path in ["/api/workers", "/metrics"]:
+                auth = (name, password)
+                status, _, _ = target.http(path, auth=auth, base=target.https_url, options=options)
+                seen[f"{name} {label} {path}"] = status
+                assert status == expected, f"{name} with its {label} password on {path}: {status}"
+    print(f"{target.container}: {seen} ({len(seen)} requests in {time.monotonic() - started:.1f} s)")
