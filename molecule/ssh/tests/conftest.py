@@ -34,7 +34,7 @@ APP: str = VARS["celery_app_name"]
 NODE = SshNode(HOST, config=SSH_DIR / "config", app=APP, inspect_timeout=5)
 HOME = NODE.layout["home"]
 
-# TLS (issue 18): the throwaway CA of this run on the controller (converge.yml's first play), the
+# TLS (issue 18): the throwaway CA of this run on the controller (prepare.yml), the
 # broker's TLS port (the only one: redis_port 0) and its Unix socket (the admin's way in).
 CA_DIR = EPHEMERAL / "throwaway-ca"
 TLS_PORT = int(VARS.get("redis_tls_port", 6380))
