@@ -1,6 +1,10 @@
-"""A producer that knows nothing but the broker and result backend URLs (read from stdin, so they
-stay off the command line): a result get(), a group, a chord and a countdown task through the
-deployed workers. Prints one JSON line of what it measured.
+"""A producer that knows nothing but the broker and result backend URLs and the broker's TLS
+settings (read from stdin, so they stay off the command line): a result get(), a group, a chord and
+a countdown task through the deployed workers. Prints one JSON line of what it measured.
+
+The TLS settings (a JSON line: ssl_cert_reqs, the CA, a client certificate) go where the README's
+producer snippet puts them, Celery's broker_use_ssl and redis_backend_use_ssl: kombu ignores TLS
+options in a rediss:// URL.
 
 Run on the host as the app's service user with an empty environment besides PYTHONPATH.
 """
@@ -12,10 +16,14 @@ import os
 import sys
 import time
 
-os.environ["CELERY_BROKER_URL"], os.environ["CELERY_RESULT_BACKEND"] = sys.stdin.read().split()
+broker, backend, tls = sys.stdin.read().split("\n", 2)
+os.environ["CELERY_BROKER_URL"], os.environ["CELERY_RESULT_BACKEND"] = broker, backend
 
-from byoapp.tasks import add, sleep, total  # noqa: E402  (Celery reads the URLs at first use)
+from byoapp.app import app  # noqa: E402  (Celery reads the URLs and settings at first use)
+from byoapp.tasks import add, sleep, total  # noqa: E402
 from celery import chord, group  # noqa: E402
+
+app.conf.broker_use_ssl = app.conf.redis_backend_use_ssl = json.loads(tls)
 
 TIMEOUT = 60
 report: dict[str, object] = {}

@@ -7,11 +7,19 @@ import json
 import re
 
 import pytest
-from conftest import APP, HOME, HOST, NODE, TESTS_DIR, VARS, check_output, redis_url, ssh
+from conftest import APP, HOME, HOST, NODE, TESTS_DIR, VARS, check_output, https, redis_url, ssh
 from fleetnode import wait_until, worker_node
 
 # Node name -> declared pool.
 DECLARED = {worker_node(w, HOST): w["pool"] for w in VARS["celery_workers"]}
+# The broker's TLS settings of a producer (the files roles/celery_app installed; the key is readable
+# by the app's group), as the README's producer snippet sets them.
+TLS_SETTINGS = {
+    "ssl_cert_reqs": "required",
+    "ssl_ca_certs": NODE.layout["tls_ca_file"],
+    "ssl_certfile": NODE.layout["tls_cert_file"],
+    "ssl_keyfile": NODE.layout["tls_key_file"],
+}
 
 
 def inspect(action: str, timeout: float = 60) -> dict:
@@ -43,12 +51,12 @@ def test_the_apps_own_transport_options_reach_every_worker() -> None:
 def test_a_producer_with_only_the_broker_url_runs_get_group_chord_and_countdown() -> None:
     script = (TESTS_DIR / "producer.py").read_text()
     check_output("cat > /tmp/byoapp-producer.py && chmod 0644 /tmp/byoapp-producer.py", stdin=script)
-    # Not the app's run-as-app entry on purpose: an empty environment (env -i) and the URLs on stdin,
-    # as a producer outside the fleet has them.
+    # Not the app's run-as-app entry on purpose: an empty environment (env -i), the rediss:// URLs
+    # and the TLS settings on stdin, as a producer outside the fleet has them.
     result = ssh(
         f"cd / && runuser -u {APP} -- env -i PATH=/usr/bin:/bin PYTHONPATH={HOME}/app "
         f"{HOME}/venv/bin/python /tmp/byoapp-producer.py",
-        stdin=f"{redis_url('producer', 0)}\n{redis_url('producer', 1)}\n",
+        stdin=f"{redis_url('producer', 0)}\n{redis_url('producer', 1)}\n{json.dumps(TLS_SETTINGS)}\n",
         timeout=300,
     )
     match = re.search(r"^\{.*\}$", result.stdout, re.M)
@@ -77,16 +85,15 @@ def test_beat_runs_the_periodic_task_on_a_worker() -> None:
 
 
 @pytest.mark.parametrize("credentials", ["none", "wrong", "inventory"])
-def test_flower_answers_only_its_user(credentials: str) -> None:
+def test_flower_over_https_answers_only_its_user(credentials: str) -> None:
+    # From the controller through nginx on 443, the certificate verified with the run's CA; curl
+    # reads the credentials from its configuration on stdin, not from argv (conftest.https).
     user = VARS["flower_users"][0]
-    config = {
-        "none": "",
-        "wrong": f'user = "{user["name"]}:not-the-password"\n',
-        "inventory": f'user = "{user["name"]}:{user["password"]}"\n',
+    auth = {
+        "none": None,
+        "wrong": (user["name"], "not-the-password"),
+        "inventory": (user["name"], user["password"]),
     }[credentials]
-    # curl reads the credentials from a config on stdin (-K -), not from argv.
-    code = check_output(
-        "curl -s -K - -o /dev/null -w '%{http_code}' http://127.0.0.1:5555/api/workers", stdin=config
-    )
-    print(f"\nFlower /api/workers with {credentials} credentials: HTTP {code}")
-    assert code == ("200" if credentials == "inventory" else "401")
+    code, _, body = https("/api/workers", auth=auth)
+    print(f"\nFlower https://{HOST}/api/workers with {credentials} credentials: HTTP {code}")
+    assert code == (200 if credentials == "inventory" else 401), body[:300]

@@ -1,8 +1,10 @@
-"""No password of the inventory reaches a log, a command line, a unit or a world-readable file.
+"""No password of the inventory and no TLS private key reaches a log, a command line, a unit or a
+world-readable file.
 
-Runs after the other test files (alphabetical order), so what the tests did is judged too. Each
-place is searched for every password (and its URL-encoded form); a failure names the place and
-the password's inventory name, never the password.
+Runs after the test files that use secrets (alphabetical order), so what the tests did is judged
+too. Each place is searched for every password (and its URL-encoded form) and a line of the PEM
+body of every private key of the run's throwaway CA (the CA's own, the broker's, Flower's, the
+clients'); a failure names the place and the secret's name, never the secret.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import ANSIBLE_LOG, HOST, check_output, secrets, ssh
+from conftest import ANSIBLE_LOG, HOST, check_output, grep_files, secrets
 
 # What each place holds, read over SSH with sudo. Plain text the controller searches.
 PLACES = {
@@ -58,26 +60,21 @@ def excerpts(text: str, found: dict[str, str], names: list[str]) -> str:
 def test_no_password_on_the_host(place: str) -> None:
     text = check_output(PLACES[place], timeout=300)
     found = secrets()
-    print(f"\n{place}: {len(text.splitlines())} lines searched for {len(found)} passwords")
+    print(f"\n{place}: {len(text.splitlines())} lines searched for {len(found)} secrets")
     leaks = where(text, found)
     assert not leaks, f"passwords found in {place}:\n" + excerpts(text, found, leaks)
 
 
 def test_no_password_in_a_world_readable_file() -> None:
     found = secrets()
-    patterns = "".join(f"{value}\n" for value in found.values())
-    # -xdev: the trees' own file systems (not /proc or the cgroup mount); grep -l prints file names.
-    command = (
-        f"find {' '.join(TREES)} -xdev -type f -perm -o=r -print0 2>/dev/null"
-        " | xargs -0 -r grep -lF -f /proc/self/fd/3 -- 3<&0 </dev/null; true"
-    )
+    # grep -l prints file names only.
+    result = grep_files(TREES, list(found.values()), "-l", "-perm -o=r")
     listing = check_output(
         f"n=$(find {' '.join(TREES)} -xdev -type f -perm -o=r 2>/dev/null | wc -l); echo $n"
     )
-    result = ssh(command, stdin=patterns, timeout=300)
     print(f"\nworld-readable files under {', '.join(TREES)}: {listing.strip()} searched")
     assert int(listing) > 100, listing
-    assert result.stdout.strip() == "", "world-readable files holding a password:\n" + result.stdout
+    assert result.strip() == "", "world-readable files holding a secret:\n" + result
 
 
 def test_no_password_in_the_verbose_output_of_the_runs() -> None:
