@@ -20,6 +20,7 @@ from celery_fleet.inputs import (
     is_text,
     pem_problem,
     port_problem,
+    previous_password_problems,
     process_manager_problems,
 )
 from celery_fleet.monitoring_rules import address_kind
@@ -294,40 +295,18 @@ def _previous_password_problems(user: Mapping[str, Any], host: str | None) -> li
     """A user's ``previous_passwords``, still accepted beside ``password`` during phase 1 of a
     rotation (README "Rotating Flower's users"): a list of strings under the rules of ``password``,
     each listed once, none equal to the current one. The messages name the user, never a password."""
-    previous = user.get("previous_passwords")
-    if previous is None or (is_list(previous) and len(previous) == 0):
-        return []
-    owner = f"previous_passwords of user {user.get('name')!r}"
-    if not is_list(previous) or not all(is_text(p) for p in previous):
-        return [
-            Problem(
-                "flower_users",
-                f"{owner} must be a list of strings (the passwords still accepted beside the current "
-                "one while a rotation rolls out)",
-                host=host,
-            )
-        ]
-    problems = []
-    bad = [str(i + 1) for i, p in enumerate(previous) if not _password_ok(p)]
-    if bad:
-        problems.append(
-            Problem(
-                "flower_users",
-                f"{owner}: number {', '.join(bad)} of the list is empty, starts with a blank or holds "
-                "',' (the rules of password: Flower splits FLOWER_BASIC_AUTH on ',')",
-                host=host,
-            )
-        )
-    if user.get("password") in previous or len(set(previous)) != len(previous):
-        problems.append(
-            Problem(
-                "flower_users",
-                f"{owner} repeat the current password or each other: list each password once, the "
-                "current one only as password",
-                host=host,
-            )
-        )
-    return problems
+    return previous_password_problems(
+        "flower_users",
+        f"previous_passwords of user {user.get('name')!r}",
+        user.get("password"),
+        user.get("previous_passwords"),
+        host,
+        ok=_password_ok,
+        rule="is empty, starts with a blank or holds ',' (the rules of password: Flower splits "
+        "FLOWER_BASIC_AUTH on ',')",
+        purpose="a rotation rolls out",
+        current_as="password",
+    )
 
 
 def _oauth_problems(inputs: Mapping[str, Any], host: str | None) -> list[Problem]:

@@ -66,6 +66,48 @@ def pem_problem(field: str, value: Any, what: str, host: str | None = None) -> P
     return Problem(field, f"is not PEM {what} content (expected a {kind} block; not shown)", host=host)
 
 
+def previous_password_problems(
+    field: str,
+    owner: str,
+    current: Any,
+    previous: Any,
+    host: str | None,
+    *,
+    ok: Any,
+    rule: str,
+    purpose: str,
+    current_as: str,
+) -> list[Problem]:
+    """The passwords still accepted beside the current one during phase 1 of a rotation: a list of
+    distinct strings, each passing ``ok`` (``rule`` says what fails it), none equal to ``current``.
+    ``owner`` starts each message ("previous passwords of redis_x"); no message shows a password."""
+    if previous is None or (is_list(previous) and len(previous) == 0):
+        return []
+    if not is_list(previous) or not all(is_text(p) for p in previous):
+        return [
+            Problem(
+                field,
+                f"{owner} must be a list of strings (the passwords still accepted beside the current "
+                f"one while {purpose})",
+                host=host,
+            )
+        ]
+    problems = []
+    bad = [str(i + 1) for i, p in enumerate(previous) if not ok(p)]
+    if bad:
+        problems.append(Problem(field, f"{owner}: number {', '.join(bad)} of the list {rule}", host=host))
+    if current in previous or len(set(previous)) != len(previous):
+        problems.append(
+            Problem(
+                field,
+                f"{owner} repeat the current password or each other: list each password once, the "
+                f"current one only as {current_as}",
+                host=host,
+            )
+        )
+    return problems
+
+
 def process_manager_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[str]:
     """``celery_process_manager`` (unset: systemd) is one the roles know how to run services under."""
     manager = inputs.get("celery_process_manager")

@@ -16,7 +16,7 @@ from typing import Any
 
 from celery_fleet.broker import CELERY_RULESETS, key_prefix_problems
 from celery_fleet.errors import Problem
-from celery_fleet.inputs import int_in_range, is_list, is_text
+from celery_fleet.inputs import int_in_range, is_list, is_text, previous_password_problems
 
 MIN_PASSWORD_LENGTH = 16
 # redis_exporter: roles/redis_exporter's user (roles/redis vars/main.yml, measured rule set).
@@ -422,37 +422,16 @@ def _previous_password_problems(
     field: str, owner: str, current: Any, previous: Any, host: str | None
 ) -> list[Problem]:
     """The passwords still accepted beside the current one during a rotation (phase 1 of README
-    "Rotating a password without downtime"): a list of distinct strings of the minimum length, none
-    equal to the current password. ``owner`` names whose they are; no message shows a password."""
-    if previous is None or (is_list(previous) and len(previous) == 0):
-        return []
-    if not is_list(previous) or not all(is_text(p) for p in previous):
-        return [
-            Problem(
-                field,
-                f"previous passwords of {owner} must be a list of strings (the passwords still "
-                "accepted beside the current one while clients move to it)",
-                host=host,
-            )
-        ]
-    problems = []
-    short = [str(i + 1) for i, p in enumerate(previous) if len(p) < MIN_PASSWORD_LENGTH]
-    if short:
-        problems.append(
-            Problem(
-                field,
-                f"previous passwords of {owner}: number {', '.join(short)} of the list is shorter "
-                f"than {MIN_PASSWORD_LENGTH} characters",
-                host=host,
-            )
-        )
-    if current in previous or len(set(previous)) != len(previous):
-        problems.append(
-            Problem(
-                field,
-                f"previous passwords of {owner} repeat the current password or each other: list each "
-                "password once, the current one only as the password",
-                host=host,
-            )
-        )
-    return problems
+    "Rotating a password without downtime"): distinct strings of the minimum length, none equal to
+    the current password. ``owner`` names whose they are."""
+    return previous_password_problems(
+        field,
+        f"previous passwords of {owner}",
+        current,
+        previous,
+        host,
+        ok=lambda p: len(p) >= MIN_PASSWORD_LENGTH,
+        rule=f"is shorter than {MIN_PASSWORD_LENGTH} characters",
+        purpose="clients move to it",
+        current_as="the password",
+    )
