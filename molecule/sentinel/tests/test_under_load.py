@@ -227,6 +227,8 @@ def fail_over(fault: str) -> dict[str, Any]:
         "old": old,
         "new": new,
         "elected_s": round(elected_after, 1),
+        # How long the fault's command took (kill -9: two docker exec calls, over 1 s on a busy machine).
+        "dead_s": round(dead_at - fault_at, 2),
         "resumed_s": round(resumed, 1) if resumed is not None else None,
         "outage_s": round(outage, 1) if outage is not None else None,
         "sent": len(ids),
@@ -397,10 +399,12 @@ def test_every_failover_lost_and_duplicated_within_bounds() -> None:
     assert [r["fault"] for r in results] == ["kill -9"] * 3 + ["container stop"]
     for r in results:
         shown = {k: v for k, v in r.items() if k not in HIDDEN}
-        # Lost only from the replication window before the fault, and never what was sent later
-        # (the producer stamps a task once its publish returned: 1 s of slack for a busy machine;
-        # no publish returns through the new master before the election, 6 s and more after).
-        assert all(-LAG_WINDOW <= t <= 1.0 for t in r["lost_sent_s"]), shown
+        # Lost only from the replication window before the fault, and never what was sent later:
+        # a lost task's publish returned before the fault's command did (dead_s; the kill may take
+        # effect at its very end), with 0.5 s for the producer to stamp it. (A fixed 1 s failed a
+        # kill -9 run whose task was stamped 1.05 s after the command began.) No publish returns
+        # through the new master before the election, 6 s and more after the fault.
+        assert all(-LAG_WINDOW <= t <= r["dead_s"] + 0.5 for t in r["lost_sent_s"]), shown
         assert r["lost"] <= LOSS_ALLOWED[r["fault"]], shown
         # Still in the unacked hash long after the visibility timeout: a restore that did not
         # happen (not lost: at least once still holds); at most what the workers held at once.
