@@ -130,16 +130,23 @@ _SOCKET = {
     "socket_connect_timeout": SENTINEL_SOCKET_TIMEOUT,
     "socket_keepalive": True,
 }
-# Connecting to a Sentinel: 1 s. A host that is gone (its Sentinel with it) takes the whole connect
-# timeout (on a Docker bridge: "No route to host" after 3.06 s, measured), and every discovery of the
-# master asks the Sentinels in the URL's order: kombu and the result backend make a new Sentinel
-# client, so a new discovery, for each connection they open, and a worker opens a dozen while it
-# reconnects. A Sentinel that answers at all accepts a connection within milliseconds (the kernel
-# answers, however busy the process); one that does not is skipped for the next. (Not the whole
-# cause of the slow resume when the first Sentinel's host goes: 54.8 s with 5 s, 46.2 s with 1 s;
-# README "Broker high availability".)
+# Connecting to a Sentinel: 1 s, and no retry by redis-py. A host that is gone (its Sentinel with
+# it) takes the whole connect timeout (on a Docker bridge: "No route to host" after 3.06 s,
+# measured), and every discovery of the master asks the Sentinels in the URL's order: kombu and the
+# result backend make a new Sentinel client, so a new discovery, for each connection they open, and
+# a worker opens a dozen while it reconnects. A Sentinel that answers at all accepts a connection
+# within milliseconds (the kernel answers, however busy the process); one that does not is skipped
+# for the next.
+# Skipped at once only without redis-py's own retries: redis-py 8 gives every client it builds from
+# keyword arguments, the Sentinel clients of kombu and of the result backend included, 10 retries
+# with backoff (its DEFAULT_RETRY_COUNT) of each connect and each command, so one discovery with the
+# first Sentinel gone took 11 connect timeouts: 17.2 s with 1 s (measured), and the workers resumed
+# 46-70 s after the first Sentinel's host vanished with the master (stack dumps: the worker's main
+# thread in redis-py's Retry.call_with_retry under Sentinel.discover_master). "retry": None
+# (JSON null) makes redis-py build its no-retry policy, Retry(NoBackoff(), 0): a failed Sentinel is
+# left for the next one of the list at once, and kombu's and Celery's own retries do the retrying.
 SENTINEL_CONNECT_TIMEOUT = 1
-_SENTINEL_SOCKET = {**_SOCKET, "socket_connect_timeout": SENTINEL_CONNECT_TIMEOUT}
+_SENTINEL_SOCKET = {**_SOCKET, "socket_connect_timeout": SENTINEL_CONNECT_TIMEOUT, "retry": None}
 SENTINEL_BROKER_OPTIONS: dict[str, Any] = {**_SOCKET, "health_check_interval": SENTINEL_HEALTH_CHECK_INTERVAL}
 SENTINEL_CELERY_SETTINGS: dict[str, Any] = {
     "redis_socket_timeout": SENTINEL_SOCKET_TIMEOUT,

@@ -42,16 +42,39 @@ def address(name: str) -> str:
 
 
 def cli(
-    name: str, args: str, *, password: str | None = None, user: str | None = None, port: int = 6379
+    name: str,
+    args: str,
+    *,
+    password: str | None = None,
+    user: str | None = None,
+    port: int = 6379,
+    check: bool = True,
 ) -> str:
-    """redis-cli on ``name`` against its own address (not loopback: what a peer sees)."""
+    """redis-cli on ``name`` against its own address (not loopback: what a peer sees).
+
+    ``check``: fail unless redis-cli exits 0, and return its stdout; without it, return stdout and
+    stderr together whatever the exit (a refused AUTH is reported on stderr, a command's NOAUTH or
+    WRONGPASS on stdout).
+    """
     who = f"--user {user} " if user else ""
     auth = {"REDISCLI_AUTH": password} if password else None
-    return (
-        node(name)
-        .check(f"redis-cli --no-auth-warning -h {address(name)} -p {port} {who}{args}", secret_env=auth)
-        .strip()
-    )
+    command = f"redis-cli --no-auth-warning -h {address(name)} -p {port} {who}{args}"
+    if check:
+        return node(name).check(command, secret_env=auth).strip()
+    result = node(name).run(command, secret_env=auth)
+    return (result.stdout + result.stderr).strip()
+
+
+def records(reply: str) -> list[dict[str, str]]:
+    """The entries of a Sentinel reply that lists instances (SENTINEL REPLICAS / SENTINELS, as
+    redis-cli prints them to a pipe: one field name, then its value, per line; ``name`` first)."""
+    lines = reply.splitlines()
+    entries: list[dict[str, str]] = []
+    for key, value in zip(lines[::2], lines[1::2], strict=False):
+        if key == "name" or not entries:
+            entries.append({})
+        entries[-1][key] = value
+    return entries
 
 
 def admin(name: str, args: str) -> str:

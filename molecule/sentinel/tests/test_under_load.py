@@ -3,7 +3,9 @@
 A producer on the client host streams tasks to every queue (molecule/fleet/tests/probe.py, run
 through the app's entry module, which gives it master_name and the Sentinel password) and sends a
 task again with the same id while its publish raises. During the stream the master goes away:
-``kill -9`` of its server (three times), then its whole container stopped. (A planned switchover
+``kill -9`` of its server (three times), then its whole container stopped, once the master was
+moved to the host of the clients' first Sentinel (the case that took workers 46-70 s to resume
+before the Sentinel clients lost redis-py's retries: bounded here). (A planned switchover
 under this stream, playbooks/switchover.yml, passed twice with nothing lost and failed once: 519
 lost, the prefork worker hung; it is not run here until that is understood, README.) For each run the test
 prints the time until every Sentinel names the new master, the time until the first task published
@@ -29,13 +31,17 @@ from typing import Any
 import pytest
 from conftest import (
     DATA_NODES,
+    DOWN_AFTER_MS,
+    MASTER_NAME,
     SENTINELS,
     address,
     admin,
     converge,
     master_by_sentinel,
     node,
+    records,
     role,
+    sentinel,
     wait_until,
 )
 from fleetnode import Node
@@ -221,6 +227,8 @@ def fail_over(fault: str) -> dict[str, Any]:
         "old": old,
         "new": new,
         "elected_s": round(elected_after, 1),
+        # How long the fault's command took (kill -9: two docker exec calls, over 1 s on a busy machine).
+        "dead_s": round(dead_at - fault_at, 2),
         "resumed_s": round(resumed, 1) if resumed is not None else None,
         "outage_s": round(outage, 1) if outage is not None else None,
         "sent": len(ids),
@@ -312,13 +320,78 @@ def test_kill_9_of_the_master_under_load(before, run) -> None:
     assert result["resumed_s"] is not None, "no task done on the new master"
 
 
-def test_stopping_the_masters_container_under_load(before) -> None:
+def replica_priorities(asked: str) -> dict[str, int]:
+    """``ip:port`` -> replica-priority of each replica, as the Sentinel ``asked`` last read it."""
+    replicas = records(sentinel(asked, f"SENTINEL REPLICAS {MASTER_NAME}"))
+    return {r["name"]: int(r["slave-priority"]) for r in replicas}
+
+
+def master_on_the_first_sentinels_host() -> str:
+    """Move the master to the host of the clients' first Sentinel, before the stream starts.
+
+    The clients' list is the redis_sentinel group in inventory order (molecule.yml), so its first
+    Sentinel runs on DATA_NODES[0]. A planned SENTINEL FAILOVER with the other data nodes at
+    replica-priority 0 promotes that node; their priority is set back (and persisted, as Sentinel
+    persists replicaof) whatever happens. The workers then answer a ping: they are on the new master
+    before the fault, so what the fault costs is measured alone.
+    """
+    first = DATA_NODES[0]
+    if current_master() == first:
+        return first
+    others = [n for n in DATA_NODES if n != first]
+    try:
+        for n in others:
+            admin(n, "CONFIG SET replica-priority 0")
+        # Sentinel reads its replicas' INFO every 10 s: wait until it saw the new priorities.
+        wait_until(
+            lambda: all(
+                p == 0 for a, p in replica_priorities(first).items() if a != f"{address_of[first]}:6379"
+            ),
+            timeout=30,
+            what="the Sentinel reading replica-priority 0",
+        )
+        sentinel(first, f"SENTINEL FAILOVER {MASTER_NAME}")
+        wait_until(
+            lambda: (
+                role(first) == "master"
+                and {master_by_sentinel(s) for s in SENTINELS} == {f"{address_of[first]}:6379"}
+            ),
+            timeout=60,
+            what=f"{first} master, named by every Sentinel",
+        )
+    finally:
+        for n in others:
+            admin(n, "CONFIG SET replica-priority 100")
+            admin(n, "CONFIG REWRITE")
+    c = client()
+    c.inspect("ping", {f"worker-{w}@{c.hostname()}" for w in WORKERS})
+    return first
+
+
+# The first task done on the new master after the master's host vanished with the clients' first
+# Sentinel, in seconds from the fault, at worst:
+# - the election: down-after-milliseconds, then the Sentinels' vote and the promotion (elected_s
+#   6.9-9.2 s with 5 s, measured): down-after + 4 s;
+# - the worker noticing: its BRPOP's socket_timeout (5 s) or the health check (2 s), during the
+#   election;
+# - its reconnect: kombu's ensure_connection tries again after 2, 4, 6 s (not configurable in
+#   Celery 5.7): an election that ends just after an attempt waits up to 6 s for the next; that
+#   attempt's discovery costs the gone first Sentinel one connect timeout (1 s, no redis-py retry:
+#   lib/celery_fleet/broker.py) and a connection to the master, 1 s more;
+# down-after + 4 + 6 + 2 = 17 s on this machine; x 1.3 for a slower CI machine, plus one more
+# reconnect step (6 s) for a busy one: 28 s. Before the fix the workers took 46-70 s (a discovery
+# that waits out redis-py's eleven tries of the gone Sentinel costs 11 s and more each time).
+RESUME_AFTER_FIRST_SENTINEL_HOST_S = round(1.3 * (DOWN_AFTER_MS / 1000 + 4 + 6 + 2) + 6)
+
+
+def test_stopping_the_masters_container_with_the_first_sentinel_under_load(before) -> None:
+    master_on_the_first_sentinels_host()
+
     result = fail_over("container stop")
 
+    assert result["old"] == DATA_NODES[0]
     assert result["resumed_s"] is not None, "no task done on the new master"
-    # Not bounded yet: the host's Sentinel goes too, and when it was the first of the clients' list
-    # the workers resumed only after 54.8 s (Sentinel connect timeout 5 s) and 46.2 s (1 s), against
-    # 7.2 s when another host went (README "Broker high availability": not understood yet).
+    assert result["resumed_s"] <= RESUME_AFTER_FIRST_SENTINEL_HOST_S, result
 
 
 def test_every_failover_lost_and_duplicated_within_bounds() -> None:
@@ -326,10 +399,12 @@ def test_every_failover_lost_and_duplicated_within_bounds() -> None:
     assert [r["fault"] for r in results] == ["kill -9"] * 3 + ["container stop"]
     for r in results:
         shown = {k: v for k, v in r.items() if k not in HIDDEN}
-        # Lost only from the replication window before the fault, and never what was sent later
-        # (the producer stamps a task once its publish returned: 1 s of slack for a busy machine;
-        # no publish returns through the new master before the election, 6 s and more after).
-        assert all(-LAG_WINDOW <= t <= 1.0 for t in r["lost_sent_s"]), shown
+        # Lost only from the replication window before the fault, and never what was sent later:
+        # a lost task's publish returned before the fault's command did (dead_s; the kill may take
+        # effect at its very end), with 0.5 s for the producer to stamp it. (A fixed 1 s failed a
+        # kill -9 run whose task was stamped 1.05 s after the command began.) No publish returns
+        # through the new master before the election, 6 s and more after the fault.
+        assert all(-LAG_WINDOW <= t <= r["dead_s"] + 0.5 for t in r["lost_sent_s"]), shown
         assert r["lost"] <= LOSS_ALLOWED[r["fault"]], shown
         # Still in the unacked hash long after the visibility timeout: a restore that did not
         # happen (not lost: at least once still holds); at most what the workers held at once.

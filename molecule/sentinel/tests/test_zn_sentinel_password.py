@@ -26,12 +26,13 @@ from conftest import (
     DATA_NODES,
     MASTER_NAME,
     NEXT_SENTINEL_PASSWORD,
+    SENTINEL_PORT,
     SENTINELS,
     VARS,
-    address,
+    cli,
     converge,
     master_by_sentinel,
-    node,
+    records,
     wait_until,
 )
 from fleetnode import Node
@@ -57,13 +58,8 @@ def recap(stdout: str) -> dict[str, int]:
 
 
 def sentinel_says(sentinel: str, password: str, command: str = "PING") -> str:
-    """What a Sentinel answers ``command`` with ``password`` (stdout and stderr: a refused AUTH is
-    reported on stderr, the command's NOAUTH on stdout)."""
-    result = node(sentinel).run(
-        f"redis-cli --no-auth-warning -h {address(sentinel)} -p 26379 {command}",
-        secret_env={"REDISCLI_AUTH": password},
-    )
-    return (result.stdout + result.stderr).strip()
+    """What a Sentinel answers ``command`` with ``password``, refusals included."""
+    return cli(sentinel, command, password=password, port=SENTINEL_PORT, check=False)
 
 
 def test_a_sentinel_password_changed_in_one_step_stops_the_run_before_any_change(extra_vars) -> None:
@@ -119,14 +115,7 @@ def test_phase_one_of_a_rotation_accepts_both_passwords_and_keeps_the_fleet(extr
     # current: each one knows the other two, none flagged down or disconnected, each answered a
     # ping (they come every second) within the last 2 s, and the quorum is reached.
     def peers_up(s: str) -> bool:
-        lines = sentinel_says(s, NEXT_SENTINEL_PASSWORD, f"SENTINEL SENTINELS {MASTER_NAME}").splitlines()
-        peers, current = [], {}
-        for key, value in zip(lines[::2], lines[1::2], strict=False):
-            if key == "name" and current:
-                peers.append(current)
-                current = {}
-            current[key] = value
-        peers += [current] if current else []
+        peers = records(sentinel_says(s, NEXT_SENTINEL_PASSWORD, f"SENTINEL SENTINELS {MASTER_NAME}"))
         return len(peers) == len(SENTINELS) - 1 and all(
             "down" not in p.get("flags", "down")
             and "disconnected" not in p["flags"]
