@@ -64,6 +64,9 @@ def app_layout(
         "celery": f"{home}/bin/celery",
         # Any command with the app's environment loaded, from its code directory (as the app's user).
         "env_wrapper": f"{home}/bin/celery-env",
+        # The workers' live check (roles/celery_worker), run by the virtualenv's python as the
+        # app's user through env_wrapper.
+        "live_check": f"{home}/bin/celery_fleet_live.py",
         "venv": f"{home}/venv",
         "venv_celery": f"{home}/venv/bin/celery",
         "code_dir": f"{home}/app",

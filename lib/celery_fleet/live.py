@@ -1,13 +1,15 @@
 """Compare what the running fleet reports through Celery's control API with what was declared.
 
-Input is what ``celery inspect --json active_queues`` and ``celery inspect --json stats`` print
-(node name -> reply), the declared workers per inventory host and each host's node name (its
-``ansible_facts['nodename']``). Output is a list of messages, one per difference, each naming the
+Input is what Celery's ``active_queues`` and ``stats`` replies hold (node name -> reply), as the
+live check's process prints them (roles/celery_worker files/celery_fleet_live.py; ``celery inspect
+--json`` prints the same shape), the declared workers per inventory host and each host's node name
+(its ``ansible_facts['nodename']``). Output is a list of messages, one per difference, each naming the
 host, the worker and what differs; an empty list means the fleet runs as declared.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,7 +17,10 @@ from celery_fleet.broker import expected_broker_options, option_errors
 from celery_fleet.workers import declared_concurrency, green_max_connections, node_name, normalize_worker
 
 __all__ = [
+    "check_errors",
     "declared_concurrency",
+    "live_check_reply",
+    "live_check_request",
     "live_errors",
     "pool_name",
     "silent_services",
@@ -166,3 +171,84 @@ def silent_services(
         for node, service in zip(entry.get("nodes") or [], entry.get("services") or [], strict=True)
         if node not in answered
     ]
+
+
+# --- The live check's process on the asking host (roles/celery_worker files/celery_fleet_live.py) ---
+# tasks/verify.yml sends it a request on stdin and reads one JSON object back; verify_errors then
+# compares the replies with the inventory.
+
+
+def live_check_request(
+    entries: Sequence[Mapping[str, Any]],
+    destination: bool,
+    queues: Sequence[str] | None,
+    timeout: float,
+    retries: int,
+    delay: float,
+) -> dict[str, Any]:
+    """What the live check asks: every declared node with its declared queues (sorted), whether the
+    broadcast goes only to them (``destination``) or to every node, the fleet's queues to find
+    consumed (with ``destination`` false), the reply timeout, the pause between rounds and a
+    deadline as long as the wait of ``retries`` retries of cold ``celery inspect`` calls
+    (``(retries + 1) * timeout + retries * delay``), now spent asking instead of starting."""
+    nodes: dict[str, list[str]] = {}
+    for entry in entries:
+        for node, raw in zip(entry.get("nodes") or [], entry.get("workers") or [], strict=True):
+            nodes[node] = sorted(normalize_worker(raw)["queues"])
+    timeout, delay, retries = float(timeout), float(delay), int(retries)
+    return {
+        "nodes": nodes,
+        "destination": bool(destination),
+        "queues": list(queues or []),
+        "timeout": timeout,
+        "delay": delay,
+        "deadline": (retries + 1) * timeout + retries * delay,
+    }
+
+
+def live_check_reply(stdout: Any, stderr: Any = "", rc: Any = 0) -> dict[str, Any]:
+    """What the live check printed: ``active_queues`` and ``stats`` by node (empty when nothing
+    answered), ``rounds``, ``seconds`` and ``error`` (None, or why the check could not ask: its
+    last line on stderr when it printed no result, e.g. the app failing to import)."""
+    reply: Any = None
+    # Its last line (the process sends anything else it or the app prints to stderr).
+    lines = stdout.strip().splitlines() if isinstance(stdout, str) else []
+    if lines and lines[-1].startswith("{"):
+        try:
+            reply = json.loads(lines[-1])
+        except ValueError:
+            reply = None
+    if not isinstance(reply, Mapping):
+        lines = [line.strip() for line in str(stderr or "").splitlines() if line.strip()]
+        cause = lines[-1][:300] if lines else "no output"
+        return {
+            "active_queues": {},
+            "stats": {},
+            "rounds": 0,
+            "seconds": 0.0,
+            "error": f"the live check printed no result (exit status {rc}): {cause}",
+        }
+    by_node = {
+        key: reply.get(key) if isinstance(reply.get(key), Mapping) else {}
+        for key in ("active_queues", "stats")
+    }
+    return {
+        **by_node,
+        "rounds": reply.get("rounds", 0),
+        "seconds": reply.get("seconds", 0.0),
+        "error": reply.get("error") or None,
+    }
+
+
+def check_errors(
+    entries: Sequence[Mapping[str, Any]], reply: Mapping[str, Any], queues: Sequence[str] | None = None
+) -> list[str]:
+    """``verify_errors`` for the live check's ``reply`` (live_check_reply), led by why the check
+    could not ask when it says so."""
+    errors = verify_errors(entries, reply.get("active_queues"), reply.get("stats"), queues)
+    if reply.get("error") and errors:
+        host = entries[0]["host"] if entries else "?"
+        errors.insert(
+            0, f"host '{host}': the live check could not ask every worker through Celery: {reply['error']}"
+        )
+    return errors

@@ -11,6 +11,7 @@ def test_defaults_follow_celery_app_role():
     assert layout["celery"] == "/opt/shop/bin/celery"
     assert layout["env_wrapper"] == "/opt/shop/bin/celery-env"
     assert layout["venv_celery"] == "/opt/shop/venv/bin/celery"
+    assert layout["live_check"] == "/opt/shop/bin/celery_fleet_live.py"
     assert layout["env_file"] == "/etc/shop/celery.env"
     assert layout["state_dir"] == "/var/lib/shop"
     assert layout["worker_service_prefix"] == "shop-worker-"
