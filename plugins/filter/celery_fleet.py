@@ -121,6 +121,8 @@ class FilterModule:
             "celery_fleet_local_address": _ansible_errors(monitoring_rules.local_address),
             "celery_fleet_queue_keys": _ansible_errors(monitoring_rules.queue_keys),
             "celery_fleet_scrape_targets": _ansible_errors(monitoring_rules.scrape_targets),
+            "celery_fleet_flower_scrape": _ansible_errors(monitoring_rules.flower_scrape),
+            "celery_fleet_flower_scrape_job": _ansible_errors(monitoring_rules.flower_scrape_job),
             "celery_fleet_sentinel_scrape_targets": _ansible_errors(monitoring_rules.sentinel_scrape_targets),
             "celery_fleet_exporter_password_map": _ansible_errors(monitoring_rules.exporter_password_map),
             "celery_fleet_sentinel_static_configs": _ansible_errors(monitoring_rules.sentinel_static_configs),

@@ -73,6 +73,8 @@ FILTERS = {
     "celery_fleet_local_address",
     "celery_fleet_queue_keys",
     "celery_fleet_scrape_targets",
+    "celery_fleet_flower_scrape",
+    "celery_fleet_flower_scrape_job",
     "celery_fleet_sentinel_scrape_targets",
     "celery_fleet_exporter_password_map",
     "celery_fleet_sentinel_static_configs",
