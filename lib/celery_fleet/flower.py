@@ -74,3 +74,19 @@ def flower_environment(inputs: Mapping[str, Any], db: str, broker_env: Mapping[s
         }
     )
     return env
+
+
+def written_files(results: list[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """The files a run of roles/flower's tasks/https.yml changed, from the registered results of its
+    copy and template tasks (``backup: true``): ``{dest, mode, backup_file}`` each, ``backup_file``
+    only where a previous version was kept. Only these keys: a loop over the results themselves would
+    carry each item's content (the key's PEM) into verbose output."""
+    written = []
+    for result in results:
+        if not isinstance(result, Mapping) or result.get("changed") is not True or not result.get("dest"):
+            continue
+        entry = {"dest": str(result["dest"]), "mode": str(result.get("mode", "0644"))}
+        if result.get("backup_file"):
+            entry["backup_file"] = str(result["backup_file"])
+        written.append(entry)
+    return written

@@ -23,7 +23,7 @@ from typing import Any
 
 from celery_fleet import alerts
 from celery_fleet.errors import Problem
-from celery_fleet.inputs import is_list, is_text, port_problem
+from celery_fleet.inputs import is_list, is_text, pem_problem, port_problem
 
 WILDCARDS = ("", "0.0.0.0", "::", "*")
 
@@ -63,6 +63,64 @@ def scrape_targets(
             )
         targets.append(host_port(str(address), port))
     return targets
+
+
+def flower_scrape(
+    hosts: Sequence[str], hostvars: Mapping[str, Mapping[str, Any]], monitoring_host: str
+) -> dict[str, Any]:
+    """How Prometheus on ``monitoring_host`` scrapes the Flower hosts: ``{scheme, targets, server_name,
+    ca}`` (roles/prometheus ``prometheus_flower_*``).
+
+    With ``flower_tls_enabled`` (the first Flower host decides; validation refuses Flower hosts that
+    differ) the scrape goes through nginx: ``https`` to each host's ``flower_tls_port``, verified
+    against ``flower_tls_ca`` ("" : the trust store) for the name in the certificate
+    (``flower_tls_server_name``, else the host's inventory name, as roles/flower's nginx). Without it,
+    plain ``http`` to Flower's own port, as before. Each host's address is :func:`scrape_targets`'s.
+    """
+    first = hostvars.get(hosts[0], {}) if hosts else {}
+    if first.get("flower_tls_enabled") is not True:
+        return {
+            "scheme": "http",
+            "targets": scrape_targets(hosts, hostvars, monitoring_host, "flower_port", 5555),
+            "server_name": "",
+            "ca": "",
+        }
+    return {
+        "scheme": "https",
+        "targets": scrape_targets(hosts, hostvars, monitoring_host, "flower_tls_port", 443),
+        "server_name": str(first.get("flower_tls_server_name") or hosts[0]),
+        "ca": str(first.get("flower_tls_ca") or ""),
+    }
+
+
+def flower_scrape_job(
+    targets: Sequence[str],
+    metrics_path: str,
+    scheme: str = "http",
+    username: str = "",
+    password_file: str = "",
+    ca_file: str = "",
+    server_name: str = "",
+) -> dict[str, Any]:
+    """Prometheus's scrape config of the Flower job: basic auth through ``password_file`` (never the
+    password), and with ``https`` a ``tls_config`` verifying ``server_name`` against ``ca_file``
+    (either empty: the target's host, the trust store). Certificate checks are never switched off."""
+    job: dict[str, Any] = {
+        "job_name": "flower",
+        "scheme": scheme,
+        "metrics_path": metrics_path,
+        "static_configs": [{"targets": list(targets)}],
+    }
+    if username:
+        job["basic_auth"] = {"username": username, "password_file": password_file}
+    if scheme == "https":
+        tls: dict[str, Any] = {"insecure_skip_verify": False}
+        if ca_file:
+            tls["ca_file"] = ca_file
+        if server_name:
+            tls["server_name"] = server_name
+        job["tls_config"] = tls
+    return job
 
 
 def exporter_password_map(entries: Sequence[Mapping[str, Any]], user: str) -> dict[str, str]:
@@ -207,6 +265,7 @@ def prometheus_problems(inputs: Mapping[str, Any], host: str | None = None) -> l
         problem = port_problem(field, get(field, 9090 if field == "prometheus_port" else 9093), host)
         if problem:
             problems.append(problem)
+    problems += _flower_scrape_problems(inputs, host)
     if get("prometheus_flower_username") and not get("prometheus_flower_password"):
         problems.append(
             Problem(
@@ -228,6 +287,29 @@ def prometheus_problems(inputs: Mapping[str, Any], host: str | None = None) -> l
         )
     problems += override_problems(get("prometheus_alert_overrides"), host)
     return [str(p) for p in problems]
+
+
+def _flower_scrape_problems(inputs: Mapping[str, Any], host: str | None) -> list[Problem]:
+    """The scheme of the Flower scrape and its TLS settings (roles/prometheus)."""
+    get = inputs.get
+    scheme = get("prometheus_flower_scheme", "http")
+    if scheme not in ("http", "https"):
+        return [Problem("prometheus_flower_scheme", f"{scheme!r} is not one of http, https", host=host)]
+    problems = []
+    given = [f for f in ("prometheus_flower_tls_ca", "prometheus_flower_tls_server_name") if get(f)]
+    if scheme == "http" and given:
+        problems.append(
+            Problem(
+                "prometheus_flower_scheme",
+                f"'http' with {', '.join(given)} set: that Flower is served over HTTPS (flower_tls_enabled), "
+                "and plain HTTP would send the basic-auth password in clear or reach no Flower; use https",
+                host=host,
+            )
+        )
+    problem = pem_problem("prometheus_flower_tls_ca", get("prometheus_flower_tls_ca"), "certificate", host)
+    if problem:
+        problems.append(problem)
+    return problems
 
 
 def redis_exporter_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[str]:
@@ -318,17 +400,18 @@ def monitoring_problems(
                     host=host,
                 )
             )
-        if remote and address_kind(settings.get("bind")) == "loopback":
+        if remote and not settings.get("tls") and address_kind(settings.get("bind")) == "loopback":
             problems.append(
                 Problem(
                     "flower_bind",
                     f"{settings.get('bind')!r} is loopback but Prometheus runs on "
-                    f"{', '.join(monitoring_hosts)}: bind Flower to the private address (and set "
-                    "flower_allow_plain_http: true: Prometheus scrapes Flower's own port, not its "
-                    "HTTPS proxy)",
+                    f"{', '.join(monitoring_hosts)}: set flower_tls_enabled (Prometheus then scrapes "
+                    "Flower over HTTPS through nginx), or bind Flower to the private address and set "
+                    "flower_allow_plain_http: true (Prometheus scrapes Flower's own port in clear)",
                     host=host,
                 )
             )
+    problems += _flower_tls_problems(flower)
     for host, settings in exporters.items():
         address = settings.get("address")
         if address_kind(address) == "loopback" and any(m != host for m in monitoring_hosts):
@@ -350,6 +433,35 @@ def monitoring_problems(
                 )
             )
     return [str(p) for p in problems]
+
+
+def _flower_tls_problems(flower: Mapping[str, Mapping[str, Any]]) -> list[Problem]:
+    """Prometheus scrapes every Flower in one job (one scheme, one TLS server name): the Flower hosts
+    agree on HTTPS and, with it, on the name in their certificates."""
+    if len(flower) < 2:
+        return []
+    tls = {host: bool(settings.get("tls")) for host, settings in flower.items()}
+    if len(set(tls.values())) > 1:
+        on = ", ".join(h for h, t in tls.items() if t)
+        off = ", ".join(h for h, t in tls.items() if not t)
+        return [
+            Problem(
+                "flower_tls_enabled",
+                f"Flower is served over HTTPS on {on} but not on {off}: Prometheus scrapes every Flower "
+                "in one job with one scheme; turn it on for every Flower host",
+            )
+        ]
+    names = {str(settings.get("server_name")) for settings in flower.values()}
+    if all(tls.values()) and len(names) > 1:
+        return [
+            Problem(
+                "flower_tls_server_name",
+                f"the Flower hosts' names differ ({', '.join(sorted(names))}): Prometheus verifies every "
+                "Flower of its one job against one name; give every Flower host the same "
+                "flower_tls_server_name, a name each certificate holds",
+            )
+        ]
+    return []
 
 
 def monitoring_inventory_problems(
@@ -383,9 +495,29 @@ def monitoring_inventory_problems(
             "users": len(settings.get("flower_users") or []),
             "metrics_public": settings.get("flower_metrics_public", False) is True,
             "unauthenticated": settings.get("flower_allow_unauthenticated", False) is True,
+            "tls": settings.get("flower_tls_enabled", False) is True,
+            "server_name": settings.get("flower_tls_server_name") or host,
         }
     exporters = {}
     problems: list[str] = []
+    # The play sets the scrape's scheme from Flower's flower_tls_enabled (flower_scrape) and its role
+    # vars win over the inventory: a plain-HTTP scheme written there would be ignored, so it is refused.
+    first_tls = bool(flower) and next(iter(flower.values()))["tls"]
+    derived = "https: Flower is served over HTTPS only, through nginx" if first_tls else "http"
+    for host in monitoring_hosts:
+        scheme = hostvars.get(host, {}).get("prometheus_flower_scheme")
+        if scheme is not None and scheme != ("https" if first_tls else "http"):
+            problems.append(
+                str(
+                    Problem(
+                        "prometheus_flower_scheme",
+                        f"{scheme!r}: playbooks/deploy-monitoring.yml sets it from the Flower hosts' "
+                        f"flower_tls_enabled ({derived}); "
+                        "remove it from the inventory",
+                        host=host,
+                    )
+                )
+            )
     for host in redis_hosts:
         settings = hostvars.get(host, {})
         exporters[host] = {"address": exporter_address(settings, host, monitoring_hosts)}

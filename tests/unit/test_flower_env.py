@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery_fleet.flower import flower_environment
+from celery_fleet.flower import flower_environment, written_files
 
 DEFAULTS = {
     "flower_bind": "127.0.0.1",
@@ -96,3 +96,30 @@ def test_oauth_url_prefix_and_cookie_secret():
         "FLOWER_OAUTH2_REDIRECT_URI",
     ]
     assert env["FLOWER_OAUTH2_SECRET"] == ""
+
+
+def test_written_files_keep_only_changed_files_and_only_dest_mode_backup():
+    # Arrange: registered results of tasks/https.yml (a loop's results and a template's result).
+    key_item = {"dest": "/etc/a/flower-tls/flower.key", "content": "PEM BODY", "mode": "0600"}
+    results = [
+        {"changed": True, "dest": "/etc/a/flower-tls/flower.crt", "mode": "0644", "backup_file": "/x.crt.1~"},
+        {"changed": True, "dest": "/etc/a/flower-tls/flower.key", "mode": "0600", "item": key_item},
+        {"changed": False, "dest": "/etc/a/flower-tls/ca.crt", "mode": "0644"},
+        {"changed": False, "skipped": True},
+        {"changed": True, "dest": "/etc/nginx/conf.d/a-flower.conf", "mode": "0644", "backup_file": "/y~"},
+    ]
+
+    # Act
+    written = written_files(results)
+
+    # Assert
+    assert written == [
+        {"dest": "/etc/a/flower-tls/flower.crt", "mode": "0644", "backup_file": "/x.crt.1~"},
+        {"dest": "/etc/a/flower-tls/flower.key", "mode": "0600"},
+        {"dest": "/etc/nginx/conf.d/a-flower.conf", "mode": "0644", "backup_file": "/y~"},
+    ]
+    assert "PEM BODY" not in repr(written)
+
+
+def test_written_files_of_a_run_that_changed_nothing_is_empty():
+    assert written_files([{"changed": False, "dest": "/a"}, {}]) == []

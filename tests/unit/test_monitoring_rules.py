@@ -420,3 +420,159 @@ def test_inventory_problems_with_untemplatable_addresses_judge_nothing_of_them()
     }
 
     assert m.monitoring_inventory_problems(["ops"], ["ops"], ["r1"], hostvars, ["r1"]) == []
+
+
+# --- Flower over HTTPS (issue 18): the scrape follows flower_tls_enabled --------------------------------
+
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+FLOWER_TLS = {
+    "flower_tls_enabled": True,
+    "flower_tls_port": 8443,
+    "flower_tls_ca": CA_PEM,
+    "celery_fleet_private_address": "10.0.0.5",
+}
+
+
+def test_flower_scrape_is_plain_http_to_flowers_port_without_tls():
+    scrape = m.flower_scrape(["ops"], {"ops": {"celery_fleet_private_address": "10.0.0.5"}}, "mon")
+
+    assert scrape == {"scheme": "http", "targets": ["10.0.0.5:5555"], "server_name": "", "ca": ""}
+
+
+def test_flower_scrape_is_https_to_nginx_verified_for_the_certificates_name():
+    remote = m.flower_scrape(["ops"], {"ops": FLOWER_TLS}, "mon")
+    local = m.flower_scrape(
+        ["ops"], {"ops": {**FLOWER_TLS, "flower_tls_server_name": "flower.example"}}, "ops"
+    )
+
+    assert remote == {"scheme": "https", "targets": ["10.0.0.5:8443"], "server_name": "ops", "ca": CA_PEM}
+    assert (local["targets"], local["server_name"]) == (["127.0.0.1:8443"], "flower.example")
+
+
+def test_flower_scrape_with_no_flower_host_scrapes_nothing():
+    assert m.flower_scrape([], {}, "mon")["targets"] == []
+
+
+def test_flower_scrape_job_over_https_verifies_with_the_ca_and_logs_in_through_the_password_file():
+    job = m.flower_scrape_job(
+        ["10.0.0.5:443"],
+        "/flower/metrics",
+        scheme="https",
+        username="ops",
+        password_file="/etc/prometheus/flower.password",
+        ca_file="/etc/prometheus/flower-ca.crt",
+        server_name="ops",
+    )
+
+    assert job == {
+        "job_name": "flower",
+        "scheme": "https",
+        "metrics_path": "/flower/metrics",
+        "static_configs": [{"targets": ["10.0.0.5:443"]}],
+        "basic_auth": {"username": "ops", "password_file": "/etc/prometheus/flower.password"},
+        "tls_config": {
+            "insecure_skip_verify": False,
+            "ca_file": "/etc/prometheus/flower-ca.crt",
+            "server_name": "ops",
+        },
+    }
+
+
+def test_flower_scrape_job_over_http_has_no_tls_config_and_public_metrics_no_auth():
+    job = m.flower_scrape_job(["127.0.0.1:5555"], "/metrics")
+
+    assert job["scheme"] == "http"
+    assert "tls_config" not in job and "basic_auth" not in job
+
+
+def test_flower_scrape_job_over_https_without_ca_uses_the_trust_store():
+    job = m.flower_scrape_job(["10.0.0.5:443"], "/metrics", scheme="https")
+
+    assert job["tls_config"] == {"insecure_skip_verify": False}
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        {"prometheus_flower_scheme": "http", "prometheus_flower_tls_ca": CA_PEM},
+        {"prometheus_flower_scheme": "http", "prometheus_flower_tls_server_name": "ops"},
+        {"prometheus_flower_scheme": "ftp"},
+    ],
+)
+def test_a_plain_http_or_unknown_scheme_for_a_tls_flower_is_refused(inputs):
+    problems = m.prometheus_problems(inputs, "mon")
+
+    assert len(problems) == 1
+    assert "host 'mon'" in problems[0] and "field 'prometheus_flower_scheme'" in problems[0]
+
+
+def test_a_flower_ca_that_is_not_a_certificate_is_refused_without_showing_it():
+    problems = m.prometheus_problems(
+        {"prometheus_flower_scheme": "https", "prometheus_flower_tls_ca": "not-pem-0123"}, "mon"
+    )
+
+    assert len(problems) == 1
+    assert "field 'prometheus_flower_tls_ca'" in problems[0] and "not-pem-0123" not in problems[0]
+
+
+def test_https_scrape_settings_pass():
+    inputs = {
+        "prometheus_flower_scheme": "https",
+        "prometheus_flower_tls_ca": CA_PEM,
+        "prometheus_flower_tls_server_name": "ops",
+    }
+
+    assert m.prometheus_problems(inputs, "mon") == []
+
+
+def test_loopback_flower_over_https_with_remote_prometheus_passes():
+    flower = {"ops": {**FLOWER_OK, "bind": "127.0.0.1", "tls": True, "server_name": "ops"}}
+
+    assert m.monitoring_problems(["mon"], flower, {"r1": EXPORTER_OK}) == []
+
+
+def test_flower_hosts_that_differ_in_https_are_refused():
+    flower = {"f1": {**FLOWER_OK, "tls": True, "server_name": "f1"}, "f2": {**FLOWER_OK, "tls": False}}
+
+    problems = m.monitoring_problems(["mon"], flower, {"r1": EXPORTER_OK})
+
+    assert len(problems) == 1
+    assert "field 'flower_tls_enabled'" in problems[0] and "on f1 but not on f2" in problems[0]
+
+
+def test_flower_hosts_over_https_with_different_names_are_refused():
+    flower = {
+        "f1": {**FLOWER_OK, "tls": True, "server_name": "f1"},
+        "f2": {**FLOWER_OK, "tls": True, "server_name": "f2"},
+    }
+    same = {host: {**settings, "server_name": "flower.example"} for host, settings in flower.items()}
+
+    problems = m.monitoring_problems(["mon"], flower, {"r1": EXPORTER_OK})
+
+    assert len(problems) == 1 and "field 'flower_tls_server_name'" in problems[0]
+    assert m.monitoring_problems(["mon"], same, {"r1": EXPORTER_OK}) == []
+
+
+@pytest.mark.parametrize(("tls", "scheme"), [(True, "http"), (False, "https")])
+def test_an_inventory_scheme_against_flowers_tls_is_refused(tls, scheme):
+    hostvars = {
+        "ops": {"flower_users": [{"name": "a", "password": PASSWORD}], "flower_tls_enabled": tls},
+        "mon": {"prometheus_flower_scheme": scheme},
+        "r1": {"redis_acl_users": [{"name": "exporter", "password": PASSWORD, "ruleset": "redis_exporter"}]},
+    }
+
+    problems = m.monitoring_inventory_problems(["mon"], ["ops"], ["r1"], hostvars)
+
+    # (Without TLS a loopback Flower is refused too, for its bind: a problem of its own.)
+    scheme_problems = [p for p in problems if "field 'prometheus_flower_scheme'" in p]
+    assert len(scheme_problems) == 1 and "host 'mon'" in scheme_problems[0]
+
+
+def test_an_inventory_scheme_that_agrees_with_flower_passes():
+    hostvars = {
+        "ops": {"flower_users": [{"name": "a", "password": PASSWORD}], "flower_tls_enabled": True},
+        "mon": {"prometheus_flower_scheme": "https"},
+        "r1": {"redis_acl_users": [{"name": "exporter", "password": PASSWORD, "ruleset": "redis_exporter"}]},
+    }
+
+    assert m.monitoring_inventory_problems(["mon"], ["ops"], ["r1"], hostvars) == []
