@@ -65,7 +65,7 @@ def test_prometheus_reads_the_fleets_ca_and_no_key() -> None:
 
 def test_a_wrong_name_or_no_ca_fails_verification_where_the_scrape_succeeds() -> None:
     # The same request as Prometheus's, from the ops host: the CA and the name make it pass.
-    base = "curl -s -o /dev/null -w '%{http_code}' --resolve {name}:443:127.0.0.1 {ca} https://{name}:443/healthcheck"
+    base = "curl -s -o /dev/null -w '%{{http_code}}' --resolve {name}:443:127.0.0.1 {ca} https://{name}:443/healthcheck"
     ok = node(OPS).run(base.format(name=OPS, ca=f"--cacert {CA_FILE}"))
     wrong_name = node(OPS).run(base.format(name="not-in-the-certificate", ca=f"--cacert {CA_FILE}"))
     no_ca = node(OPS).run(base.format(name=OPS, ca=""))
