@@ -54,12 +54,14 @@ QUEUES = inventory_vars(CLIENT)["celery_queues"]
 PROBE = Path(__file__).resolve().parents[2] / "fleet" / "tests" / "probe.py"
 RATE = 40  # tasks/s the producer streams
 # Tasks a crashed master may take with it: writes it acknowledged but had not yet sent to a replica
-# (asynchronous replication), and messages a worker had taken off a queue (BRPOP) whose record in
-# kombu's unacked hash (a second command) had not reached the replica. Either was sent before the
-# fault, and not long before: a master whose replicas lag more than min-replicas-max-lag refuses
-# writes (min-replicas-to-write). So every lost task must have been published within that lag
-# before the fault; one published while the master was away or after the election must never be
-# lost (a client that loses what it sends then fails here whatever the count).
+# (asynchronous replication: a master whose replicas lag more than min-replicas-max-lag refuses
+# writes, min-replicas-to-write, so such a task was published within that lag before the fault),
+# and messages a worker had taken off a queue (BRPOP, replicated at once) whose record in kombu's
+# unacked hash (a second command, sent once the reply arrived) had not reached the replica: such a
+# task may have been published long before, when the workers lag behind the stream (a backlog on a
+# busy machine). Either way it was published before the fault took effect; one published while the
+# master was away or after the election must never be lost (a client that loses what it sends then
+# fails here whatever the count).
 LAG_WINDOW = inventory_vars("sentinel-redis-1").get("redis_min_replicas_max_lag", 10)
 # How many, per fault:
 # - kill -9 of the server: the kernel still delivers what the process had written to its replicas'
@@ -264,10 +266,15 @@ def settle() -> list[dict[str, Any]]:
 
         try:
             done, _ = wait_until(settled, timeout=45, what="every task executed", interval=3)
+            held: dict[str, str] = {}
         except AssertionError:
-            done = successes(since)
-        missing = [i for i in ids if i not in done]
-        held = still_on_the_broker(missing) if missing else {}
+            done, held = accounted(ids, since)
+            # A task between two places when they were read (taken off a queue, its unacked record
+            # not yet written; acknowledged, its "succeeded" line not yet in the journal) is looked
+            # for again a moment later: lost is what is still nowhere then.
+            if any(i not in done and i not in held for i in ids):
+                time.sleep(5)
+                done, held = accounted(ids, since)
         for r in pending:
             not_done = [i for i in r["ids"] if i not in done]
             lost = [i for i in not_done if i not in held]
@@ -287,18 +294,49 @@ def settle() -> list[dict[str, Any]]:
     return RESULTS
 
 
+def accounted(ids: list[str], since: float) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """The tasks done (the journal) and, of the others, those the broker holds.
+
+    The broker is read first, then the journal: a task that leaves the broker between the two
+    (taken and executed) is then found in the journal instead of in neither.
+    """
+    held = still_on_the_broker(ids)
+    done = successes(since)
+    return done, {i: where for i, where in held.items() if i not in done}
+
+
+# Every queue's messages and the unacked hash's, read in one script: one atomic snapshot (read one
+# after the other, a task restored from the hash to its queue between the two reads is in neither).
+SNAPSHOT = (
+    "local out = {} "
+    "for _, key in ipairs(KEYS) do "
+    "out[#out + 1] = '@' .. key "
+    "local items = key == 'unacked' and redis.call('HVALS', key) or redis.call('LRANGE', key, 0, -1) "
+    "for _, item in ipairs(items) do out[#out + 1] = item end "
+    "end "
+    "return out"
+)
+
+
 def still_on_the_broker(ids: list[str]) -> dict[str, str]:
     """Of tasks not executed, those the master still holds, and where: a queue, or kombu's unacked
     hash (taken by a worker that went away; restored after the visibility timeout unless a stale
     restore mutex, printed with its TTL, holds that back). The others are lost."""
     master = current_master()
-    places = {f"queue {q}": admin(master, f"LRANGE {q} 0 -1") for q in QUEUES}
-    places["unacked"] = admin(master, "HVALS unacked")
+    keys = [*QUEUES, "unacked"]
+    reply = admin(master, f'EVAL "{SNAPSHOT}" {len(keys)} {" ".join(keys)}')
+    places: dict[str, list[str]] = {}
+    for line in reply.splitlines():
+        if line.startswith("@"):
+            key = line[1:]
+            places[key if key == "unacked" else f"queue {key}"] = []
+        elif places:
+            places[next(reversed(places))].append(line)
     mutex_ttl = admin(master, "TTL unacked_mutex")
     print(f"\nnot executed after the wait: {len(ids)}; unacked_mutex TTL: {mutex_ttl}")
     found = {}
     for i in ids:
-        where = next((place for place, text in places.items() if i in text), None)
+        where = next((place for place, items in places.items() if any(i in item for item in items)), None)
         if where:
             found[i] = where
     return found
@@ -399,13 +437,15 @@ def test_every_failover_lost_and_duplicated_within_bounds() -> None:
     assert [r["fault"] for r in results] == ["kill -9"] * 3 + ["container stop"]
     for r in results:
         shown = {k: v for k, v in r.items() if k not in HIDDEN}
-        # Lost only from the replication window before the fault, and never what was sent later:
+        # Lost only from before the fault, never what was sent later (LOSS_ALLOWED's comment):
         # a lost task's publish returned before the fault's command did (dead_s; the kill may take
         # effect at its very end), with 0.5 s for the producer to stamp it. (A fixed 1 s failed a
         # kill -9 run whose task was stamped 1.05 s after the command began.) No publish returns
         # through the new master before the election, 6 s and more after the fault.
-        assert all(-LAG_WINDOW <= t <= r["dead_s"] + 0.5 for t in r["lost_sent_s"]), shown
-        assert r["lost"] <= LOSS_ALLOWED[r["fault"]], shown
+        # (The lost tasks' publish times lead the message: pytest's summary line cuts it short.)
+        late = [t for t in r["lost_sent_s"] if t > r["dead_s"] + 0.5]
+        assert not late, (f"{r['fault']}: lost tasks published {late} s after the fault began", shown)
+        assert r["lost"] <= LOSS_ALLOWED[r["fault"]], (f"{r['fault']}: lost {r['lost']}", shown)
         # Still in the unacked hash long after the visibility timeout: a restore that did not
         # happen (not lost: at least once still holds); at most what the workers held at once.
         # Still queued is the backlog of a worker that resumed late (printed, not a loss).
