@@ -462,6 +462,11 @@ def test_beat_and_flower_ride_out_every_failover_and_every_worker_answers_again(
         why = sorted({line.strip()[-160:] for line in log.splitlines() if "Unrecoverable error" in line})
         crashes = log.count(KOMBU_CRASH)
         print(f"\n{name}: {restarts} restart(s) by the service manager; {crashes} by kombu's crash; {why}")
+        # The first crash's traceback (where kombu meets the closed connection), for the README.
+        lines = log.splitlines()
+        first = next((i for i, line in enumerate(lines) if "Unrecoverable error" in line), None)
+        if first is not None:
+            print("\n".join(lines[first : first + 60]))
         # A worker may exit during a failover (kombu 5.7: KOMBU_CRASH, measured in 3 of 4 runs, and
         # once another exit of the gevent worker) and its service manager starts it again; beat and
         # Flower never restarted in any run.
