@@ -55,6 +55,26 @@ FAKE_CELERY = {
             return getattr(importlib.import_module(module), attr)
     """,
 }
+# What closed_connections_fail_as_such uses of kombu 5.7 / redis-py 8.1: the Redis channel's
+# _connparams (its first line reads the connection's client, None once the connection was collected)
+# and redis-py's ConnectionError, one of the transport's connection errors.
+FAKE_KOMBU = {
+    "redis/__init__.py": "",
+    "redis/exceptions.py": """
+        class ConnectionError(Exception):
+            pass
+    """,
+    "kombu/__init__.py": "",
+    "kombu/transport/__init__.py": "",
+    "kombu/transport/redis.py": """
+        class Channel:
+            def __init__(self, connection):
+                self.connection = connection
+            def _connparams(self, asynchronous=False):
+                conninfo = self.connection.client
+                return {"host": conninfo.hostname or "127.0.0.1", "asynchronous": asynchronous}
+    """,
+}
 APP_WITH_OPTIONS = """
     class Conf(dict):
         pass
@@ -89,14 +109,16 @@ APP_WITHOUT_OPTIONS = """
 def tree(tmp_path, monkeypatch):
     """A directory with the stand-in Celery and the apps on sys.path, and a fleet config writer."""
     apps = {"byo.py": APP_WITH_OPTIONS, "plain.py": APP_WITHOUT_OPTIONS, "custom.py": APP_WITH_OWN_EVENTS}
-    for name, text in {**FAKE_CELERY, **apps}.items():
+    for name, text in {**FAKE_CELERY, **FAKE_KOMBU, **apps}.items():
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
     (tmp_path / "celery_fleet_app.py").write_text(ENTRY.read_text())
     monkeypatch.syspath_prepend(str(tmp_path))
     for name in [
-        m for m in sys.modules if m.split(".")[0] in {"celery", "byo", "plain", "custom", "celery_fleet_app"}
+        m
+        for m in sys.modules
+        if m.split(".")[0] in {"celery", "kombu", "redis", "byo", "plain", "custom", "celery_fleet_app"}
     ]:
         monkeypatch.delitem(sys.modules, name)
 
@@ -293,3 +315,50 @@ def test_the_apps_own_events_class_and_dispatcher_are_kept(tree, monkeypatch):
 
     assert dispatcher.own is True
     assert dispatcher.send("worker-heartbeat", retry=True)["retry_policy"]["errback"] is not None
+
+
+def _transport(client):
+    """kombu's Redis transport as a channel sees it: ``client`` is None once collected."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(client=client)
+
+
+def test_a_channel_of_a_collected_connection_fails_with_a_connection_error(tree, monkeypatch):
+    # Arrange: the app loaded as every service loads it; a channel whose transport lost its client.
+    _, write = tree
+    load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    from kombu.transport.redis import Channel
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    # Act, Assert: what Connection.close ignores (a connection error), not AttributeError.
+    with pytest.raises(RedisConnectionError, match="connection is closed"):
+        Channel(_transport(None))._connparams()
+
+
+def test_a_channel_of_an_open_connection_builds_its_parameters_as_before(tree, monkeypatch):
+    from types import SimpleNamespace
+
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    from kombu.transport.redis import Channel
+
+    params = Channel(_transport(SimpleNamespace(hostname="redis-1")))._connparams(asynchronous=True)
+
+    assert params == {"host": "redis-1", "asynchronous": True}
+    # Guarded once: a second call (another app in the process) does not wrap the guard again.
+    guarded = Channel._connparams
+    assert entry.closed_connections_fail_as_such() is True
+    assert Channel._connparams is guarded
+
+
+def test_without_kombus_redis_transport_the_app_loads_unguarded(tree, monkeypatch):
+    import shutil
+
+    path, write = tree
+    shutil.rmtree(path / "kombu")
+
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+
+    assert entry.closed_connections_fail_as_such() is False
+    assert entry.app.conf["broker_transport_options"]["visibility_timeout"] == 10

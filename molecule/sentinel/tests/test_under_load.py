@@ -74,8 +74,8 @@ LOSS_ALLOWED = {"kill -9": 10, "container stop": LAG_WINDOW * RATE}
 # A task runs twice only when its acknowledgement was lost with the old master: it was in flight,
 # so at most what the workers hold at once (main: 4 processes, assets: 10 greenlets, with prefetch).
 IN_FLIGHT = 4 * 4 + 10 * 4
-# How a worker most often exits during a failover with Celery 5.7 / kombu 5.7 (measured: 1 run in
-# 15 in the lab, 1-3 times per scenario run here); its service manager starts it again.
+# How a worker exited during a failover with Celery 5.7 / kombu 5.7 (measured: 1 run in 15 in the
+# lab, 1-3 times per scenario run here) until the fleet's entry module guarded against it.
 KOMBU_CRASH = "Unrecoverable error: AttributeError(\"'NoneType' object has no attribute 'hostname'\")"
 RESULTS: list[dict[str, Any]] = []
 # What a run records for settle() and the assertions, not shown with its figures.
@@ -268,13 +268,13 @@ def settle() -> list[dict[str, Any]]:
             done, _ = wait_until(settled, timeout=45, what="every task executed", interval=3)
             held: dict[str, str] = {}
         except AssertionError:
-            done, held = accounted(ids, since)
+            done, held = accounted([i for i in ids if i not in successes(since)], since)
             # A task between two places when they were read (taken off a queue, its unacked record
             # not yet written; acknowledged, its "succeeded" line not yet in the journal) is looked
             # for again a moment later: lost is what is still nowhere then.
             if any(i not in done and i not in held for i in ids):
                 time.sleep(5)
-                done, held = accounted(ids, since)
+                done, held = accounted([i for i in ids if i not in done], since)
         for r in pending:
             not_done = [i for i in r["ids"] if i not in done]
             lost = [i for i in not_done if i not in held]
@@ -295,7 +295,8 @@ def settle() -> list[dict[str, Any]]:
 
 
 def accounted(ids: list[str], since: float) -> tuple[dict[str, list[float]], dict[str, str]]:
-    """The tasks done (the journal) and, of the others, those the broker holds.
+    """Every task done (the journal) and, of ``ids`` (not done when last looked), those the broker
+    holds.
 
     The broker is read first, then the journal: a task that leaves the broker between the two
     (taken and executed) is then found in the journal instead of in neither.
@@ -467,9 +468,11 @@ def test_beat_and_flower_ride_out_every_failover_and_every_worker_answers_again(
         first = next((i for i, line in enumerate(lines) if "Unrecoverable error" in line), None)
         if first is not None:
             print("\n".join(lines[first : first + 60]))
-        # A worker may exit during a failover (kombu 5.7: KOMBU_CRASH, measured in 3 of 4 runs, and
-        # once another exit of the gevent worker) and its service manager starts it again; beat and
-        # Flower never restarted in any run.
+        # KOMBU_CRASH stopped a worker 1-3 times per run (3 of 4 runs) before the fleet's entry
+        # module guarded kombu's channels (celery_fleet_app.closed_connections_fail_as_such): none
+        # now. Another exit of a worker (once, the gevent worker) is printed above; its service
+        # manager starts it again. Beat and Flower never restarted in any run.
+        assert crashes == 0, why
         if name.endswith(("-beat", "-flower")):
             assert after[name] == before[name], name
         assert c.is_running(name), name

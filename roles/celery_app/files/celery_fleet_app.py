@@ -12,7 +12,8 @@ result backend's socket timeouts). The deploy's verification reads the options b
 
 It also makes a worker stop when asked while it cannot reach or log into the broker
 (``shutdown_aware_events``): Celery's event heartbeat retries its publish forever, holding the
-event dispatcher's lock, and a green pool's warm shutdown waits for that lock.
+event dispatcher's lock, and a green pool's warm shutdown waits for that lock. And it keeps a
+worker running through a broker failover that used to stop it (``closed_connections_fail_as_such``).
 
 A producer on a fleet host runs a module with the app configured the same way:
 ``python -m celery_fleet_app <module> [args...]``.
@@ -128,6 +129,50 @@ def shutdown_aware_events(app: Any) -> Any:
     return app
 
 
+CLOSED = "the channel's connection is closed (celery_fleet_app.closed_connections_fail_as_such)"
+
+
+def closed_connections_fail_as_such() -> bool:
+    """Make a Redis channel of a closed connection fail with a connection error, not AttributeError.
+
+    Celery 5.7's consumer, after a connection error once connected
+    (``Consumer.on_connection_error_after_connected``), first collects the broken connection
+    (kombu 5.7 ``Connection.collect``: it closes the connection's default channel, then sets its
+    transport's ``client`` to None) and then closes it (``Connection.close``), which closes the
+    default channel again. When the first close did not finish (the channel was polling, and
+    reading the dead socket raised before the channel marked itself closed), the second one
+    reaches ``QoS.restore_unacked`` with no connection pool, and the channel's ``_connparams``
+    reads ``self.connection.client.hostname`` with ``client`` None. ``AttributeError`` is not one
+    of the transport's connection errors, so the close did not ignore it: the worker stopped with
+    "Unrecoverable error: AttributeError("'NoneType' object has no attribute 'hostname'")" and its
+    service manager started it again (molecule/sentinel: 1-3 times per run of four failovers, the
+    prefork and the gevent worker, with the tasks they held waiting out the visibility timeout).
+
+    Raised as redis-py's ``ConnectionError``, it is a connection error: the close ignores it, and the
+    consumer reconnects as after any connection loss. The unacked messages that close would have
+    restored go back to their queues after the visibility timeout, as every other worker's do:
+    the broker it would have written them to is gone. Nothing else changes: a channel whose
+    connection is open builds its parameters as before. Returns whether the guard is in place.
+    """
+    try:
+        from kombu.transport import redis as transport
+        from redis.exceptions import ConnectionError as RedisConnectionError
+    except ImportError:  # no Redis transport in this virtualenv: nothing to guard
+        return False
+    original = transport.Channel._connparams
+    if getattr(original, "fleet_guarded", False):
+        return True
+
+    def _connparams(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(self.connection, "client", None) is None:
+            raise RedisConnectionError(CLOSED)
+        return original(self, *args, **kwargs)
+
+    _connparams.fleet_guarded = True  # type: ignore[attr-defined]
+    transport.Channel._connparams = _connparams
+    return True
+
+
 def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     """Merge the fleet's options into ``app.conf``, set the fleet's Celery settings, return the app.
 
@@ -146,10 +191,12 @@ def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -
 
 
 def load(environ: Mapping[str, str]) -> Any:
-    """Import the app named in the fleet's settings, as ``celery -A`` does, and configure it."""
+    """Import the app named in the fleet's settings, as ``celery -A`` does, and configure it
+    (with kombu's Redis channels guarded: ``closed_connections_fail_as_such``)."""
     from celery.app.utils import find_app
 
     config = read_config(environ)
+    closed_connections_fail_as_such()
     return configure(find_app(config["app"]), config, environ)
 
 
