@@ -268,7 +268,8 @@ def settle() -> list[dict[str, Any]]:
             done, _ = wait_until(settled, timeout=45, what="every task executed", interval=3)
             held: dict[str, str] = {}
         except AssertionError:
-            done, held = accounted([i for i in ids if i not in successes(since)], since)
+            done = successes(since)
+            done, held = accounted([i for i in ids if i not in done], since)
             # A task between two places when they were read (taken off a queue, its unacked record
             # not yet written; acknowledged, its "succeeded" line not yet in the journal) is looked
             # for again a moment later: lost is what is still nowhere then.
