@@ -57,7 +57,7 @@ def test_kill_9_of_a_prefork_pool_child_requeues_its_task_at_once() -> None:
     since = time.time()
     task_id = _start_sleep(queue, 5)
     nodename = named_node(host_name, worker_name)
-    active = inspect("active", {nodename})[nodename]
+    active = inspect("active", {nodename}, only=True)[nodename]
     child = next(t["worker_pid"] for t in active if t["id"] == task_id)
 
     node(host_name).check(f"kill -9 {child}")
