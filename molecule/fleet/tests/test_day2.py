@@ -42,11 +42,11 @@ ELSEWHERE_QUEUE = next(w["queues"][0] for h, ws in WORKERS.items() if h != DRAIN
 
 def _processes(nodename: str) -> int:
     """How many pool processes a prefork worker runs now (max-concurrency keeps its start value)."""
-    return len(inspect("stats", {nodename})[nodename]["pool"]["processes"])
+    return len(inspect("stats", {nodename}, only=True)[nodename]["pool"]["processes"])
 
 
 def _queues(nodes: set[str]) -> dict[str, list[str]]:
-    replies = inspect("active_queues", nodes)
+    replies = inspect("active_queues", nodes, only=True)
     return {node: sorted(q["name"] for q in replies[node]) for node in nodes}
 
 

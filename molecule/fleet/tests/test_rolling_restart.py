@@ -134,7 +134,7 @@ def test_changed_setting_is_live_after_the_rolling_restart(rolling) -> None:
         node_name(next(w for w in WORKERS[n] if w["name"] == worker_name), n): concurrency
         for n, (worker_name, concurrency) in CHANGES.items()
     }
-    stats = inspect("stats", set(expected))
+    stats = inspect("stats", set(expected), only=True)
     live = {node: stats[node]["pool"]["max-concurrency"] for node in expected}
     print(f"concurrency after the restart: {live}")
     assert live == expected
