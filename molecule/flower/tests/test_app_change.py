@@ -125,8 +125,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     after_change = _state(target)
     # No --limit: Molecule's idempotence run on every host, and HOST's way back (see the docstring).
     # Without the broker's tasks (a third of a converge, as in test_retire.py): roles/redis with
-    # these very ACL users and no TLS is checked for changed=0 by the fleet scenario's
-    # tests/test_rerun.py (inventories/sandbox), and with TLS by the redis scenario's idempotence.
+    # the same four ACL rule sets (and an exporter's) and no TLS is checked for changed=0 by the
+    # fleet scenario's tests/test_rerun.py (inventories/sandbox), with TLS by the redis scenario's
+    # idempotence step.
     restored, restored_seconds = _timed([CONVERGE, "--skip-tags", "redis"])
     after_restore = _state(target)
     others_after = {other.container: _pids(other) for other in others}
