@@ -56,15 +56,12 @@ FAKE_CELERY = {
     """,
 }
 # What closed_connections_fail_as_such uses of kombu 5.7 / redis-py 8.1: the Redis channel's
-# _connparams (its first line reads the connection's client, None once the connection was collected),
-# its _brpop_read (parses the BRPOP reply on the channel's client), redis-py's ConnectionError, one of
-# the transport's connection errors, and ResponseError, the server's error replies.
+# _connparams (its first line reads the connection's client, None once the connection was collected)
+# and redis-py's ConnectionError, one of the transport's connection errors.
 FAKE_KOMBU = {
     "redis/__init__.py": "",
     "redis/exceptions.py": """
         class ConnectionError(Exception):
-            pass
-        class ResponseError(Exception):
             pass
     """,
     "kombu/__init__.py": "",
@@ -76,8 +73,6 @@ FAKE_KOMBU = {
             def _connparams(self, asynchronous=False):
                 conninfo = self.connection.client
                 return {"host": conninfo.hostname or "127.0.0.1", "asynchronous": asynchronous}
-            def _brpop_read(self, **options):
-                return self.client.parse_response(self.client.connection, "BRPOP", **options)
     """,
 }
 APP_WITH_OPTIONS = """
@@ -367,56 +362,3 @@ def test_without_kombus_redis_transport_the_app_loads_unguarded(tree, monkeypatc
 
     assert entry.closed_connections_fail_as_such() is False
     assert entry.app.conf["broker_transport_options"]["visibility_timeout"] == 10
-
-
-class _Client:
-    """A channel's redis-py client whose BRPOP reply is ``reply`` (raised when an exception)."""
-
-    def __init__(self, reply):
-        self.reply = reply
-        self.disconnected = 0
-        self.connection = self
-
-    def disconnect(self):
-        self.disconnected += 1
-
-    def parse_response(self, connection, command, **options):
-        if isinstance(self.reply, Exception):
-            raise self.reply
-        return self.reply
-
-
-def _channel_reading(reply):
-    from kombu.transport.redis import Channel
-
-    channel = Channel(_transport(object()))
-    channel.client = _Client(reply)
-    return channel
-
-
-def test_a_read_refused_for_want_of_replicas_is_a_connection_loss(tree, monkeypatch):
-    # Arrange: a just-promoted master with min-replicas-to-write refuses the consumer's BRPOP.
-    _, write = tree
-    load(monkeypatch, write("byo", {"visibility_timeout": 10}))
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import ResponseError
-
-    channel = _channel_reading(ResponseError("NOREPLICAS Not enough good replicas to write."))
-
-    # Act, Assert: a connection error (the consumer reconnects), with the connection dropped first.
-    with pytest.raises(RedisConnectionError, match=r"NOREPLICAS.*reconnecting") as raised:
-        channel._brpop_read(timeout=1)
-    assert isinstance(raised.value.__cause__, ResponseError)
-    assert channel.client.disconnected == 1
-
-
-def test_other_replies_and_errors_of_the_read_are_unchanged(tree, monkeypatch):
-    _, write = tree
-    load(monkeypatch, write("byo", {"visibility_timeout": 10}))
-    from redis.exceptions import ResponseError
-
-    assert _channel_reading((b"celery", b"{}"))._brpop_read() == (b"celery", b"{}")
-    other = _channel_reading(ResponseError("WRONGTYPE Operation against a key of another type"))
-    with pytest.raises(ResponseError, match="WRONGTYPE"):
-        other._brpop_read()
-    assert other.client.disconnected == 0

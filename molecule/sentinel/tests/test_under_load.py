@@ -77,7 +77,6 @@ IN_FLIGHT = 4 * 4 + 10 * 4
 # How a worker exited during a failover with Celery 5.7 / kombu 5.7 (measured: 1 run in 15 in the
 # lab, 1-3 times per scenario run here) until the fleet's entry module guarded against it.
 KOMBU_CRASH = "Unrecoverable error: AttributeError(\"'NoneType' object has no attribute 'hostname'\")"
-NO_REPLICAS = "NOREPLICAS"
 RESULTS: list[dict[str, Any]] = []
 # What a run records for settle() and the assertions, not shown with its figures.
 HIDDEN = ("ids", "since", "fault_at", "sent_at")
@@ -450,12 +449,6 @@ def test_stopping_the_masters_container_with_the_first_sentinel_under_load(befor
     assert result["resumed_s"] <= RESUME_AFTER_FIRST_SENTINEL_HOST_S, result
 
 
-def fatal_refusals(log: str) -> list[str]:
-    """The exits (``Unrecoverable error`` and the 40 traceback lines after it) caused by NOREPLICAS."""
-    blocks = ["\n".join(block.splitlines()[:40]) for block in log.split("Unrecoverable error")[1:]]
-    return [block[:300] for block in blocks if NO_REPLICAS in block]
-
-
 def test_every_failover_lost_and_duplicated_within_bounds() -> None:
     results = settle()
     assert [r["fault"] for r in results] == ["kill -9"] * 3 + ["container stop"]
@@ -493,12 +486,9 @@ def test_beat_and_flower_ride_out_every_failover_and_every_worker_answers_again(
             print("\n".join(lines[first : first + 60]))
         # KOMBU_CRASH stopped a worker 1-3 times per run (3 of 4 runs) before the fleet's entry
         # module guarded kombu's channels (celery_fleet_app.closed_connections_fail_as_such): none
-        # now. NOREPLICAS on the consumer's read stopped both workers once (test_sentinel's kill -9,
-        # before this module began): the same guard makes it a reconnect, so the whole run's journal
-        # is searched for it. Any other exit is printed above; its service manager starts it
-        # again. Beat and Flower never restarted in any run.
+        # now. Another exit of a worker (once, the gevent worker) is printed above; its service
+        # manager starts it again. Beat and Flower never restarted in any run.
         assert crashes == 0, why
-        assert not fatal_refusals(c.check(f"journalctl --no-pager -o cat -u {name}")), name
         if name.endswith(("-beat", "-flower")):
             assert after[name] == before[name], name
         assert c.is_running(name), name

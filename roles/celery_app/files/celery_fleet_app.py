@@ -130,8 +130,6 @@ def shutdown_aware_events(app: Any) -> Any:
 
 
 CLOSED = "the channel's connection is closed (celery_fleet_app.closed_connections_fail_as_such)"
-NO_REPLICAS = "NOREPLICAS"
-REFUSED_READ = "a master without a synced replica refused the read: reconnecting (celery_fleet_app)"
 
 
 def closed_connections_fail_as_such() -> bool:
@@ -154,46 +152,24 @@ def closed_connections_fail_as_such() -> bool:
     consumer reconnects as after any connection loss. The unacked messages that close would have
     restored go back to their queues after the visibility timeout, as every other worker's do:
     the broker it would have written them to is gone. Nothing else changes: a channel whose
-    connection is open builds its parameters as before.
-
-    The same holds for the consumer's read of a master that refuses writes for want of a synced
-    replica: BRPOP is a write, and a just-promoted master (Sentinel) with ``min-replicas-to-write``
-    refuses it with ``NOREPLICAS Not enough good replicas to write`` until a replica has synced.
-    redis-py raises a plain ``ResponseError``, which kombu counts as a channel error: the worker
-    stopped with "Unrecoverable error: server:ResponseError" (molecule/sentinel: both workers at
-    once, during a kill -9 of the master). The channel's ``_brpop_read`` now drops the connection
-    and raises ``ConnectionError`` for it: the consumer reconnects on kombu's schedule and reads
-    again once the master accepts writes. Any other error of the read is raised as before.
-    Returns whether the guard is in place.
+    connection is open builds its parameters as before. Returns whether the guard is in place.
     """
     try:
         from kombu.transport import redis as transport
         from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import ResponseError
     except ImportError:  # no Redis transport in this virtualenv: nothing to guard
         return False
-    connparams = transport.Channel._connparams
-    if getattr(connparams, "fleet_guarded", False):
+    original = transport.Channel._connparams
+    if getattr(original, "fleet_guarded", False):
         return True
-    brpop_read = transport.Channel._brpop_read
 
     def _connparams(self: Any, *args: Any, **kwargs: Any) -> Any:
         if getattr(self.connection, "client", None) is None:
             raise RedisConnectionError(CLOSED)
-        return connparams(self, *args, **kwargs)
+        return original(self, *args, **kwargs)
 
-    def _brpop_read(self: Any, **options: Any) -> Any:
-        try:
-            return brpop_read(self, **options)
-        except ResponseError as exc:
-            if not str(exc).startswith(NO_REPLICAS):
-                raise
-            self.client.connection.disconnect()
-            raise RedisConnectionError(f"{exc} ({REFUSED_READ})") from exc
-
-    for method in (_connparams, _brpop_read):
-        method.fleet_guarded = True  # type: ignore[attr-defined]
-        setattr(transport.Channel, method.__name__, method)
+    _connparams.fleet_guarded = True  # type: ignore[attr-defined]
+    transport.Channel._connparams = _connparams
     return True
 
 
