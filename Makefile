@@ -12,7 +12,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 INVENTORIES := $(wildcard inventories/*/hosts.yml)
 
-.PHONY: help test venv lint unit promtool syntax harness molecule demo demo-destroy bench clean
+.PHONY: help test venv sandbox-vault lint unit promtool syntax harness molecule demo demo-destroy bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -35,6 +35,14 @@ $(BIN)/.installed: requirements/controller.txt
 	$(BIN)/pip install --quiet -r requirements/controller.txt
 	@touch $@
 
+# The sandbox's vault password and vaults are made on each checkout, never committed (so no password in
+# git opens a vault): the fleet and sentinel scenarios, the validation tests, the demo and the
+# benchmarks read them. Nothing that exists is replaced.
+sandbox-vault: venv ## The sandbox's random vault password and vaults (playbooks/sandbox-vault.yml; kept once made)
+	@out=$$(ANSIBLE_LOCALHOST_WARNING=False ANSIBLE_INVENTORY_UNPARSED_WARNING=False \
+	  $(BIN)/ansible-playbook playbooks/sandbox-vault.yml 2>&1) || { echo "$$out"; exit 1; }; \
+	  echo "sandbox-vault: $$(grep -o 'changed=[0-9]*' <<<"$$out") (inventories/sandbox/vault-password.txt and its vaults)"
+
 lint: venv ## yamllint, ansible-lint (production profile), ruff, secret scan, README variable tables, actionlint
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --offline
@@ -46,7 +54,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, secret scan, RE
 
 # In up to UNIT_JOBS processes (pytest-xdist): the controller-side plays are most of the time.
 UNIT_JOBS ?= 2
-unit: venv promtool ## Python unit tests (plugins, validation, argument builder, alert rules) and controller-side plays
+unit: venv promtool sandbox-vault ## Python unit tests (plugins, validation, argument builder, alert rules) and controller-side plays
 	$(BIN)/pytest -q --numprocesses=$(UNIT_JOBS) tests/unit tests/playbooks
 
 # Part of `unit`, not of `harness`: the alert-rule tests need it, CI's static job runs `unit` without the
@@ -66,10 +74,10 @@ harness: venv ## Docker engine, base images and wheelhouse (each reused when alr
 	scripts/build-images.sh
 	PIP=$(BIN)/pip scripts/build-wheelhouse.sh
 
-molecule: venv harness ## Every Molecule scenario (or S="redis workers" for some; JOBS=2: two at once), with a summary line
+molecule: venv harness sandbox-vault ## Every Molecule scenario (or S="redis workers" for some; JOBS=2: two at once), with a summary line
 	PATH=$(abspath $(BIN)):$$PATH $(if $(JOBS),JOBS=$(JOBS)) scripts/run-scenarios.sh $(S)
 
-demo: venv harness ## Bring up the sandbox fleet in containers and run the example workload (SENTINEL=1: Sentinel broker + switchover)
+demo: venv harness sandbox-vault ## Bring up the sandbox fleet in containers and run the example workload (SENTINEL=1: Sentinel broker + switchover)
 # SENTINEL=1 (environment or `make demo SENTINEL=1`: make passes both to scripts/demo.sh): the broker
 # as three data nodes with a Sentinel each (inventories/sandbox/sentinel.cfg), and a planned switchover.
 	scripts/demo.sh up
@@ -77,7 +85,7 @@ demo: venv harness ## Bring up the sandbox fleet in containers and run the examp
 demo-destroy: ## Tear the sandbox fleet down
 	scripts/demo.sh down
 
-bench: venv harness ## Benchmarks of bench/ (not part of test): QUICK=1 reduced, ONLY="chord broker"
+bench: venv harness sandbox-vault ## Benchmarks of bench/ (not part of test): QUICK=1 reduced, ONLY="chord broker"
 	$(BIN)/pip install --quiet -r bench/requirements.txt
 	@# Benchmark 7's stock Molecule side (the docker driver's create) copies its build context with rsync.
 	@command -v rsync >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \

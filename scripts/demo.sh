@@ -14,8 +14,9 @@
 # down: removes the containers (cf-redis-2 and cf-redis-3 too, if SENTINEL=1 made them) and the
 #       network.
 #
-# The sandbox's vault password (inventories/sandbox/vault-password.txt) is a DEMO-ONLY password,
-# committed on purpose; real environments keep theirs outside the repository.
+# The sandbox's vault password (inventories/sandbox/vault-password.txt) and its vaults are made on
+# this checkout by `make sandbox-vault` (playbooks/sandbox-vault.yml: random, 0600, ignored by git);
+# `make demo` runs it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,7 +55,7 @@ joined() {
   sed 's/,/, /g' <<<"$*"
 }
 
-# A secret of the sandbox vault (DEMO-ONLY), by name.
+# A secret of the sandbox vault (this checkout's), by name.
 vault_value() {
   "$BIN/ansible-vault" view --vault-password-file "$VAULT_FILE" "$1" | sed -n "s/^$2: *//p" | tr -d '"'
 }
@@ -213,7 +214,7 @@ Redis ACL LOG: $acl_log denied command(s) (users worker, producer, flower; admin
 Flower: $FLOWER_URL  (published on this machine's loopback only)
   without credentials: HTTP $flower_anon; as admin: HTTP $flower_auth
   user: admin
-  password: vault_flower_admin_password in the sandbox vault (DEMO-ONLY):
+  password: vault_flower_admin_password in the sandbox vault (made on this checkout):
     $BIN/ansible-vault view $VAULT --vault-password-file $VAULT_FILE
 Prometheus: $PROMETHEUS_URL  (published on this machine's loopback only): $prom_targets
   alerts now: $prom_alerts

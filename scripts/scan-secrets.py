@@ -3,9 +3,8 @@
 
 Checks every file git tracks (or every file under the given paths):
 - vault files (`vault.yml`, `vault_<topic>.yml`) must be Ansible Vault encrypted;
-- no vault password file (`vault-password.txt`, `.vault_pass`, ...) except the sandbox's, a
-  DEMO-ONLY password committed on purpose (inventories/sandbox/README.md) that opens only the
-  sandbox's vault;
+- no vault password file (`vault-password.txt`, `.vault_pass`, ...), the sandbox's included: it is
+  made on each checkout (`make sandbox-vault`) and git ignores it;
 - no private keys;
 - no literal password/secret/token values outside Molecule scenarios and unit tests, whose
   throwaway credentials exist only inside test containers. Values that are Jinja expressions
@@ -29,7 +28,6 @@ PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 TEST_PATHS = ("molecule/", "tests/")
 VAULT_FILE = re.compile(r"vault(_[\w-]+)?\.ya?ml")
 VAULT_PASSWORD_FILE = re.compile(r"(?i)\.?vault[-_.]?pass(word)?([-_.][\w.-]*)?")
-DEMO_VAULT_PASSWORD_FILE = "inventories/sandbox/vault-password.txt"
 SKIP_SUFFIXES = (".png", ".whl", ".gz")
 
 
@@ -57,7 +55,7 @@ def problems_in(path: Path) -> list[str]:
     found: list[str] = []
     if VAULT_FILE.fullmatch(path.name) and not text.startswith("$ANSIBLE_VAULT;"):
         found.append(f"{path}: vault file is not encrypted (ansible-vault encrypt {path})")
-    if VAULT_PASSWORD_FILE.fullmatch(path.name) and path.as_posix() != DEMO_VAULT_PASSWORD_FILE:
+    if VAULT_PASSWORD_FILE.fullmatch(path.name):
         found.append(f"{path}: a vault password in the repository opens its vault: keep it out of git")
     if PRIVATE_KEY.search(text):
         found.append(f"{path}: contains a private key")

@@ -462,18 +462,27 @@ def test_valid_inventory_passes_without_contacting_a_host(tmp_path):
     assert_no_host_contacted(result)
 
 
-def test_sandbox_inventory_passes_without_contacting_its_containers():
-    # The demo's inventory as committed (its DEMO-ONLY vault password included); its hosts are
-    # Docker containers reached with the docker connection, which would fail if tried: none runs.
+@pytest.fixture
+def sandbox_vault_password() -> Path:
+    """The sandbox's vault password file, made per checkout by `make sandbox-vault` (`make unit` runs it)."""
+    path = TOP / "inventories" / "sandbox" / "vault-password.txt"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: run `make sandbox-vault` first (make unit does)")
+    return path
+
+
+def test_sandbox_inventory_passes_without_contacting_its_containers(sandbox_vault_password):
+    # The demo's inventory as committed plus this checkout's vaults; its hosts are Docker
+    # containers reached with the docker connection, which would fail if tried: none runs.
     sandbox = TOP / "inventories" / "sandbox"
 
-    result = run_validate(str(sandbox), "--vault-password-file", str(sandbox / "vault-password.txt"))
+    result = run_validate(str(sandbox), "--vault-password-file", str(sandbox_vault_password))
 
     assert result.returncode == 0, result.stdout[-3000:]
     assert_no_host_contacted(result)
 
 
-def test_sandbox_sentinel_inventory_passes_without_contacting_its_containers():
+def test_sandbox_sentinel_inventory_passes_without_contacting_its_containers(sandbox_vault_password):
     # `SENTINEL=1 make demo`: the sandbox with sentinel.cfg as a second source (two more data nodes,
     # three Sentinels, every client through sentinel://), as committed.
     sandbox = TOP / "inventories" / "sandbox"
@@ -483,7 +492,7 @@ def test_sandbox_sentinel_inventory_passes_without_contacting_its_containers():
         "-i",
         str(sandbox / "sentinel.cfg"),
         "--vault-password-file",
-        str(sandbox / "vault-password.txt"),
+        str(sandbox_vault_password),
     )
 
     assert result.returncode == 0, result.stdout[-3000:]
