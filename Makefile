@@ -63,7 +63,7 @@ unit: venv promtool sandbox-vault ## Python unit tests (plugins, validation, arg
 promtool: ## Debian's promtool (bookworm, trixie) into the cache, for the alert-rule tests
 	scripts/ensure-promtool.sh || echo "promtool: not obtained; the promtool tests of tests/unit/test_alert_rules.py skip (fail under CI)"
 
-syntax: venv ## ansible-playbook --syntax-check site.yml against every inventory
+syntax: venv sandbox-vault ## ansible-playbook --syntax-check site.yml against every inventory
 	@for inv in $(dir $(INVENTORIES)); do \
 	  echo "syntax-check site.yml -i $$inv"; \
 	  $(BIN)/ansible-playbook --syntax-check site.yml -i $$inv $(VAULT_ARGS) >/dev/null; \
