@@ -1,10 +1,10 @@
 """Shared helpers of the fleet tests.
 
 The declared fleet is read from inventories/sandbox/group_vars (the files this scenario links), the
-secrets from the sandbox's vaults (this checkout's: make sandbox-vault). Containers are driven with `docker` (network cuts,
-restarts) and reached through molecule/resources/fleetnode.py (`node(name)`); every Celery client
-runs inside the ops container as the app's service user through the app's environment, so no
-password reaches a command line.
+secrets from the sandbox's vaults (this checkout's: make sandbox-vault). Containers are driven with
+`docker` (network cuts, restarts) and reached through molecule/resources/fleetnode.py (`node(name)`);
+every Celery client runs inside the ops container as the app's service user through the app's
+environment, so no password reaches a command line.
 """
 
 from __future__ import annotations
