@@ -11,6 +11,9 @@
 #       through sentinel://); after the workload, a planned switchover (playbooks/switchover.yml)
 #       moves the master, and a task to every queue shows the fleet working on the new one. The
 #       summary adds the master before and after and the ACL LOG of every data node.
+#       TLS=1: the broker over TLS only (group_vars/all/redis_tls.yml, sandbox_tls): a throwaway CA
+#       (playbooks/throwaway-ca.yml, in .cache/sandbox-ca) first, then Redis on 6380 with TLS only and
+#       every client through rediss:// with the CA verified. Not with SENTINEL=1 (not supported yet).
 # down: removes the containers (cf-redis-2 and cf-redis-3 too, if SENTINEL=1 made them) and the
 #       network.
 #
@@ -24,8 +27,19 @@ BIN=${BIN:-.venv/bin}
 INVENTORY=inventories/sandbox
 SENTINEL_INVENTORY=$INVENTORY/sentinel.cfg
 SENTINEL=${SENTINEL:-0}
+TLS=${TLS:-0}
 INVENTORIES=(-i "$INVENTORY")
 DATA_NODES=(cf-redis)
+REDIS_CLI_TLS=()
+if [ "$TLS" = 1 ] && [ "$SENTINEL" = 1 ]; then
+  echo "demo: TLS=1 with SENTINEL=1 is not supported yet (TLS through Sentinel): choose one" >&2
+  exit 2
+fi
+if [ "$TLS" = 1 ]; then
+  INVENTORIES+=(-e sandbox_tls=true)
+  # The broker's TLS port, the CA that roles/redis installed from the throwaway CA.
+  REDIS_CLI_TLS=(--tls --cacert /etc/ssl/celery-fleet-throwaway/ca.crt -p 6380)
+fi
 if [ "$SENTINEL" = 1 ]; then
   INVENTORIES+=(-i "$SENTINEL_INVENTORY")
   DATA_NODES+=(cf-redis-2 cf-redis-3)
@@ -64,7 +78,7 @@ vault_value() {
 redis_cli() {
   local host=$1 password=$2
   shift 2
-  docker exec -i "$host" redis-cli --askpass "$@" <<<"$password"
+  docker exec -i "$host" redis-cli "${REDIS_CLI_TLS[@]}" --askpass "$@" <<<"$password"
 }
 
 # The data node the Sentinels name as the master: "<container> (<ip>), named by N of 3 Sentinels".
@@ -117,6 +131,10 @@ PY
 up() {
   echo "==> demo: sandbox containers (playbooks/sandbox.yml)"
   playbook playbooks/sandbox.yml
+  if [ "$TLS" = 1 ]; then
+    echo "==> demo: a throwaway CA and the broker's certificate (playbooks/throwaway-ca.yml)"
+    playbook playbooks/throwaway-ca.yml --flush-cache | sed -n '/PLAY RECAP/,/^$/p'
+  fi
   echo "==> demo: the fleet (ansible-playbook site.yml ${INVENTORIES[*]} --vault-password-file $VAULT_FILE)"
   local started=$SECONDS
   # --flush-cache: ansible.cfg keeps facts for an hour, and containers made again get new addresses
