@@ -4,15 +4,28 @@
 with the project's ansible.cfg, whose fact cache is one JSON file per host name under .cache/facts:
 two processes writing the same host's file at once could leave it half written, and a developer's
 cache would collect the tests' made-up hosts. Every test session gets its own cache directory.
+
+The tests that run a play or another Ansible tool do so through the fixtures `ansible` and
+`ansible_playbook` (the venv's tools, the project's ansible.cfg, the repository as working
+directory), most against an inventory of this machine written by `local_inventory`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+
+TOP = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+# How a host of a local inventory is reached: this machine, with the tests' own Python.
+LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,3 +38,66 @@ def _own_fact_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("ANSIBLE_CACHE_PLUGIN_CONNECTION", None)
     else:
         os.environ["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = before
+
+
+@pytest.fixture(scope="session")
+def ansible() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs one of the venv's Ansible tools, `ansible(tool, *args)`, with the project's ansible.cfg and
+    no colour, from the repository's top (or `cwd`), `extra_env` on top of this process's environment;
+    returns the finished process, output as text, whatever its exit code: each test says what it
+    expects. A tool still running after `timeout` seconds fails the test."""
+
+    def run(
+        tool: str,
+        *args: str,
+        cwd: Path = TOP,
+        extra_env: dict[str, str] | None = None,
+        timeout: float = 300,
+    ) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(TOP / "ansible.cfg"),
+            "ANSIBLE_FORCE_COLOR": "0",
+            **(extra_env or {}),
+        }
+        command = [str(BIN / tool), *args]
+        return subprocess.run(
+            command, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=timeout
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def ansible_playbook(ansible) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`ansible_playbook(playbook, *args, inventory=None, **options)`: ansible-playbook on `playbook`
+    (a path, relative ones from the repository's top), with `-i inventory` first when given; `options`
+    as for `ansible`."""
+
+    def run(
+        playbook: str | Path, *args: str, inventory: str | Path | None = None, **options: Any
+    ) -> subprocess.CompletedProcess[str]:
+        source = ("-i", str(inventory)) if inventory is not None else ()
+        return ansible("ansible-playbook", *source, str(playbook), *args, **options)
+
+    return run
+
+
+@pytest.fixture
+def local_inventory(tmp_path: Path) -> Callable[..., Path]:
+    """`local_inventory(groups, **all_vars)` writes tmp_path/hosts.yml and returns its path: `groups`
+    maps each group to its hosts and their own vars, every host reached on this machine (LOCAL);
+    `all_vars` become the vars of the group all."""
+
+    def write(groups: dict[str, dict[str, dict[str, Any]]], **all_vars: Any) -> Path:
+        inventory: dict[str, Any] = {
+            group: {"hosts": {host: {**LOCAL, **own} for host, own in hosts.items()}}
+            for group, hosts in groups.items()
+        }
+        if all_vars:
+            inventory.setdefault("all", {})["vars"] = all_vars
+        path = tmp_path / "hosts.yml"
+        path.write_text(yaml.safe_dump(inventory))
+        return path
+
+    return write

@@ -10,15 +10,12 @@ false in every play. molecule/flower's test_app_change.py shows the restarts it 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 TOP = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 TASK = "configure | Record whether the app changed during this run"
 # Every register the task reads, as the role's tasks leave them when nothing changed (or skipped).
 UNCHANGED = {
@@ -42,47 +39,46 @@ def record_task() -> dict:
     return next(task for task in tasks if task.get("name") == TASK)
 
 
-def facts_per_play(tmp_path: Path, changed_per_play: list[list[str]]) -> list[bool]:
-    """Runs the task once per play, each play with the named registers changed; returns the fact
-    after each play."""
-    out = tmp_path / "seen.json"
-    plays = []
-    for number, changed in enumerate(changed_per_play):
-        registers = {**UNCHANGED, **{name: {"changed": True} for name in changed}}
-        tasks = [
-            record_task(),
-            {"ansible.builtin.set_fact": {"seen": "{{ seen | default([]) + [celery_app_changed] }}"}},
-        ]
-        if number == len(changed_per_play) - 1:
-            tasks.append({"ansible.builtin.copy": {"content": "{{ seen | to_json }}", "dest": str(out)}})
-        plays.append({"hosts": "app", "gather_facts": False, "vars": registers, "tasks": tasks})
-    playbook = tmp_path / "plays.yml"
-    playbook.write_text(yaml.safe_dump(plays))
-    inventory = tmp_path / "hosts.yml"
-    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"app": local}}}))
-    env = {**os.environ, "ANSIBLE_CONFIG": str(TOP / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
-    command = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)]
-    result = subprocess.run(
-        command, cwd=TOP, env=env, capture_output=True, text=True, check=False, timeout=120
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return json.loads(out.read_text())
+@pytest.fixture
+def facts_per_play(tmp_path, local_inventory, ansible_playbook):
+    """Returns a runner: the task once per play, each play with the named registers changed, in; the
+    fact after each play out."""
+    inventory = local_inventory({"all": {"app": {}}})
+
+    def run(changed_per_play: list[list[str]]) -> list[bool]:
+        out = tmp_path / "seen.json"
+        plays = []
+        for number, changed in enumerate(changed_per_play):
+            registers = {**UNCHANGED, **{name: {"changed": True} for name in changed}}
+            tasks = [
+                record_task(),
+                {"ansible.builtin.set_fact": {"seen": "{{ seen | default([]) + [celery_app_changed] }}"}},
+            ]
+            if number == len(changed_per_play) - 1:
+                tasks.append({"ansible.builtin.copy": {"content": "{{ seen | to_json }}", "dest": str(out)}})
+            plays.append({"hosts": "app", "gather_facts": False, "vars": registers, "tasks": tasks})
+        playbook = tmp_path / "plays.yml"
+        playbook.write_text(yaml.safe_dump(plays))
+        result = ansible_playbook(playbook, inventory=inventory, timeout=120)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        return json.loads(out.read_text())
+
+    return run
 
 
-def test_a_change_in_the_first_play_holds_for_the_later_plays_of_the_run(tmp_path):
-    seen = facts_per_play(tmp_path, [["__celery_app_register_env"], [], []])
+def test_a_change_in_the_first_play_holds_for_the_later_plays_of_the_run(facts_per_play):
+    seen = facts_per_play([["__celery_app_register_env"], [], []])
 
     assert seen == [True, True, True]
 
 
-def test_a_run_that_changes_nothing_leaves_it_false_in_every_play(tmp_path):
-    seen = facts_per_play(tmp_path, [[], [], []])
+def test_a_run_that_changes_nothing_leaves_it_false_in_every_play(facts_per_play):
+    seen = facts_per_play([[], [], []])
 
     assert seen == [False, False, False]
 
 
-def test_a_change_in_a_later_play_sets_it_from_there_on(tmp_path):
-    seen = facts_per_play(tmp_path, [[], ["__celery_app_register_wrapper"], []])
+def test_a_change_in_a_later_play_sets_it_from_there_on(facts_per_play):
+    seen = facts_per_play([[], ["__celery_app_register_wrapper"], []])
 
     assert seen == [False, True, True]

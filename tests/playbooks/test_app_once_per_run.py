@@ -12,9 +12,6 @@ next run (the record is a fact of the run, not cached).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +19,6 @@ import yaml
 
 TOP = Path(__file__).resolve().parents[2]
 ROLE = TOP / "roles" / "celery_app"
-BIN = Path(sys.executable).parent
 REUSE = "Reuse the app this run already converged on this host from the same inputs"
 RECORD = "configure | Record the inputs the app converged from in this run"
 SIGNATURE_VARS = ("__celery_app_signature_names", "__celery_app_signature")
@@ -33,7 +29,7 @@ def _task(path: Path, name: str) -> dict:
 
 
 @pytest.fixture
-def run(tmp_path):
+def run(tmp_path, local_inventory, ansible_playbook):
     """Writes the stand-in role and returns a runner: plays' own vars in, the plays whose role did its
     work out (one list per run)."""
     role = tmp_path / "roles" / "app"
@@ -49,13 +45,7 @@ def run(tmp_path):
     work = {"ansible.builtin.set_fact": {"worked": "{{ worked | default([]) + [play_number] }}"}}
     tasks = [_task(ROLE / "tasks" / "main.yml", REUSE), work, _task(ROLE / "tasks" / "configure.yml", RECORD)]
     (role / "tasks" / "main.yml").write_text(yaml.safe_dump(tasks))
-    inventory = tmp_path / "hosts.yml"
-    local = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
-        "celery_app_name": "app",
-    }
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"app": local}}}))
+    inventory = local_inventory({"all": {"app": {"celery_app_name": "app"}}})
     out = tmp_path / "worked.json"
 
     def plays(*play_vars: dict) -> list[int]:
@@ -69,14 +59,8 @@ def run(tmp_path):
         book.append({"hosts": "app", "gather_facts": False, "tasks": [write]})
         playbook = tmp_path / "plays.yml"
         playbook.write_text(yaml.safe_dump(book))
-        env = {
-            **os.environ,
-            "ANSIBLE_CONFIG": str(TOP / "ansible.cfg"),
-            "ANSIBLE_ROLES_PATH": str(tmp_path / "roles"),
-            "ANSIBLE_FORCE_COLOR": "0",
-        }
-        command = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)]
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=120)
+        roles = {"ANSIBLE_ROLES_PATH": str(tmp_path / "roles")}
+        result = ansible_playbook(playbook, inventory=inventory, extra_env=roles, timeout=120)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         return json.loads(out.read_text())
 

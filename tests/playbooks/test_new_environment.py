@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,6 @@ import pytest
 import yaml
 
 TOP = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 SECRETS = {
     "vault_redis_password",
     "vault_redis_admin_password",
@@ -24,11 +21,6 @@ SECRETS = {
     "vault_flower_admin_password",
     "vault_redis_exporter_password",
 }
-
-
-def run(*args: str, cwd: Path = TOP) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(TOP / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
 
 
 def _scaffold(tmp_path: Path) -> dict[str, Path]:
@@ -63,10 +55,14 @@ def _scaffold(tmp_path: Path) -> dict[str, Path]:
     return {"inventories": inventories, "password": password, "env_file": env_file}
 
 
-def scaffold_play(scaffold: dict[str, Path]) -> subprocess.CompletedProcess[str]:
-    return run(
-        str(BIN / "ansible-playbook"), "playbooks/new-environment.yml", "-e", f"@{scaffold['env_file']}"
-    )
+@pytest.fixture(scope="session")
+def scaffold_play(ansible_playbook):
+    """Runs playbooks/new-environment.yml on a scaffold's description."""
+
+    def run(scaffold: dict[str, Path]) -> subprocess.CompletedProcess[str]:
+        return ansible_playbook("playbooks/new-environment.yml", "-e", f"@{scaffold['env_file']}")
+
+    return run
 
 
 @pytest.fixture
@@ -76,18 +72,18 @@ def scaffold(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def scaffolded(tmp_path_factory: pytest.TempPathFactory, scaffold_play) -> dict[str, Any]:
     """One scaffold, made once for the tests that only read it (the play takes ~25 s)."""
     made = _scaffold(tmp_path_factory.mktemp("scaffolded"))
     return {**made, "result": scaffold_play(made)}
 
 
-def test_scaffold_writes_inventory_with_every_group(scaffolded):
+def test_scaffold_writes_inventory_with_every_group(scaffolded, ansible):
     scaffold, result = scaffolded, scaffolded["result"]
 
     assert result.returncode == 0, result.stdout + result.stderr
-    graph = run(
-        str(BIN / "ansible-inventory"),
+    graph = ansible(
+        "ansible-inventory",
         "-i",
         str(scaffold["inventories"] / "qa"),
         "--list",
@@ -106,13 +102,11 @@ def test_scaffold_writes_inventory_with_every_group(scaffolded):
     assert groups["celery_beat"]["hosts"] == ["ops-1.qa.internal"]
 
 
-def test_vault_is_encrypted_and_holds_distinct_strong_secrets(scaffolded):
+def test_vault_is_encrypted_and_holds_distinct_strong_secrets(scaffolded, ansible):
     scaffold = scaffolded
     vault = scaffold["inventories"] / "qa" / "group_vars" / "all" / "vault.yml"
 
-    view = run(
-        str(BIN / "ansible-vault"), "view", "--vault-password-file", str(scaffold["password"]), str(vault)
-    )
+    view = ansible("ansible-vault", "view", "--vault-password-file", str(scaffold["password"]), str(vault))
 
     assert vault.read_text().startswith("$ANSIBLE_VAULT;")
     assert oct(vault.stat().st_mode & 0o777) == "0o600"
@@ -122,7 +116,7 @@ def test_vault_is_encrypted_and_holds_distinct_strong_secrets(scaffolded):
     assert len(set(secrets.values())) == len(SECRETS)
 
 
-def test_second_run_changes_nothing_and_keeps_the_vault(scaffolded):
+def test_second_run_changes_nothing_and_keeps_the_vault(scaffolded, scaffold_play):
     scaffold = scaffolded
     assert scaffold["result"].returncode == 0, scaffold["result"].stdout
     vault = scaffold["inventories"] / "qa" / "group_vars" / "all" / "vault.yml"
@@ -134,7 +128,7 @@ def test_second_run_changes_nothing_and_keeps_the_vault(scaffolded):
     assert vault.read_bytes() == before
 
 
-def test_missing_vault_password_file_fails_with_what_to_set(scaffold):
+def test_missing_vault_password_file_fails_with_what_to_set(scaffold, scaffold_play):
     scaffold["password"].unlink()
 
     result = scaffold_play(scaffold)
@@ -144,7 +138,7 @@ def test_missing_vault_password_file_fails_with_what_to_set(scaffold):
     assert not (scaffold["inventories"] / "qa").exists()
 
 
-def test_host_without_private_address_fails_before_writing(scaffold):
+def test_host_without_private_address_fails_before_writing(scaffold, scaffold_play):
     env = yaml.safe_load(scaffold["env_file"].read_text())
     del env["env_private_addresses"]["cpu-1.qa.internal"]
     scaffold["env_file"].write_text(yaml.safe_dump(env))

@@ -7,51 +7,46 @@ stops the play with what to do.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
 TOP = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 SECRET_NAMES = yaml.safe_load((TOP / "playbooks" / "vars" / "vault-secrets.yml").read_text())[
     "vault_secret_names"
 ]
 
 
-def make_vault(sandbox: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(TOP / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), "playbooks/sandbox-vault.yml", "-e", f"sandbox_dir={sandbox}"],
-        cwd=TOP,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+@pytest.fixture(scope="session")
+def make_vault(ansible_playbook) -> Callable[[Path], subprocess.CompletedProcess[str]]:
+    """Runs playbooks/sandbox-vault.yml on another inventory directory."""
+    return lambda sandbox: ansible_playbook("playbooks/sandbox-vault.yml", "-e", f"sandbox_dir={sandbox}")
 
 
-def view(sandbox: Path, vault: str) -> dict[str, str]:
-    out = subprocess.run(
-        [
-            str(BIN / "ansible-vault"),
+@pytest.fixture(scope="session")
+def view(ansible) -> Callable[[Path, str], dict[str, str]]:
+    """The secrets of one of a sandbox directory's vaults, opened with its password file."""
+
+    def read(sandbox: Path, vault: str) -> dict[str, str]:
+        password = sandbox / "vault-password.txt"
+        shown = ansible(
+            "ansible-vault",
             "view",
             "--vault-password-file",
-            str(sandbox / "vault-password.txt"),
+            str(password),
             str(sandbox / "group_vars" / "all" / vault),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return yaml.safe_load(out.stdout)
+        )
+        assert shown.returncode == 0, shown.stderr
+        return yaml.safe_load(shown.stdout)
+
+    return read
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def made(tmp_path_factory: pytest.TempPathFactory, make_vault) -> dict[str, object]:
     """One sandbox directory, the play run twice on it (each run takes ~7 s)."""
     sandbox = tmp_path_factory.mktemp("made") / "sandbox"
     (sandbox / "group_vars" / "all").mkdir(parents=True)
@@ -74,7 +69,7 @@ def test_password_and_vaults_are_made_private_and_encrypted(made):
         assert oct(path.stat().st_mode & 0o777) == "0o600", vault
 
 
-def test_every_secret_is_random_distinct_and_never_printed(made):
+def test_every_secret_is_random_distinct_and_never_printed(made, view):
     sandbox, first = made["sandbox"], made["first"]
 
     secrets = {}
@@ -97,7 +92,7 @@ def test_a_second_run_changes_nothing(made):
     assert {p: p.read_bytes() for p in made["sandbox"].rglob("*") if p.is_file()} == made["files"]
 
 
-def test_a_vault_the_password_does_not_open_stops_the_play(made, tmp_path):
+def test_a_vault_the_password_does_not_open_stops_the_play(made, make_vault, tmp_path):
     sandbox = tmp_path / "sandbox"
     (sandbox / "group_vars" / "all").mkdir(parents=True)
     for vault in SECRET_NAMES:
@@ -112,7 +107,7 @@ def test_a_vault_the_password_does_not_open_stops_the_play(made, tmp_path):
     assert "delete the password file and both vaults" in result.stdout
 
 
-def test_vaults_without_their_password_are_refused_not_replaced(made, tmp_path):
+def test_vaults_without_their_password_are_refused_not_replaced(made, make_vault, tmp_path):
     sandbox = tmp_path / "sandbox"
     vault_path = sandbox / "group_vars" / "all" / "vault.yml"
     vault_path.parent.mkdir(parents=True)

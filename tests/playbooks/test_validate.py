@@ -9,23 +9,15 @@ problems name it), added to a valid fleet; the fleet-wide cases are recognised b
 from __future__ import annotations
 
 import copy
-import datetime
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 TOP = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 # Anything that connected would fail loudly: nothing listens there and the timeout is short.
 UNREACHABLE = {
     "ansible_host": "192.0.2.1",
@@ -428,16 +420,30 @@ def bad_inventory() -> dict[str, Any]:
     return inventory
 
 
-def validate(tmp_path: Path, inventory: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "hosts.yml"
+@pytest.fixture(scope="session")
+def run_validate(ansible_playbook):
+    """Runs playbooks/validate.yml on an inventory source (a path), with the given arguments."""
+
+    def run(inventory: str | Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return ansible_playbook("playbooks/validate.yml", *args, inventory=inventory)
+
+    return run
+
+
+def write_inventory(directory: Path, inventory: dict[str, Any]) -> Path:
+    path = directory / "hosts.yml"
     path.write_text(yaml.safe_dump(inventory))
-    return run_validate(str(path), *args)
+    return path
 
 
-def run_validate(inventory: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(TOP / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
-    command = [str(BIN / "ansible-playbook"), "-i", inventory, "playbooks/validate.yml", *args]
-    return subprocess.run(command, cwd=TOP, env=env, capture_output=True, text=True, check=False, timeout=300)
+@pytest.fixture
+def validate(tmp_path, run_validate):
+    """Runs playbooks/validate.yml on an inventory given as data, with the given arguments."""
+
+    def run(inventory: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+        return run_validate(write_inventory(tmp_path, inventory), *args)
+
+    return run
 
 
 def assert_no_host_contacted(result: subprocess.CompletedProcess[str]) -> None:
@@ -448,20 +454,25 @@ def assert_no_host_contacted(result: subprocess.CompletedProcess[str]) -> None:
     assert all(changed == "0" and unreachable == "0" for _, changed, unreachable in recap), recap
 
 
-def assert_refused(tmp_path: Path, inventory: dict[str, Any], fragments: list[str]) -> None:
-    """validate.yml fails on ``inventory`` with one line holding every fragment, no host contacted
-    and no password printed."""
-    result = validate(tmp_path, inventory)
+@pytest.fixture
+def assert_refused(validate):
+    """`assert_refused(inventory, fragments)`: validate.yml fails on ``inventory`` with one line
+    holding every fragment, no host contacted and no password printed."""
 
-    assert result.returncode != 0
-    assert_no_host_contacted(result)
-    assert PASSWORD not in result.stdout + result.stderr
-    lines = [line.strip() for line in result.stdout.splitlines()]
-    assert any(all(f in line for f in fragments) for line in lines), (fragments, result.stdout[-3000:])
+    def check(inventory: dict[str, Any], fragments: list[str]) -> None:
+        result = validate(inventory)
+
+        assert result.returncode != 0
+        assert_no_host_contacted(result)
+        assert PASSWORD not in result.stdout + result.stderr
+        lines = [line.strip() for line in result.stdout.splitlines()]
+        assert any(all(f in line for f in fragments) for line in lines), (fragments, result.stdout[-3000:])
+
+    return check
 
 
-def test_valid_inventory_passes_without_contacting_a_host(tmp_path):
-    result = validate(tmp_path, valid_inventory())
+def test_valid_inventory_passes_without_contacting_a_host(validate):
+    result = validate(valid_inventory())
 
     assert result.returncode == 0, result.stdout[-3000:]
     assert_no_host_contacted(result)
@@ -476,7 +487,7 @@ def sandbox_vault_password() -> Path:
     return path
 
 
-def test_sandbox_inventory_passes_without_contacting_its_containers(sandbox_vault_password):
+def test_sandbox_inventory_passes_without_contacting_its_containers(run_validate, sandbox_vault_password):
     # The demo's inventory as committed plus this checkout's vaults; its hosts are Docker
     # containers reached with the docker connection, which would fail if tried: none runs.
     sandbox = TOP / "inventories" / "sandbox"
@@ -487,7 +498,9 @@ def test_sandbox_inventory_passes_without_contacting_its_containers(sandbox_vaul
     assert_no_host_contacted(result)
 
 
-def test_sandbox_sentinel_inventory_passes_without_contacting_its_containers(sandbox_vault_password):
+def test_sandbox_sentinel_inventory_passes_without_contacting_its_containers(
+    run_validate, sandbox_vault_password
+):
     # `SENTINEL=1 make demo`: the sandbox with sentinel.cfg as a second source (two more data nodes,
     # three Sentinels, every client through sentinel://), as committed.
     sandbox = TOP / "inventories" / "sandbox"
@@ -505,76 +518,9 @@ def test_sandbox_sentinel_inventory_passes_without_contacting_its_containers(san
     assert re.search(r"^cf-redis-3\s+: ok=", result.stdout, re.M), result.stdout[-3000:]
 
 
-def write_throwaway_pem(directory: Path) -> None:
-    """A self-signed certificate as ca.crt and client.crt, its key as client.key: what the sandbox reads."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-only")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "ca.crt").write_bytes(pem)
-    (directory / "client.crt").write_bytes(pem)
-    (directory / "client.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-
-
-def test_sandbox_tls_inventory_passes_without_contacting_its_containers(sandbox_vault_password, tmp_path):
-    # `TLS=1 make demo`: sandbox_tls turns the broker TLS-only and every client to rediss://, the CA
-    # and client certificate read from the throwaway CA's directory (here a stand-in).
-    sandbox = TOP / "inventories" / "sandbox"
-    write_throwaway_pem(tmp_path / "ca")
-
-    result = run_validate(
-        str(sandbox),
-        "--vault-password-file",
-        str(sandbox_vault_password),
-        "-e",
-        "sandbox_tls=true",
-        "-e",
-        f"celery_fleet_throwaway_ca_dir={tmp_path / 'ca'}",
-    )
-
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert_no_host_contacted(result)
-
-
-def test_sandbox_tls_with_sentinel_is_refused(sandbox_vault_password, tmp_path):
-    # TLS through Sentinel is not supported yet: `TLS=1 SENTINEL=1` must fail before any change.
-    sandbox = TOP / "inventories" / "sandbox"
-    write_throwaway_pem(tmp_path / "ca")
-
-    result = run_validate(
-        str(sandbox),
-        "-i",
-        str(sandbox / "sentinel.cfg"),
-        "--vault-password-file",
-        str(sandbox_vault_password),
-        "-e",
-        "sandbox_tls=true",
-        "-e",
-        f"celery_fleet_throwaway_ca_dir={tmp_path / 'ca'}",
-    )
-
-    assert result.returncode != 0
-    assert "celery_broker_sentinels" in result.stdout, result.stdout[-3000:]
-
-
 @pytest.fixture(scope="module")
-def refused(tmp_path_factory) -> dict[str, Any]:
-    result = validate(tmp_path_factory.mktemp("validate"), bad_inventory())
+def refused(tmp_path_factory, run_validate) -> dict[str, Any]:
+    result = run_validate(write_inventory(tmp_path_factory.mktemp("validate"), bad_inventory()))
     lines = [line.strip() for line in result.stdout.splitlines()]
     return {"result": result, "lines": lines}
 
@@ -635,8 +581,8 @@ def sentinel_inventory() -> dict[str, Any]:
     return inventory
 
 
-def test_valid_sentinel_inventory_passes_without_contacting_a_host(tmp_path):
-    result = validate(tmp_path, sentinel_inventory())
+def test_valid_sentinel_inventory_passes_without_contacting_a_host(validate):
+    result = validate(sentinel_inventory())
 
     assert result.returncode == 0, result.stdout[-3000:]
     assert_no_host_contacted(result)
@@ -686,11 +632,11 @@ def test_valid_sentinel_inventory_passes_without_contacting_a_host(tmp_path):
         "name",
     ],
 )
-def test_each_bad_sentinel_topology_is_refused_naming_the_field(tmp_path, change, fragments):
+def test_each_bad_sentinel_topology_is_refused_naming_the_field(assert_refused, change, fragments):
     inventory = sentinel_inventory()
     change(inventory)
 
-    assert_refused(tmp_path, inventory, fragments)
+    assert_refused(inventory, fragments)
 
 
 # --- Monitoring (issue 17): group monitoring, fleet-wide --------------------------------------------
@@ -713,8 +659,8 @@ def monitoring_inventory() -> dict[str, Any]:
     return inventory
 
 
-def test_valid_monitoring_inventory_passes_without_contacting_a_host(tmp_path):
-    result = validate(tmp_path, monitoring_inventory())
+def test_valid_monitoring_inventory_passes_without_contacting_a_host(validate):
+    result = validate(monitoring_inventory())
 
     assert result.returncode == 0, result.stdout[-3000:]
     assert_no_host_contacted(result)
@@ -789,34 +735,34 @@ def test_valid_monitoring_inventory_passes_without_contacting_a_host(tmp_path):
         "no-password",
     ],
 )
-def test_each_bad_monitoring_input_is_refused_naming_the_field(tmp_path, change, fragments):
+def test_each_bad_monitoring_input_is_refused_naming_the_field(assert_refused, change, fragments):
     inventory = monitoring_inventory()
     change(inventory)
 
-    assert_refused(tmp_path, inventory, fragments)
+    assert_refused(inventory, fragments)
 
 
-def test_inventory_without_monitoring_group_needs_no_exporter_settings(tmp_path):
+def test_inventory_without_monitoring_group_needs_no_exporter_settings(validate):
     # valid_inventory() has no monitoring group and no exporter user or password: nothing is asked.
-    result = validate(tmp_path, valid_inventory())
+    result = validate(valid_inventory())
 
     assert result.returncode == 0, result.stdout[-3000:]
     assert "redis_exporter" not in result.stdout
 
 
-def test_a_sentinel_only_host_is_validated_as_a_sentinel_not_a_data_node(tmp_path):
+def test_a_sentinel_only_host_is_validated_as_a_sentinel_not_a_data_node(validate):
     # s1 runs a Sentinel only: group redis' variables (redis_password, the ACL users) are not its.
     inventory = sentinel_inventory()
     inventory["all"]["children"]["redis_sentinel"]["hosts"] = {"r1": {}, "r2": {}, "s1": {}}
 
-    result = validate(tmp_path, inventory)
+    result = validate(inventory)
 
     assert result.returncode == 0, result.stdout[-3000:]
     assert_no_host_contacted(result)
     assert re.search(r"^s1\s+: ok=", result.stdout, re.M), result.stdout[-3000:]
 
 
-def test_a_sentinel_only_host_still_needs_the_sentinels_password(tmp_path):
+def test_a_sentinel_only_host_still_needs_the_sentinels_password(validate):
     inventory = sentinel_inventory()
     inventory["all"]["children"]["redis_sentinel"]["hosts"] = {
         "r1": {},
@@ -824,7 +770,7 @@ def test_a_sentinel_only_host_still_needs_the_sentinels_password(tmp_path):
         "s1": {"redis_sentinel_password": ""},
     }
 
-    result = validate(tmp_path, inventory)
+    result = validate(inventory)
 
     assert result.returncode != 0
     assert PASSWORD not in result.stdout + result.stderr
@@ -853,11 +799,11 @@ def tls_inventory() -> dict[str, Any]:
     return inventory
 
 
-def test_valid_tls_inventory_passes_without_contacting_a_host(tmp_path):
+def test_valid_tls_inventory_passes_without_contacting_a_host(validate):
     inventory = tls_inventory()
     inventory["all"]["children"]["redis"]["vars"]["redis_port"] = 0
 
-    result = validate(tmp_path, inventory)
+    result = validate(inventory)
 
     assert result.returncode == 0, result.stdout[-3000:]
     assert_no_host_contacted(result)
@@ -898,11 +844,11 @@ def test_valid_tls_inventory_passes_without_contacting_a_host(tmp_path):
         "tls-client-plain-broker",
     ],
 )
-def test_each_bad_tls_input_is_refused_naming_the_field(tmp_path, change, fragments):
+def test_each_bad_tls_input_is_refused_naming_the_field(assert_refused, change, fragments):
     inventory = tls_inventory()
     change(inventory)
 
-    assert_refused(tmp_path, inventory, fragments)
+    assert_refused(inventory, fragments)
 
 
 # --- inventories/production as committed, its vaults filled in (issue 18) ---------------------------
@@ -935,7 +881,7 @@ def production_copy(tmp_path: Path) -> Path:
     return target
 
 
-def test_production_inventory_passes_with_its_vaults_filled_in(tmp_path):
+def test_production_inventory_passes_with_its_vaults_filled_in(tmp_path, run_validate):
     inventory = production_copy(tmp_path)
 
     result = run_validate(str(inventory))

@@ -372,38 +372,22 @@ PLAYBOOK = """
 
 
 @pytest.mark.parametrize("suite", SUITES[:1])
-def test_template_renders_a_rule_file_promtool_accepts(suite, tmp_path):
+def test_template_renders_a_rule_file_promtool_accepts(suite, tmp_path, local_inventory, ansible_playbook):
     binary = promtool(suite)
-    local = {"ansible_connection": "local", "ansible_python_interpreter": os.sys.executable}
-    worker = dict(local, celery_broker_key_prefix="cf:", celery_queues=["celery", "slow"])
+    worker = {"celery_broker_key_prefix": "cf:", "celery_queues": ["celery", "slow"]}
     worker["celery_workers"] = [
         {"name": "default", "queues": ["celery"]},
         {"name": "slow", "queues": ["slow"]},
     ]
-    inventory = {
-        "all": {
-            "children": {"celery_workers": {"hosts": {"w1": worker}}, "monitoring": {"hosts": {"m1": local}}}
-        }
-    }
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    inventory = local_inventory({"celery_workers": {"w1": worker}, "monitoring": {"m1": {}}})
     dest = tmp_path / "celery-fleet-alerts.yml"
     (tmp_path / "play.yml").write_text(
         PLAYBOOK.format(
             role_defaults=ROLE_DEFAULTS, defaults=DEFAULTS, role_vars=ROLE_VARS, template=TEMPLATE, dest=dest
         )
     )
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
-    bin_dir = Path(os.sys.executable).parent
 
-    play = subprocess.run(
-        [str(bin_dir / "ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    play = ansible_playbook(tmp_path / "play.yml", inventory=inventory)
     check = subprocess.run([binary, "check", "rules", str(dest)], capture_output=True, text=True, check=False)
 
     assert play.returncode == 0, play.stdout[-3000:]
