@@ -30,15 +30,17 @@ SENTINEL=${SENTINEL:-0}
 TLS=${TLS:-0}
 INVENTORIES=(-i "$INVENTORY")
 DATA_NODES=(cf-redis)
-REDIS_CLI_TLS=()
+REDIS_CLI_CONNECT=()
 if [ "$TLS" = 1 ] && [ "$SENTINEL" = 1 ]; then
   echo "demo: TLS=1 with SENTINEL=1 is not supported yet (TLS through Sentinel): choose one" >&2
   exit 2
 fi
 if [ "$TLS" = 1 ]; then
-  INVENTORIES+=(-e sandbox_tls=true)
-  # The broker's TLS port, the CA that roles/redis installed from the throwaway CA.
-  REDIS_CLI_TLS=(--tls --cacert /etc/ssl/celery-fleet-throwaway/ca.crt -p 6380)
+  # The CA's directory as an extra variable too: the CA play runs on the controller (localhost), which
+  # reads no group_vars of the inventory.
+  INVENTORIES+=(-e sandbox_tls=true -e "celery_fleet_throwaway_ca_dir=$PWD/.cache/sandbox-ca")
+  # No plaintext port, and the TLS port wants a client certificate: the server's own Unix socket.
+  REDIS_CLI_CONNECT=(-s /run/redis/redis-server.sock)
 fi
 if [ "$SENTINEL" = 1 ]; then
   INVENTORIES+=(-i "$SENTINEL_INVENTORY")
@@ -78,7 +80,17 @@ vault_value() {
 redis_cli() {
   local host=$1 password=$2
   shift 2
-  docker exec -i "$host" redis-cli "${REDIS_CLI_TLS[@]}" --askpass "$@" <<<"$password"
+  docker exec -i "$host" redis-cli "${REDIS_CLI_CONNECT[@]}" --askpass "$@" <<<"$password"
+}
+
+# How many entries a data node's ACL LOG holds, or "UNREADABLE (<error>)": never a 0 it did not read.
+acl_denials() {
+  local out
+  if out=$(redis_cli "$1" "$2" --user admin ACL LOG 2>&1) && ! grep -qE '^(ERR|NOAUTH|WRONGPASS|Could not connect|I/O error)' <<<"$out"; then
+    grep -c '^reason$' <<<"$out" || true
+  else
+    echo "UNREADABLE ($(head -1 <<<"$out"))"
+  fi
 }
 
 # The data node the Sentinels name as the master: "<container> (<ip>), named by N of 3 Sentinels".
@@ -133,7 +145,11 @@ up() {
   playbook playbooks/sandbox.yml
   if [ "$TLS" = 1 ]; then
     echo "==> demo: a throwaway CA and the broker's certificate (playbooks/throwaway-ca.yml)"
-    playbook playbooks/throwaway-ca.yml --flush-cache | sed -n '/PLAY RECAP/,/^$/p'
+    playbook playbooks/throwaway-ca.yml --flush-cache >.cache/demo-ca.log 2>&1 || {
+      tail -40 .cache/demo-ca.log
+      exit 1
+    }
+    sed -n '/PLAY RECAP/,/^$/p' .cache/demo-ca.log
   fi
   echo "==> demo: the fleet (ansible-playbook site.yml ${INVENTORIES[*]} --vault-password-file $VAULT_FILE)"
   local started=$SECONDS
@@ -204,19 +220,30 @@ print(", ".join(x["labels"]["alertname"] + " " + x["state"] for x in a) or "none
   # Denials of the least-privilege ACL users during the whole run (0: the rule sets suffice).
   local acl_log admin_password host
   admin_password=$(vault_value "$VAULT" vault_redis_admin_password)
-  acl_log=$(redis_cli cf-redis "$admin_password" --user admin ACL LOG | grep -c '^reason$' || true)
+  acl_log=$(acl_denials cf-redis "$admin_password")
   if [ "$SENTINEL" = 1 ]; then
     acl_log="on cf-redis $acl_log"
     for host in "${DATA_NODES[@]:1}"; do
-      acl_log="$acl_log, on $host $(redis_cli "$host" "$admin_password" --user admin ACL LOG | grep -c '^reason$' || true)"
+      acl_log="$acl_log, on $host $(acl_denials "$host" "$admin_password")"
     done
   fi
   unset admin_password
+
+  # TLS=1: what listens on the broker host, and what a plaintext client gets there.
+  local broker_report="plaintext (redis://cf-redis:6379); TLS=1 make demo: TLS only" tls_listen plain_listen plain_ping
+  if [ "$TLS" = 1 ]; then
+    tls_listen=$(docker exec cf-redis ss -Hltn 'sport = :6380' | awk '{print $4}' | paste -sd ' ' - || true)
+    plain_listen=$(docker exec cf-redis ss -Hltn 'sport = :6379' | awk '{print $4}' | paste -sd ' ' - || true)
+    plain_ping=$(docker exec cf-redis redis-cli -p 6379 PING 2>&1 | head -1 || true)
+    broker_report="TLS only: redis-server listens on ${tls_listen:-nothing} (the broker's certificate from .cache/sandbox-ca, verified by every client);
+  6379: ${plain_listen:-closed}; a plaintext PING there: $plain_ping"
+  fi
 
   cat <<SUMMARY
 
 ==================== celery-fleet sandbox ====================
 Deploy: site.yml in ${deploy_seconds} s ($(grep -c '^cf-.*changed=0 ' .cache/demo-site.log || true) of $((${#DATA_NODES[@]} + 3)) hosts unchanged)
+Broker: $broker_report
 
 Workers, as Celery reports them (celery inspect stats / active_queues):
 $(summary_workers)
