@@ -12,6 +12,7 @@ import copy
 import datetime
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -483,44 +484,7 @@ def test_valid_inventory_passes_without_contacting_a_host(validate):
     assert_no_host_contacted(result)
 
 
-@pytest.fixture
-def sandbox_vault_password() -> Path:
-    """The sandbox's vault password file, made per checkout by `make sandbox-vault` (`make unit` runs it)."""
-    path = TOP / "inventories" / "sandbox" / "vault-password.txt"
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: run `make sandbox-vault` first (make unit does)")
-    return path
-
-
-def test_sandbox_inventory_passes_without_contacting_its_containers(run_validate, sandbox_vault_password):
-    # The demo's inventory as committed plus this checkout's vaults; its hosts are Docker
-    # containers reached with the docker connection, which would fail if tried: none runs.
-    sandbox = TOP / "inventories" / "sandbox"
-
-    result = run_validate(str(sandbox), "--vault-password-file", str(sandbox_vault_password))
-
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert_no_host_contacted(result)
-
-
-def test_sandbox_sentinel_inventory_passes_without_contacting_its_containers(
-    run_validate, sandbox_vault_password
-):
-    # `SENTINEL=1 make demo`: the sandbox with sentinel.cfg as a second source (two more data nodes,
-    # three Sentinels, every client through sentinel://), as committed.
-    sandbox = TOP / "inventories" / "sandbox"
-
-    result = run_validate(
-        str(sandbox),
-        "-i",
-        str(sandbox / "sentinel.cfg"),
-        "--vault-password-file",
-        str(sandbox_vault_password),
-    )
-
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert_no_host_contacted(result)
-    assert re.search(r"^cf-redis-3\s+: ok=", result.stdout, re.M), result.stdout[-3000:]
+SANDBOX = TOP / "inventories" / "sandbox"
 
 
 def write_throwaway_pem(directory: Path) -> None:
@@ -549,44 +513,56 @@ def write_throwaway_pem(directory: Path) -> None:
     )
 
 
-def test_sandbox_tls_inventory_passes_without_contacting_its_containers(
-    run_validate, sandbox_vault_password, tmp_path
-):
-    # `TLS=1 make demo`: sandbox_tls turns the broker TLS-only and every client to rediss://, the CA
-    # and client certificate read from the throwaway CA's directory (here a stand-in).
-    sandbox = TOP / "inventories" / "sandbox"
-    write_throwaway_pem(tmp_path / "ca")
+@pytest.fixture
+def validate_sandbox(run_validate, tmp_path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`validate_sandbox(sentinel=False, tls=False)`: the validation play on the demo's inventory as
+    committed plus this checkout's vaults (made by `make sandbox-vault`, which `make unit` runs);
+    `sentinel`: with sentinel.cfg as a second source (`SENTINEL=1 make demo`); `tls`: with
+    sandbox_tls on and a stand-in throwaway CA (`TLS=1 make demo`)."""
+    password = SANDBOX / "vault-password.txt"
+    if not password.is_file():
+        pytest.fail(f"{password} is missing: run `make sandbox-vault` first (make unit does)")
 
-    result = run_validate(
-        str(sandbox),
-        "--vault-password-file",
-        str(sandbox_vault_password),
-        "-e",
-        "sandbox_tls=true",
-        "-e",
-        f"celery_fleet_throwaway_ca_dir={tmp_path / 'ca'}",
-    )
+    def run(*, sentinel: bool = False, tls: bool = False) -> subprocess.CompletedProcess[str]:
+        args = ["-i", str(SANDBOX / "sentinel.cfg")] if sentinel else []
+        if tls:
+            write_throwaway_pem(tmp_path / "ca")
+            args += ["-e", "sandbox_tls=true", "-e", f"celery_fleet_throwaway_ca_dir={tmp_path / 'ca'}"]
+        return run_validate(str(SANDBOX), *args, "--vault-password-file", str(password))
+
+    return run
+
+
+def test_sandbox_inventory_passes_without_contacting_its_containers(validate_sandbox):
+    # Its hosts are Docker containers reached with the docker connection, which would fail if
+    # tried: none runs.
+    result = validate_sandbox()
 
     assert result.returncode == 0, result.stdout[-3000:]
     assert_no_host_contacted(result)
 
 
-def test_sandbox_tls_with_sentinel_is_refused(run_validate, sandbox_vault_password, tmp_path):
-    # TLS through Sentinel is not supported yet: `TLS=1 SENTINEL=1` must fail before any change.
-    sandbox = TOP / "inventories" / "sandbox"
-    write_throwaway_pem(tmp_path / "ca")
+def test_sandbox_sentinel_inventory_passes_without_contacting_its_containers(validate_sandbox):
+    # `SENTINEL=1 make demo`: two more data nodes, three Sentinels, every client through sentinel://.
+    result = validate_sandbox(sentinel=True)
 
-    result = run_validate(
-        str(sandbox),
-        "-i",
-        str(sandbox / "sentinel.cfg"),
-        "--vault-password-file",
-        str(sandbox_vault_password),
-        "-e",
-        "sandbox_tls=true",
-        "-e",
-        f"celery_fleet_throwaway_ca_dir={tmp_path / 'ca'}",
-    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_no_host_contacted(result)
+    assert re.search(r"^cf-redis-3\s+: ok=", result.stdout, re.M), result.stdout[-3000:]
+
+
+def test_sandbox_tls_inventory_passes_without_contacting_its_containers(validate_sandbox):
+    # `TLS=1 make demo`: sandbox_tls turns the broker TLS-only and every client to rediss://, the CA
+    # and client certificate read from the throwaway CA's directory (here a stand-in).
+    result = validate_sandbox(tls=True)
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_no_host_contacted(result)
+
+
+def test_sandbox_tls_with_sentinel_is_refused(validate_sandbox):
+    # TLS through Sentinel is not supported yet: `TLS=1 SENTINEL=1` must fail before any change.
+    result = validate_sandbox(sentinel=True, tls=True)
 
     assert result.returncode != 0
     assert "celery_broker_sentinels" in result.stdout, result.stdout[-3000:]
