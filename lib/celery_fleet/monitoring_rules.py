@@ -185,12 +185,15 @@ def sentinel_scrape_targets(
 ) -> list[dict[str, str]]:
     """What Prometheus scrapes for the Sentinels of ``hosts``: each host's exporter (as
     :func:`exporter_targets`) and, as its ``/scrape?target=``, the host's own Sentinel on loopback
-    (``redis_sentinel_port``)."""
+    (``redis_sentinel_port``; over TLS with ``redis_tls_enabled``)."""
     exporters = exporter_targets(hosts, hostvars, monitoring_hosts)
     return [
         {
             "address": exporter,
-            "target": sentinel_address(hostvars.get(host, {}).get("redis_sentinel_port", 26379)),
+            "target": sentinel_address(
+                hostvars.get(host, {}).get("redis_sentinel_port", 26379),
+                hostvars.get(host, {}).get("redis_tls_enabled", False) is True,
+            ),
         }
         for host, exporter in zip(hosts, exporters, strict=True)
     ]
@@ -202,9 +205,10 @@ def sentinel_static_configs(targets: Sequence[Mapping[str, str]]) -> list[dict[s
     return [{"targets": [str(t["address"])], "labels": {"__param_target": str(t["target"])}} for t in targets]
 
 
-def sentinel_address(port: int | str) -> str:
-    """The address an exporter reaches its host's Sentinel at (loopback)."""
-    return f"redis://127.0.0.1:{port}"
+def sentinel_address(port: int | str, tls: bool = False) -> str:
+    """The address an exporter reaches its host's Sentinel at (loopback; ``rediss://`` with ``tls``:
+    a Sentinel of a TLS fleet serves TLS only)."""
+    return f"{'rediss' if tls else 'redis'}://127.0.0.1:{port}"
 
 
 def queue_keys(queues: Sequence[str] | None, prefix: str | None = "") -> list[str]:

@@ -185,6 +185,17 @@ def _sentinel_host_problems(
             problems.append(Problem(field, f"{value!r} is not 1-64 of A-Z a-z 0-9 _ . -", host=host))
     if get("redis_sentinel_exporter_password") is not None:
         problems.extend(_sentinel_exporter_problems(inputs, host))
+    missing = [field for field in TLS_FILES if not (is_text(get(field)) and get(field))]
+    if not data_node and get("redis_tls_enabled") is True and missing:
+        # A data node's own rules name them already; its Sentinel reads the same files.
+        problems.append(
+            Problem(
+                ", ".join(missing),
+                "required with redis_tls_enabled: true on a Sentinel host too (it serves TLS only, with "
+                "these paths of PEM files already on the host)",
+                host=host,
+            )
+        )
     port = get("redis_sentinel_port", 26379)
     if not int_in_range(port, 1, 65535):
         problems.append(Problem("redis_sentinel_port", f"{port!r} is not a TCP port (1-65535)", host=host))

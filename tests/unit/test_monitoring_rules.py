@@ -278,6 +278,11 @@ def test_sentinel_scrape_targets_are_each_hosts_exporter_and_its_loopback_sentin
     assert m.sentinel_scrape_targets(["r1"], hostvars, ["r1"]) == [
         {"address": "127.0.0.1:9121", "target": "redis://127.0.0.1:26379"}
     ]
+    # A TLS fleet's Sentinel serves TLS only: the exporter is sent to rediss://.
+    hostvars["r1"]["redis_tls_enabled"] = True
+    assert m.sentinel_scrape_targets(["r1"], hostvars, ["r1"]) == [
+        {"address": "127.0.0.1:9121", "target": "rediss://127.0.0.1:26379"}
+    ]
 
 
 def test_exporter_with_a_sentinel_needs_its_password():

@@ -312,6 +312,24 @@ def test_a_sentinel_only_host_still_gets_the_sentinel_rules(change, fragments):
     assert all(f in problem for f in fragments), problem
 
 
+def test_a_sentinel_only_host_with_tls_needs_the_tls_files():
+    paths = {"redis_tls_cert_file": "/c.pem", "redis_tls_key_file": "/k.pem", "redis_tls_ca_file": "/ca.pem"}
+
+    assert redis_problems({**SENTINEL_ONLY, "redis_tls_enabled": True, **paths}, "s1") == []
+    problem = only(
+        redis_problems({**SENTINEL_ONLY, "redis_tls_enabled": True, **paths, "redis_tls_key_file": ""}, "s1")
+    )
+    assert problem.startswith("host 's1': field 'redis_tls_key_file'"), problem
+    assert "Sentinel host" in problem
+    # A data node gets its own message for the same field, once.
+    data_node = redis_problems(
+        {**SENTINEL_HOST, "redis_tls_enabled": True, **paths, "redis_tls_key_file": ""}, "r1"
+    )
+    assert [p for p in data_node if "redis_tls_key_file" in p] == [
+        next(p for p in data_node if "redis_tls_key_file" in p)
+    ]
+
+
 @pytest.mark.parametrize(
     "groups",
     [

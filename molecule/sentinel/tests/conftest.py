@@ -29,6 +29,13 @@ VARS = inventory_vars(DATA_NODES[0])
 MASTER_NAME = VARS.get("redis_sentinel_master_name", "celery-fleet")
 DOWN_AFTER_MS = VARS.get("redis_sentinel_down_after_milliseconds", 5000)
 SENTINEL_PORT = 26379
+# TLS-only fleet (molecule.yml): data nodes on their TLS port, Sentinels on theirs, every redis-cli
+# with the CA and the node's own certificate as client certificate.
+TLS = VARS.get("redis_tls_enabled", False) is True
+DATA_PORT = int(VARS.get("redis_tls_port", 6380)) if TLS else 6379
+TLS_ARGS = (
+    "--tls --cacert /etc/redis/tls/ca.crt --cert /etc/redis/tls/server.crt --key /etc/redis/tls/server.key "
+)
 
 
 @functools.cache
@@ -47,10 +54,12 @@ def cli(
     *,
     password: str | None = None,
     user: str | None = None,
-    port: int = 6379,
+    port: int = DATA_PORT,
     check: bool = True,
+    tls: bool = TLS,
 ) -> str:
-    """redis-cli on ``name`` against its own address (not loopback: what a peer sees).
+    """redis-cli on ``name`` against its own address (not loopback: what a peer sees), over TLS
+    when the fleet is (``tls``: False tries plaintext).
 
     ``check``: fail unless redis-cli exits 0, and return its stdout; without it, return stdout and
     stderr together whatever the exit (a refused AUTH is reported on stderr, a command's NOAUTH or
@@ -58,7 +67,7 @@ def cli(
     """
     who = f"--user {user} " if user else ""
     auth = {"REDISCLI_AUTH": password} if password else None
-    command = f"redis-cli --no-auth-warning -h {address(name)} -p {port} {who}{args}"
+    command = f"redis-cli --no-auth-warning -h {address(name)} -p {port} {TLS_ARGS if tls else ''}{who}{args}"
     if check:
         return node(name).check(command, secret_env=auth).strip()
     result = node(name).run(command, secret_env=auth)

@@ -11,9 +11,12 @@ import time
 import pytest
 from conftest import (
     DATA_NODES,
+    DATA_PORT,
     DOWN_AFTER_MS,
     MASTER_NAME,
+    SENTINEL_PORT,
     SENTINELS,
+    TLS,
     VARS,
     address,
     admin,
@@ -21,6 +24,7 @@ from conftest import (
     master_by_sentinel,
     master_node,
     node,
+    records,
     role,
     sentinel,
     wait_until,
@@ -44,7 +48,7 @@ def test_one_master_and_every_replica_in_sync():
 def test_every_sentinel_names_the_master_and_reaches_its_quorum(name):
     master = master_node()
 
-    assert master_by_sentinel(name) == f"{address(master)}:6379"
+    assert master_by_sentinel(name) == f"{address(master)}:{DATA_PORT}"
     assert sentinel(name, f"SENTINEL CKQUORUM {MASTER_NAME}").startswith("OK 3 usable Sentinels")
 
 
@@ -68,19 +72,61 @@ def test_unauthenticated_client_gets_noauth_from_a_data_node(name):
 @pytest.mark.parametrize("name", SENTINELS)
 def test_unauthenticated_client_gets_noauth_from_a_sentinel(name):
     for command in ("PING", f"SENTINEL GET-MASTER-ADDR-BY-NAME {MASTER_NAME}", "SENTINEL MASTERS", "INFO"):
-        assert cli(name, command, port=26379).startswith("NOAUTH"), command
+        assert cli(name, command, port=SENTINEL_PORT).startswith("NOAUTH"), command
 
 
 def test_a_wrong_sentinel_password_is_refused():
-    name = SENTINELS[0]
-
-    result = node(name).run(
-        f"redis-cli --no-auth-warning -h {address(name)} -p 26379 PING",
-        secret_env={"REDISCLI_AUTH": "test-only-wrong-password-0123"},
+    reply = cli(
+        SENTINELS[0], "PING", password="test-only-wrong-password-0123", port=SENTINEL_PORT, check=False
     )
 
-    assert "WRONGPASS" in result.stdout + result.stderr, result
-    assert "PONG" not in result.stdout
+    assert "WRONGPASS" in reply, reply
+    assert "PONG" not in reply
+
+
+# The system's CAs: a client that trusts them, not the fleet's CA.
+SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
+
+
+@pytest.mark.skipif(not TLS, reason="the fleet runs without TLS")
+@pytest.mark.parametrize("name", DATA_NODES)
+def test_tls_only_no_plaintext_and_no_unverified_client(name):
+    # The data node's plaintext port is closed (redis_port 0); its TLS port and the Sentinel's,
+    # spoken to in plaintext with the right password, give nothing.
+    password = {"password": VARS["redis_sentinel_password"]}
+    assert "Connection refused" in cli(name, "PING", port=6379, tls=False, check=False, **password)
+    for port in (DATA_PORT, SENTINEL_PORT):
+        reply = cli(name, "PING", port=port, tls=False, check=False, **password)
+        assert "PONG" not in reply and "NOAUTH" not in reply and "WRONGPASS" not in reply, (port, reply)
+    # A client without the fleet's CA does not trust the server (redis-cli verifies by default)...
+    system_ca = node(name).run(
+        f"redis-cli -h {address(name)} -p {SENTINEL_PORT} --tls --cacert {SYSTEM_CA} PING"
+    )
+    assert "PONG" not in system_ca.stdout and "verify failed" in system_ca.stdout + system_ca.stderr, (
+        system_ca
+    )
+    # ...and one without a client certificate is refused by the server (redis_tls_auth_clients yes).
+    no_cert = node(name).run(
+        f"redis-cli -h {address(name)} -p {SENTINEL_PORT} --tls --cacert /etc/redis/tls/ca.crt PING"
+    )
+    assert "PONG" not in no_cert.stdout and "NOAUTH" not in no_cert.stdout, no_cert
+
+
+@pytest.mark.skipif(not TLS, reason="the fleet runs without TLS")
+def test_replication_and_the_sentinels_links_run_over_tls():
+    # The replicas reach the master on its TLS port (the only one open) and are in sync; the Sentinels
+    # know every replica and each other there, none disconnected.
+    master = master_node()
+    for replica in set(DATA_NODES) - {master}:
+        info = admin(replica, "INFO replication")
+        assert f"master_port:{DATA_PORT}" in info and "master_link_status:up" in info, info
+    for name in SENTINELS:
+        replicas = records(sentinel(name, f"SENTINEL REPLICAS {MASTER_NAME}"))
+        assert {r["port"] for r in replicas} == {str(DATA_PORT)}, replicas
+        assert all("disconnected" not in r["flags"] for r in replicas), replicas
+        peers = records(sentinel(name, f"SENTINEL SENTINELS {MASTER_NAME}"))
+        assert len(peers) == len(SENTINELS) - 1, peers
+        assert all("disconnected" not in p["flags"] for p in peers), peers
 
 
 def test_the_replication_and_sentinel_users_get_only_their_commands():
@@ -111,7 +157,7 @@ def test_files_holding_passwords_are_closed_to_others(name):
 
 def test_kill_9_of_the_master_elects_a_new_master_in_bounded_time():
     old = master_node()
-    old_address = f"{address(old)}:6379"
+    old_address = f"{address(old)}:{DATA_PORT}"
     # Debian's unit restarts a killed server within 100 ms (Restart=always), long before Sentinel's
     # down-after: masked for the test, the server stays down as a crashed host would.
     node(old).check("systemctl mask --runtime redis-server")
@@ -130,7 +176,7 @@ def test_kill_9_of_the_master_elects_a_new_master_in_bounded_time():
         f"(x{ratio:.2f} of down-after {DOWN_AFTER_MS} ms)",
     )
 
-    new = next(n for n in DATA_NODES if f"{address(n)}:6379" == elected)
+    new = next(n for n in DATA_NODES if f"{address(n)}:{DATA_PORT}" == elected)
     assert role(new) == "master"
     # Bounded: down-after plus the election and promotion (the ratio itself is a benchmark).
     assert seconds < DOWN_AFTER_MS / 1000 + 25

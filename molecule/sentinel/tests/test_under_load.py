@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 from conftest import (
     DATA_NODES,
+    DATA_PORT,
     DOWN_AFTER_MS,
     MASTER_NAME,
     SENTINELS,
@@ -133,7 +134,7 @@ def agreed_master(old_address: str) -> str | None:
             return None
     if len(named) != 1 or old_address in named:
         return None
-    return next(n for n in DATA_NODES if f"{address_of[n]}:6379" in named)
+    return next(n for n in DATA_NODES if f"{address_of[n]}:{DATA_PORT}" in named)
 
 
 def sentinel_logs(lines: int = 40) -> str:
@@ -163,7 +164,7 @@ def fail_over(fault: str) -> dict[str, Any]:
     c = client()
     c.check("rm -f /tmp/stream-stop /tmp/stream-ids.json /tmp/stream-started")
     old = current_master()
-    old_address = f"{address_of[old]}:6379"
+    old_address = f"{address_of[old]}:{DATA_PORT}"
     since = time.time()
     producer: dict[str, Any] = {}
 
@@ -400,7 +401,9 @@ def master_on_the_first_sentinels_host() -> str:
         # Sentinel reads its replicas' INFO every 10 s: wait until it saw the new priorities.
         wait_until(
             lambda: all(
-                p == 0 for a, p in replica_priorities(first).items() if a != f"{address_of[first]}:6379"
+                p == 0
+                for a, p in replica_priorities(first).items()
+                if a != f"{address_of[first]}:{DATA_PORT}"
             ),
             timeout=30,
             what="the Sentinel reading replica-priority 0",
@@ -409,7 +412,7 @@ def master_on_the_first_sentinels_host() -> str:
         wait_until(
             lambda: (
                 role(first) == "master"
-                and {master_by_sentinel(s) for s in SENTINELS} == {f"{address_of[first]}:6379"}
+                and {master_by_sentinel(s) for s in SENTINELS} == {f"{address_of[first]}:{DATA_PORT}"}
             ),
             timeout=60,
             what=f"{first} master, named by every Sentinel",
@@ -536,4 +539,4 @@ def test_site_yml_after_the_failovers_changes_nothing_and_keeps_the_master() -> 
     assert len(recaps) == len(DATA_NODES) + 1, result.stdout[-2000:]
     assert all(changed == "0" for _, changed in recaps), recaps
     assert current_master() == master
-    assert {master_by_sentinel(s) for s in SENTINELS} == {f"{address_of[master]}:6379"}
+    assert {master_by_sentinel(s) for s in SENTINELS} == {f"{address_of[master]}:{DATA_PORT}"}

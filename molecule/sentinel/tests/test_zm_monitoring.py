@@ -20,7 +20,18 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import DATA_NODES, MASTER_NAME, SENTINELS, admin, master_node, node, role, sentinel, wait_until
+from conftest import (
+    DATA_NODES,
+    MASTER_NAME,
+    SENTINELS,
+    TLS,
+    admin,
+    master_node,
+    node,
+    role,
+    sentinel,
+    wait_until,
+)
 from scenario_inventory import inventory_vars
 
 CLIENT = "sentinel-client"
@@ -100,7 +111,11 @@ def test_every_target_is_up_sentinels_included() -> None:
     found, seconds = wait_until(every_target_up, timeout=90, what="every Prometheus target up")
     sentinels = sorted(t["scrapeUrl"] for t in found if t["labels"]["job"] == "redis_sentinel")
     print(f"{len(found)} targets up after {seconds:.1f} s; Sentinels: {sentinels}")
-    assert all("target=redis%3A%2F%2F127.0.0.1%3A26379" in url for url in sentinels), sentinels
+    # A TLS fleet's Sentinels serve TLS only: the exporter reaches them with rediss://.
+    scheme = "rediss" if TLS else "redis"
+    assert sentinels and all(f"target={scheme}%3A%2F%2F127.0.0.1%3A26379" in url for url in sentinels), (
+        sentinels
+    )
 
 
 def test_the_sentinels_report_their_quorum_as_a_metric() -> None:
