@@ -110,6 +110,10 @@ def transport_options(visibility_timeout: Any = None, key_prefix: Any = "") -> d
 # Transport options that hold a secret: never printed, never compared by value (option_errors).
 SECRET_OPTIONS = frozenset({"sentinel_kwargs"})
 SECRET_SET = "<set, not shown>"
+# What verification expects of sentinel_kwargs with TLS on: set, and with these keys (their names
+# are all the live check reports of it: celery_fleet_live.py).
+SECRET_SET_TLS = "<set with TLS, not shown>"
+SENTINEL_TLS_KEYS = ("ssl", "ssl_cert_reqs", "ssl_ca_certs")
 # A Sentinel as clients reach it: a host name or IPv4 address and a port.
 SENTINEL_ADDRESS_RE = re.compile(r"^[A-Za-z0-9_.-]+:[0-9]{1,5}$")
 
@@ -500,15 +504,18 @@ def expected_broker_options(
     key_prefix: Any = "",
     sentinels: Any = None,
     master_name: Any = "celery-fleet",
+    tls: Any = False,
 ) -> dict[str, Any]:
     """The broker transport options verification expects on a running worker, without secrets.
 
     ``connection``'s broker options with ``sentinel_kwargs`` as SECRET_SET: verification never
-    carries the Sentinel password (option_errors checks only that it is set).
+    carries the Sentinel password (option_errors checks only that it is set); with ``tls`` as
+    SECRET_SET_TLS (option_errors also checks that it has the SENTINEL_TLS_KEYS, by name).
     """
     options = transport_options(visibility_timeout, key_prefix)["broker"]
     if sentinels:
-        options.update({"master_name": master_name, "sentinel_kwargs": SECRET_SET, **SENTINEL_BROKER_OPTIONS})
+        secret = SECRET_SET_TLS if tls is True else SECRET_SET
+        options.update({"master_name": master_name, "sentinel_kwargs": secret, **SENTINEL_BROKER_OPTIONS})
     return options
 
 
@@ -519,7 +526,8 @@ def option_errors(where: str, expected: Mapping[str, Any], running: Any) -> list
     password) are never printed, nor compared by value: ``expected`` holds them as SECRET_SET
     (verification does not carry the secret), and a running value is accepted when it is a
     non-empty mapping. That it is the right one is shown by the worker having answered at all:
-    it found the master through the Sentinels, which refuse a wrong password.
+    it found the master through the Sentinels, which refuse a wrong password. Expected as
+    SECRET_SET_TLS, it must also have the keys SENTINEL_TLS_KEYS (names only, values unread).
     """
     if not isinstance(running, Mapping):
         shown = {key: (SECRET_SET if key in SECRET_OPTIONS else value) for key, value in expected.items()}
@@ -529,6 +537,12 @@ def option_errors(where: str, expected: Mapping[str, Any], running: Any) -> list
         if key in SECRET_OPTIONS:
             if not isinstance(running.get(key), Mapping) or not running[key]:
                 errors.append(f"{where}: broker transport option {key} is not set (the fleet sets it)")
+            elif value == SECRET_SET_TLS and [name for name in SENTINEL_TLS_KEYS if name not in running[key]]:
+                missing = ", ".join(name for name in SENTINEL_TLS_KEYS if name not in running[key])
+                errors.append(
+                    f"{where}: broker transport option {key} has no {missing}: the worker reaches the "
+                    "Sentinels without TLS (the fleet sets them with TLS on)"
+                )
         elif key not in running:
             errors.append(f"{where}: broker transport option {key} is not set (the fleet sets {value!r})")
         elif running[key] != value:
