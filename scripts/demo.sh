@@ -13,7 +13,8 @@
 #       summary adds the master before and after and the ACL LOG of every data node.
 #       TLS=1: the broker over TLS only (group_vars/all/redis_tls.yml, sandbox_tls): a throwaway CA
 #       (playbooks/throwaway-ca.yml, in .cache/sandbox-ca) first, then Redis on 6380 with TLS only and
-#       every client through rediss:// with the CA verified. Not with SENTINEL=1 (not supported yet).
+#       every client through rediss:// with the CA verified. Not with SENTINEL=1 in the sandbox yet
+#       (the fleet's clients take TLS through Sentinel; this script reads the Sentinels in plain text).
 # down: removes the containers (cf-redis-2 and cf-redis-3 too, if SENTINEL=1 made them) and the
 #       network.
 #
@@ -32,7 +33,7 @@ INVENTORIES=(-i "$INVENTORY")
 DATA_NODES=(cf-redis)
 REDIS_CLI_CONNECT=()
 if [ "$TLS" = 1 ] && [ "$SENTINEL" = 1 ]; then
-  echo "demo: TLS=1 with SENTINEL=1 is not supported yet (TLS through Sentinel): choose one" >&2
+  echo "demo: TLS=1 with SENTINEL=1 is not in the sandbox yet (this script reads the Sentinels in plain text): choose one" >&2
   exit 2
 fi
 if [ "$TLS" = 1 ]; then

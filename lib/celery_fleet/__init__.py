@@ -50,6 +50,15 @@ must be recorded here):
   tls_cert_file, tls_key_file``: with ``tls`` the URLs are ``rediss://`` and ``settings`` holds
   Celery's ``broker_use_ssl`` and ``redis_backend_use_ssl`` (CA verification required); without it
   the result is unchanged. No role passes ``tls`` yet.
+- changed (TLS through Sentinel): ``celery_fleet_broker_connection`` with ``tls`` and ``sentinels``
+  no longer raises: the URLs stay ``sentinel://``, ``settings`` holds the Sentinel settings and
+  ``broker_use_ssl`` / ``redis_backend_use_ssl``, and both ``sentinel_kwargs`` also hold ``ssl:
+  true`` and the same ``ssl_*`` keys (``broker.sentinel_tls_kwargs``).
+- changed: ``clients | celery_fleet_tls_fleet_errors(broker, servers=None)``
+  -> ``broker.tls_fleet_errors(...) -> list[str]``: with ``servers`` (a Sentinel topology) every data
+  node and Sentinel host is compared, not ``broker``
+- added: ``data_nodes | celery_fleet_tls_servers(sentinel_hosts, hostvars)`` -> ``broker.tls_servers(...)
+  -> dict[str, dict]`` (those hosts' ``redis_tls_enabled``, ``redis_port`` and whether each runs a Sentinel)
 - added: ``prefix | celery_fleet_redis_acl_rulesets(db, commands)`` -> ``broker.acl_rulesets(...)
   -> dict[str, str]`` (the Celery ACL rule sets; no prefix: every key and channel)
 - added: ``prefix_by_host | celery_fleet_scoping_errors(visibility_by_host, broker_prefix=None)`` ->

@@ -46,7 +46,7 @@ def app_problems(inputs: Mapping[str, Any], host: str | None = None) -> list[str
     # TLS to the broker (PEM content from the vault; roles/celery_app installs it as files).
     tls = tls_enabled(inputs)
     tls_problems = tls_input_problems(
-        tls, *(get(f"celery_broker_tls_{name}", "") for name in ("ca", "cert", "key")), sentinels
+        tls, *(get(f"celery_broker_tls_{name}", "") for name in ("ca", "cert", "key"))
     )
     problems.extend(p.on_host(host) if host else p for p in tls_problems)
     if get("celery_broker_url") is None:

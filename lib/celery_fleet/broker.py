@@ -110,6 +110,10 @@ def transport_options(visibility_timeout: Any = None, key_prefix: Any = "") -> d
 # Transport options that hold a secret: never printed, never compared by value (option_errors).
 SECRET_OPTIONS = frozenset({"sentinel_kwargs"})
 SECRET_SET = "<set, not shown>"
+# What verification expects of sentinel_kwargs with TLS on: set, and with these keys (their names
+# are all the live check reports of it: celery_fleet_live.py).
+SECRET_SET_TLS = "<set with TLS, not shown>"
+SENTINEL_TLS_KEYS = ("ssl", "ssl_cert_reqs", "ssl_ca_certs")
 # A Sentinel as clients reach it: a host name or IPv4 address and a port.
 SENTINEL_ADDRESS_RE = re.compile(r"^[A-Za-z0-9_.-]+:[0-9]{1,5}$")
 
@@ -219,12 +223,20 @@ def sentinel_problems(
 # CERT_NONE, kombu warns "defaulting to insecure SSL behaviour"), the result backend from
 # redis_backend_use_ssl. redis-py's SSLConnection and Celery's backend both read
 # ssl_cert_reqs "required" as ssl.CERT_REQUIRED, so the settings travel as JSON.
+#
+# Through Sentinel there are two hops, and each takes its TLS settings from its own place (kombu
+# 5.7 SentinelChannel._sentinel_managed_pool, Celery 5.7 SentinelBackend._get_sentinel_instance,
+# redis-py 8.1 redis.sentinel.Sentinel): the master's connections from broker_use_ssl /
+# redis_backend_use_ssl (kombu and Celery then use SentinelManagedSSLConnection), the connections
+# to the Sentinels from sentinel_kwargs only, which redis-py passes as they are to redis.Redis. So
+# sentinel_kwargs gets ssl=True and the same verification keys (``sentinel_tls_kwargs``); the URLs
+# stay sentinel://. redis-py checks the host name of both hops (ssl_check_hostname, default on):
+# the name or address a client dials, the Sentinel's from celery_broker_sentinels and the master's
+# as the Sentinels report it, must be among the certificate's names.
 TLS_CERT_REQS = "required"
 
 
-def tls_problems(
-    enabled: Any, ca_file: Any, cert_file: Any = "", key_file: Any = "", sentinels: Any = None
-) -> list[Problem]:
+def tls_problems(enabled: Any, ca_file: Any, cert_file: Any = "", key_file: Any = "") -> list[Problem]:
     """Why these client TLS files cannot be used (TLS off: nothing to check).
 
     The paths are where the roles install the PEM content of celery_broker_tls_ca / _cert / _key
@@ -257,19 +269,7 @@ def tls_problems(
                 "a client certificate needs both celery_broker_tls_cert and celery_broker_tls_key",
             )
         )
-    return problems + _tls_sentinel_problems(sentinels)
-
-
-def _tls_sentinel_problems(sentinels: Any) -> list[Problem]:
-    """TLS on together with Sentinels: refused (the builder and the input rules alike)."""
-    if not sentinels:
-        return []
-    return [
-        Problem(
-            "celery_broker_tls_enabled",
-            "TLS through Sentinel (celery_broker_sentinels) is not supported yet: use one of them",
-        )
-    ]
+    return problems
 
 
 def tls_enabled(inputs: Mapping[str, Any]) -> Any:
@@ -283,9 +283,7 @@ def tls_enabled(inputs: Mapping[str, Any]) -> Any:
     return inputs.get("redis_tls_enabled", False) if value is None else value
 
 
-def tls_input_problems(
-    enabled: Any, ca: Any = "", cert: Any = "", key: Any = "", sentinels: Any = None
-) -> list[Problem]:
+def tls_input_problems(enabled: Any, ca: Any = "", cert: Any = "", key: Any = "") -> list[Problem]:
     """Why these client TLS variables (PEM content, from the vault) cannot be used; TLS off: none.
 
     The messages name the variable and what it must hold, never its content.
@@ -322,54 +320,110 @@ def tls_input_problems(
                 "(or neither: the broker then must not require client certificates, redis_tls_auth_clients)",
             )
         )
-    return problems + _tls_sentinel_problems(sentinels)
+    return problems
 
 
-def tls_fleet_errors(clients: Mapping[str, Any], broker: Mapping[str, Any] | None) -> list[str]:
+def tls_fleet_errors(
+    clients: Mapping[str, Any],
+    broker: Mapping[str, Any] | None,
+    servers: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[str]:
     """The clients' TLS switch against the broker's, checked before any host changes.
 
     ``clients``: each app host's effective switch (``tls_enabled``). ``broker``: the broker host's
     ``redis_tls_enabled`` and ``redis_port`` (None: no broker host in the inventory, nothing to
     compare). A client with TLS on and a broker without TLS port would not connect; a client without
     TLS and a TLS-only broker (redis_port 0) neither.
+
+    ``servers`` (a Sentinel topology: redis_sentinel_enabled): the same two settings of every data
+    node and every Sentinel host, by host, and ``sentinel``: whether the host runs a Sentinel;
+    ``broker`` is then not read. A client reaches a Sentinel
+    and then whichever data node is master, so a TLS client needs TLS on all of them, and a plain
+    client none with TLS: a Sentinel with redis_tls_enabled listens only on TLS (roles/redis), and a
+    data node with redis_port 0 too.
     """
-    if broker is None:
+    if servers is not None:
+        plain = sorted(
+            str(host) for host, server in servers.items() if server.get("redis_tls_enabled") is not True
+        )
+        tls_only = sorted(
+            str(host)
+            for host, server in servers.items()
+            if server.get("redis_tls_enabled") is True
+            and (server.get("sentinel") or str(server.get("redis_port", 6379)) == "0")
+        )
+        needs_tls = (
+            f"redis_tls_enabled is false on {', '.join(plain)}: turn TLS on on every data node and Sentinel "
+            "(through Sentinel a client reaches both)"
+            if plain
+            else ""
+        )
+        refuses_plain = (
+            f"{', '.join(tls_only)} speak only TLS (a Sentinel with redis_tls_enabled, a data node with "
+            "redis_port 0)"
+            if tls_only
+            else ""
+        )
+    elif broker is None:
         return []
-    server_tls = broker.get("redis_tls_enabled") is True
-    tls_only = server_tls and str(broker.get("redis_port", 6379)) == "0"
+    else:
+        server_tls = broker.get("redis_tls_enabled") is True
+        needs_tls = "" if server_tls else "the broker's redis_tls_enabled is false: turn TLS on at the broker"
+        tls_only = server_tls and str(broker.get("redis_port", 6379)) == "0"
+        refuses_plain = "the broker is TLS-only (redis_port 0)" if tls_only else ""
     errors = []
     for host, enabled in clients.items():
-        if enabled is True and not server_tls:
-            errors.append(
-                str(
-                    Problem(
-                        "celery_broker_tls_enabled",
-                        "is true but the broker's redis_tls_enabled is false: turn TLS on at the broker "
-                        "(redis_tls_enabled: true, best in group_vars/all: one switch for all)",
-                        host=str(host),
-                    )
-                )
+        if enabled is True and needs_tls:
+            detail = (
+                f"is true but {needs_tls} "
+                "(redis_tls_enabled: true, best in group_vars/all: one switch for all)"
             )
-        elif enabled is not True and tls_only:
-            errors.append(
-                str(
-                    Problem(
-                        "celery_broker_tls_enabled",
-                        "is false but the broker is TLS-only (redis_port 0): set redis_tls_enabled: true in "
-                        "group_vars/all (or celery_broker_tls_enabled: true for this host)",
-                        host=str(host),
-                    )
-                )
+        elif enabled is not True and refuses_plain:
+            detail = (
+                f"is false but {refuses_plain}: set redis_tls_enabled: true in group_vars/all "
+                "(or celery_broker_tls_enabled: true for this host)"
             )
+        else:
+            continue
+        errors.append(str(Problem("celery_broker_tls_enabled", detail, host=str(host))))
     return errors
+
+
+def tls_servers(
+    data_nodes: Sequence[str], sentinel_hosts: Sequence[str], hostvars: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """``tls_fleet_errors``' ``servers`` from the inventory: every data node and Sentinel host's
+    ``redis_tls_enabled`` and ``redis_port`` (roles/redis' defaults when unset) and ``sentinel``."""
+    servers = {}
+    for host in [*data_nodes, *(h for h in sentinel_hosts if h not in data_nodes)]:
+        settings = hostvars.get(host, {})
+        servers[str(host)] = {
+            "redis_tls_enabled": settings.get("redis_tls_enabled", False),
+            "redis_port": settings.get("redis_port", 6379),
+            "sentinel": host in sentinel_hosts,
+        }
+    return servers
+
+
+def _tls_keys(ca_file: str, cert_file: str = "", key_file: str = "") -> dict[str, str]:
+    ssl = {"ssl_cert_reqs": TLS_CERT_REQS, "ssl_ca_certs": ca_file}
+    if cert_file:
+        ssl.update(ssl_certfile=cert_file, ssl_keyfile=key_file)
+    return ssl
 
 
 def tls_settings(ca_file: str, cert_file: str = "", key_file: str = "") -> dict[str, dict[str, str]]:
     """Celery's broker_use_ssl and redis_backend_use_ssl for a client that verifies the broker."""
-    ssl = {"ssl_cert_reqs": TLS_CERT_REQS, "ssl_ca_certs": ca_file}
-    if cert_file:
-        ssl.update(ssl_certfile=cert_file, ssl_keyfile=key_file)
-    return {"broker_use_ssl": dict(ssl), "redis_backend_use_ssl": dict(ssl)}
+    return {
+        "broker_use_ssl": _tls_keys(ca_file, cert_file, key_file),
+        "redis_backend_use_ssl": _tls_keys(ca_file, cert_file, key_file),
+    }
+
+
+def sentinel_tls_kwargs(ca_file: str, cert_file: str = "", key_file: str = "") -> dict[str, Any]:
+    """What ``sentinel_kwargs`` adds for TLS to the Sentinels: redis.Redis's ``ssl=True`` and the
+    keys of ``tls_settings`` (the same CA, the same client certificate)."""
+    return {"ssl": True, **_tls_keys(ca_file, cert_file, key_file)}
 
 
 def connection(
@@ -400,13 +454,16 @@ def connection(
     SENTINEL_CELERY_SETTINGS. The Sentinel password is only in the transport options: roles/celery_app
     writes them to the fleet's config file, never to argv or the environment.
 
-    With ``tls`` (direct connections only; ``port`` is then the broker's TLS port):
-    ``rediss://`` for both, and ``settings`` gets broker_use_ssl and redis_backend_use_ssl
-    (``tls_settings``: the CA to verify the broker with, ssl_cert_reqs required, and the client
-    certificate and key when given). Without ``tls`` nothing changes.
+    With ``tls``, ``settings`` gets broker_use_ssl and redis_backend_use_ssl (``tls_settings``: the
+    CA to verify the broker with, ssl_cert_reqs required, and the client certificate and key when
+    given). Direct: ``rediss://`` for both (``port`` is then the broker's TLS port). Through
+    Sentinel: the URLs stay ``sentinel://`` (the master's connections take TLS from those settings)
+    and both ``sentinel_kwargs`` also get ``sentinel_tls_kwargs`` (ssl=True and the same keys), so
+    that the connections to the Sentinels are TLS, verified, with the same client certificate.
+    Without ``tls`` nothing changes.
     """
     problems = sentinel_problems(sentinels, master_name, sentinel_password)
-    problems += tls_problems(tls, tls_ca_file, tls_cert_file, tls_key_file, sentinels)
+    problems += tls_problems(tls, tls_ca_file, tls_cert_file, tls_key_file)
     try:
         number = int(db)
     except (TypeError, ValueError):
@@ -426,15 +483,19 @@ def connection(
             "transport_options": options,
             "settings": tls_settings(tls_ca_file, tls_cert_file, tls_key_file) if tls else {},
         }
+    tls_kwargs = sentinel_tls_kwargs(tls_ca_file, tls_cert_file, tls_key_file) if tls else {}
     for side in ("broker", "backend"):
         options[side]["master_name"] = master_name
-        options[side]["sentinel_kwargs"] = {"password": sentinel_password, **_SENTINEL_SOCKET}
+        options[side]["sentinel_kwargs"] = {"password": sentinel_password, **_SENTINEL_SOCKET, **tls_kwargs}
     options["broker"].update(SENTINEL_BROKER_OPTIONS)
+    settings = dict(SENTINEL_CELERY_SETTINGS)
+    if tls:
+        settings.update(tls_settings(tls_ca_file, tls_cert_file, tls_key_file))
     return {
         "broker_url": ";".join(f"sentinel://{auth}@{address}/{number}" for address in sentinels),
         "result_backend": ";".join(f"sentinel://{auth}@{address}/{number + 1}" for address in sentinels),
         "transport_options": options,
-        "settings": dict(SENTINEL_CELERY_SETTINGS),
+        "settings": settings,
     }
 
 
@@ -443,15 +504,18 @@ def expected_broker_options(
     key_prefix: Any = "",
     sentinels: Any = None,
     master_name: Any = "celery-fleet",
+    tls: Any = False,
 ) -> dict[str, Any]:
     """The broker transport options verification expects on a running worker, without secrets.
 
     ``connection``'s broker options with ``sentinel_kwargs`` as SECRET_SET: verification never
-    carries the Sentinel password (option_errors checks only that it is set).
+    carries the Sentinel password (option_errors checks only that it is set); with ``tls`` as
+    SECRET_SET_TLS (option_errors also checks that it has the SENTINEL_TLS_KEYS, by name).
     """
     options = transport_options(visibility_timeout, key_prefix)["broker"]
     if sentinels:
-        options.update({"master_name": master_name, "sentinel_kwargs": SECRET_SET, **SENTINEL_BROKER_OPTIONS})
+        secret = SECRET_SET_TLS if tls is True else SECRET_SET
+        options.update({"master_name": master_name, "sentinel_kwargs": secret, **SENTINEL_BROKER_OPTIONS})
     return options
 
 
@@ -462,7 +526,8 @@ def option_errors(where: str, expected: Mapping[str, Any], running: Any) -> list
     password) are never printed, nor compared by value: ``expected`` holds them as SECRET_SET
     (verification does not carry the secret), and a running value is accepted when it is a
     non-empty mapping. That it is the right one is shown by the worker having answered at all:
-    it found the master through the Sentinels, which refuse a wrong password.
+    it found the master through the Sentinels, which refuse a wrong password. Expected as
+    SECRET_SET_TLS, it must also have the keys SENTINEL_TLS_KEYS (names only, values unread).
     """
     if not isinstance(running, Mapping):
         shown = {key: (SECRET_SET if key in SECRET_OPTIONS else value) for key, value in expected.items()}
@@ -472,6 +537,12 @@ def option_errors(where: str, expected: Mapping[str, Any], running: Any) -> list
         if key in SECRET_OPTIONS:
             if not isinstance(running.get(key), Mapping) or not running[key]:
                 errors.append(f"{where}: broker transport option {key} is not set (the fleet sets it)")
+            elif value == SECRET_SET_TLS and [name for name in SENTINEL_TLS_KEYS if name not in running[key]]:
+                missing = ", ".join(name for name in SENTINEL_TLS_KEYS if name not in running[key])
+                errors.append(
+                    f"{where}: broker transport option {key} has no {missing}: the worker reaches the "
+                    "Sentinels without TLS (the fleet sets them with TLS on)"
+                )
         elif key not in running:
             errors.append(f"{where}: broker transport option {key} is not set (the fleet sets {value!r})")
         elif running[key] != value:

@@ -71,11 +71,23 @@ CAUSES: tuple[tuple[str, re.Pattern[str], str], ...] = (
         "missing one gives this message, not WRONGPASS), and the Sentinels must be reachable on their port.",
     ),
     (
+        # redis-py 8.1 reports a Sentinel it could not reach over TLS only as "network:ConnectionError"
+        # behind the SSLConnection it used (measured with a Sentinel certificate from another CA): the
+        # TLS error itself is not in the log.
+        "no master from the Sentinels over TLS",
+        re.compile(r"No master found for .*SSLConnection\("),
+        "the Sentinels were asked over TLS: a Sentinel whose certificate the client cannot verify, or that "
+        "refuses the client, gives this message too. celery_broker_tls_ca must have signed every Sentinel's "
+        "certificate, each address of celery_broker_sentinels must be among that certificate's names, and "
+        "with redis_tls_auth_clients yes every client needs celery_broker_tls_cert and _key.",
+    ),
+    (
         "TLS verification failed",
         re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed|WRONG_VERSION_NUMBER|SSLError"),
         "the TLS connection to the broker failed: celery_broker_tls_ca must be the CA that signed the "
-        "broker's certificate (redis_tls_cert_file), the name the clients dial (celery_broker_host) must be "
-        "among its names, with redis_tls_auth_clients yes every client needs celery_broker_tls_cert and "
+        "broker's certificate (redis_tls_cert_file), the name the clients dial (celery_broker_host; through "
+        "Sentinel the master's address as the Sentinels report it) must be among its names, with "
+        "redis_tls_auth_clients yes every client needs celery_broker_tls_cert and "
         "_key, and a TLS client must dial the TLS port (redis_tls_port).",
     ),
     (

@@ -96,9 +96,10 @@ def live_errors(
     ``celery_broker_key_prefix``; each worker's running connection must carry the options the fleet
     derives from them (broker.transport_options) and a green pool's ``max_connections``. Without
     ``visibility_by_host`` the options are not checked. ``sentinel_by_host``: each host's
-    ``{"sentinels": celery_broker_sentinels, "master_name": celery_broker_master_name}``; with
-    Sentinels the connection must also carry ``master_name``, the failover settings and a
-    ``sentinel_kwargs`` (checked without its value, never printed: broker.option_errors).
+    ``{"sentinels": celery_broker_sentinels, "master_name": celery_broker_master_name, "tls": the
+    client's TLS switch}``; with Sentinels the connection must also carry ``master_name``, the
+    failover settings and a ``sentinel_kwargs`` (checked without its value, never printed:
+    broker.option_errors), with TLS one that has the TLS keys.
     """
     active_queues = active_queues or {}
     stats = stats or {}
@@ -117,6 +118,7 @@ def live_errors(
                     (prefix_by_host or {}).get(host, ""),
                     sentinel.get("sentinels"),
                     sentinel.get("master_name"),
+                    sentinel.get("tls") is True,
                 )
             errors.extend(
                 _worker_errors(host, worker, node, active_queues.get(node), stats.get(node), options)
@@ -146,7 +148,7 @@ def verify_errors(
     queues: Sequence[str] | None = None,
 ) -> list[str]:
     """``live_errors`` for the hosts of ``entries`` (keys: host, nodename, workers,
-    visibility_timeout, key_prefix, sentinels, master_name)."""
+    visibility_timeout, key_prefix, sentinels, master_name, tls)."""
     return live_errors(
         {e["host"]: e.get("workers") for e in entries},
         {e["host"]: e.get("nodename") or e["host"] for e in entries},
@@ -155,7 +157,14 @@ def verify_errors(
         queues,
         {e["host"]: e.get("visibility_timeout") for e in entries},
         {e["host"]: e.get("key_prefix") or "" for e in entries},
-        {e["host"]: {"sentinels": e.get("sentinels"), "master_name": e.get("master_name")} for e in entries},
+        {
+            e["host"]: {
+                "sentinels": e.get("sentinels"),
+                "master_name": e.get("master_name"),
+                "tls": e.get("tls"),
+            }
+            for e in entries
+        },
     )
 
 

@@ -85,6 +85,7 @@ class FilterModule:
             "celery_fleet_redis_acl_rulesets": _ansible_errors(broker.acl_rulesets),
             "celery_fleet_scoping_errors": _ansible_errors(broker.scoping_errors),
             "celery_fleet_tls_fleet_errors": _ansible_errors(broker.tls_fleet_errors),
+            "celery_fleet_tls_servers": _ansible_errors(broker.tls_servers),
             "celery_fleet_tls_enabled": _ansible_errors(broker.tls_enabled),
             "celery_fleet_log_reports": _ansible_errors(diagnose.report),
             "celery_fleet_log_command": _ansible_errors(diagnose.log_command),

@@ -561,11 +561,14 @@ def test_sandbox_tls_inventory_passes_without_contacting_its_containers(validate
 
 
 def test_sandbox_tls_with_sentinel_is_refused(validate_sandbox):
-    # TLS through Sentinel is not supported yet: `TLS=1 SENTINEL=1` must fail before any change.
+    # The roles take TLS through Sentinel (tls_sentinel_inventory below), the sandbox not yet
+    # (group_vars/all/redis_tls.yml): `TLS=1 SENTINEL=1` must fail before any change, saying why.
     result = validate_sandbox(sentinel=True, tls=True)
 
     assert result.returncode != 0
-    assert "celery_broker_sentinels" in result.stdout, result.stdout[-3000:]
+    assert "celery_broker_sentinels (SENTINEL=1): not in the sandbox yet" in result.stdout, result.stdout[
+        -3000:
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -896,6 +899,53 @@ def test_valid_tls_inventory_passes_without_contacting_a_host(validate):
 )
 def test_each_bad_tls_input_is_refused_naming_the_field(assert_refused, change, fragments):
     inventory = tls_inventory()
+    change(inventory)
+
+    assert_refused(inventory, fragments)
+
+
+def tls_sentinel_inventory() -> dict[str, Any]:
+    """The Sentinel topology with TLS on everywhere: data nodes, Sentinels and every client."""
+    inventory = sentinel_inventory()
+    tls = tls_inventory()
+    inventory["all"]["vars"].update(redis_tls_enabled=True, celery_broker_tls_ca=TLS_CA)
+    for name in ("redis_tls_cert_file", "redis_tls_key_file", "redis_tls_ca_file"):
+        inventory["all"]["children"]["redis"]["vars"][name] = tls["all"]["children"]["redis"]["vars"][name]
+    return inventory
+
+
+def test_valid_tls_sentinel_inventory_passes_without_contacting_a_host(validate):
+    # TLS through Sentinel (both hops): no longer refused by the client rules.
+    result = validate(tls_sentinel_inventory())
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_no_host_contacted(result)
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (
+            lambda inv: inv["all"]["vars"].pop("celery_broker_tls_ca"),
+            ["host 'w1'", "field 'celery_broker_tls_ca'", "required with TLS on"],
+        ),
+        (
+            # A data node that is not the first one: every data node counts, not only r1.
+            lambda inv: inv["all"]["children"]["redis"]["hosts"]["r3"].update(redis_tls_enabled=False),
+            ["host 'w1'", "field 'celery_broker_tls_enabled'", "redis_tls_enabled is false on r3"],
+        ),
+        (
+            # A client without TLS cannot ask a Sentinel that speaks only TLS (even with plain data ports).
+            lambda inv: inv["all"]["children"]["flower"]["hosts"]["ops"].update(
+                celery_broker_tls_enabled=False
+            ),
+            ["host 'ops'", "field 'celery_broker_tls_enabled'", "r1, r2, r3 speak only TLS"],
+        ),
+    ],
+    ids=["no-ca", "one-data-node-plain", "plain-client-tls-sentinels"],
+)
+def test_each_bad_tls_sentinel_input_is_refused_naming_the_field(assert_refused, change, fragments):
+    inventory = tls_sentinel_inventory()
     change(inventory)
 
     assert_refused(inventory, fragments)

@@ -18,6 +18,7 @@ from celery_fleet.broker import (
     tls_enabled,
     tls_fleet_errors,
     tls_input_problems,
+    tls_servers,
     transport_options,
     userinfo,
 )
@@ -329,15 +330,118 @@ def test_tls_off_leaves_the_connection_as_it_was_whatever_the_files_say():
         ({"tls_ca_file": "ca.crt"}, "celery_broker_tls_ca", "not an absolute path"),
         ({"tls_ca_file": "/t/ca.crt", "tls_cert_file": "/t/c.crt"}, "celery_broker_tls_key", "both"),
         (
-            {"tls_ca_file": "/t/ca.crt", "sentinels": ["10.0.0.1:26379"], "sentinel_password": "pw"},
-            "celery_broker_tls_enabled",
-            "not supported yet",
+            {"sentinels": ["10.0.0.1:26379"], "sentinel_password": "pw"},
+            "celery_broker_tls_ca",
+            "is required with TLS on",
         ),
     ],
 )
 def test_tls_settings_that_cannot_work_are_refused_with_the_field_named(kwargs, field, words):
     with pytest.raises(FleetError, match=f"field '{field}': .*{words}"):
         connection("h", 6380, tls=True, **kwargs)
+
+
+# --- TLS through Sentinel: both hops, the Sentinels and the master they name ------------------
+
+TLS_SENTINELS = ["10.0.0.1:26379", "sentinel-2.example:26379"]
+
+
+def sentinel_tls(**kwargs):
+    return connection(
+        None,
+        db=2,
+        user="worker",
+        password="s3cret",
+        sentinels=TLS_SENTINELS,
+        master_name="celery-fleet",
+        sentinel_password="sentinel-pw",
+        tls=True,
+        tls_ca_file="/etc/celerydemo/tls/ca.crt",
+        **kwargs,
+    )
+
+
+def test_tls_through_sentinel_keeps_sentinel_urls_and_verifies_the_master_with_the_ca():
+    # Act
+    built = sentinel_tls()
+
+    # Assert: the Sentinels are asked through sentinel:// (no rediss:// form exists for them); the
+    # master's connections take TLS from Celery's settings, as with one broker host.
+    assert built["broker_url"] == (
+        "sentinel://worker:s3cret@10.0.0.1:26379/2;sentinel://worker:s3cret@sentinel-2.example:26379/2"
+    )
+    assert built["result_backend"] == built["broker_url"].replace("/2", "/3")
+    ssl = {"ssl_cert_reqs": "required", "ssl_ca_certs": "/etc/celerydemo/tls/ca.crt"}
+    assert built["settings"] == {
+        **SENTINEL_CELERY_SETTINGS,
+        "broker_use_ssl": ssl,
+        "redis_backend_use_ssl": ssl,
+    }
+
+
+def test_tls_through_sentinel_makes_both_sides_reach_the_sentinels_over_verified_tls():
+    # Act
+    built = sentinel_tls()
+
+    # Assert: redis-py builds the Sentinel clients from sentinel_kwargs alone, so the TLS keys must
+    # be there (ssl=True: redis.Redis then uses SSLConnection), next to the password and sockets.
+    for side in ("broker", "backend"):
+        kwargs = built["transport_options"][side]["sentinel_kwargs"]
+        assert kwargs == {
+            "password": "sentinel-pw",
+            "socket_timeout": SENTINEL_SOCKET_TIMEOUT,
+            "socket_connect_timeout": 1,
+            "socket_keepalive": True,
+            "retry": None,
+            "ssl": True,
+            "ssl_cert_reqs": "required",
+            "ssl_ca_certs": "/etc/celerydemo/tls/ca.crt",
+        }
+        assert built["transport_options"][side]["master_name"] == "celery-fleet"
+    # JSON types (the fleet's settings file): a real boolean, strings for the rest.
+    assert built["transport_options"]["broker"]["sentinel_kwargs"]["ssl"] is True
+    for name, value in SENTINEL_BROKER_OPTIONS.items():
+        assert built["transport_options"]["broker"][name] == value
+
+
+def test_tls_through_sentinel_uses_the_client_certificate_on_both_hops():
+    # Act
+    built = sentinel_tls(tls_cert_file="/t/client.crt", tls_key_file="/t/client.key")
+
+    # Assert
+    client = {"ssl_certfile": "/t/client.crt", "ssl_keyfile": "/t/client.key"}
+    for side in ("broker", "backend"):
+        assert built["transport_options"][side]["sentinel_kwargs"].items() >= client.items()
+    for name in ("broker_use_ssl", "redis_backend_use_ssl"):
+        assert built["settings"][name].items() >= client.items()
+
+
+def test_sentinel_without_tls_gets_no_tls_key():
+    built = connection(
+        None, sentinels=TLS_SENTINELS, sentinel_password="sentinel-pw", tls=False, tls_ca_file="/t/ca.crt"
+    )
+
+    assert built["settings"] == SENTINEL_CELERY_SETTINGS
+    for side in ("broker", "backend"):
+        assert not any(key.startswith("ssl") for key in built["transport_options"][side]["sentinel_kwargs"])
+
+
+def test_what_verification_expects_and_prints_of_a_tls_sentinel_client_holds_no_secret():
+    # Arrange: the running side as a worker reports it (celery_fleet_live reduces sentinel_kwargs to
+    # its key names before it leaves the host; here the full value, the worst case).
+    built = sentinel_tls(tls_cert_file="/t/client.crt", tls_key_file="/t/client.key")
+    running = dict(built["transport_options"]["broker"], master_name="other")
+    expected = expected_broker_options(sentinels=TLS_SENTINELS, master_name="celery-fleet")
+
+    # Act
+    errors = option_errors("w1", expected, running) + option_errors("w1", expected, None)
+
+    # Assert
+    assert expected["sentinel_kwargs"] == SECRET_SET
+    assert errors[0] == (
+        "w1: broker transport option master_name is 'other', the inventory says 'celery-fleet'"
+    )
+    assert all("sentinel-pw" not in e and "s3cret" not in e for e in errors)
 
 
 # --- TLS variables of the roles (PEM content from the vault) and the fleet's switch -----------
@@ -402,6 +506,49 @@ def test_clients_and_broker_must_agree_on_tls():
     [plain_client] = tls_fleet_errors({"w1": True, "f1": False}, broker_tls_only)
     assert "f1" in plain_client
     assert "TLS-only" in plain_client
+
+
+def test_through_sentinel_a_tls_client_needs_tls_on_every_data_node_and_sentinel():
+    # Arrange: r1-r3 data nodes with a Sentinel each, s4 a Sentinel only; r3 and s4 without TLS.
+    servers = tls_servers(
+        ["r1", "r2", "r3"],
+        ["r1", "r2", "r3", "s4"],
+        {
+            "r1": {"redis_tls_enabled": True, "redis_port": 0},
+            "r2": {"redis_tls_enabled": True},
+            "r3": {},
+            "s4": {"redis_tls_enabled": False},
+        },
+    )
+
+    # Act
+    errors = tls_fleet_errors(
+        {"w1": True, "w2": False}, {"redis_tls_enabled": True, "redis_port": 0}, servers
+    )
+
+    # Assert: the first data node alone (the `broker` argument) is no longer what counts.
+    assert servers["s4"] == {"redis_tls_enabled": False, "redis_port": 6379, "sentinel": True}
+    assert servers["r3"] == {"redis_tls_enabled": False, "redis_port": 6379, "sentinel": True}
+    assert errors[0].startswith("host 'w1'")
+    assert "redis_tls_enabled is false on r3, s4" in errors[0]
+    # The plain client cannot ask r1's and r2's Sentinels (TLS-only with redis_tls_enabled).
+    assert errors[1].startswith("host 'w2'")
+    assert "r1, r2 speak only TLS" in errors[1]
+    assert len(errors) == 2
+
+
+def test_through_sentinel_clients_and_servers_that_agree_pass():
+    tls = tls_servers(
+        ["r1", "r2"], ["r1", "r2", "s3"], {key: {"redis_tls_enabled": True} for key in ["r1", "r2", "s3"]}
+    )
+    plain = tls_servers(["r1", "r2"], ["r1", "r2", "s3"], {})
+
+    assert tls_fleet_errors({"w1": True, "f1": True}, None, tls) == []
+    assert tls_fleet_errors({"w1": False}, None, plain) == []
+    # A data node with TLS and its plain port open, running no Sentinel, takes plain clients too.
+    mixed = tls_servers(["r1", "r2"], ["s1", "s2", "s3"], {"r1": {"redis_tls_enabled": True}})
+    assert tls_fleet_errors({"w1": False}, None, mixed) == []
+    assert "r2, s1, s2, s3" in tls_fleet_errors({"w1": True}, None, mixed)[0]
 
 
 def test_the_roles_tls_files_are_the_apps_layout():

@@ -33,6 +33,16 @@ NO_MASTER = (
     "db=0,username=<REDACTED>,password=<REDACTED>,socket_timeout=None"
 )
 
+# redis-py 8.1's message when no Sentinel could be asked over TLS (a lab Sentinel on 127.0.0.1 whose
+# certificate another CA signed; shortened in the middle): the TLS error itself does not show.
+NO_MASTER_TLS = (
+    "consumer: Cannot connect to sentinel://worker:**@10.0.0.11:26379/0: No master found for "
+    "'celery-fleet' : <redis.client.Redis(<redis.connection.ConnectionPool(<redis.connection.SSLConnection("
+    "db=0,username=<REDACTED>,password=<REDACTED>,socket_timeout=5,...,host=127.0.0.1,port=43283,"
+    "ssl_cert_reqs=required,ssl_ca_certs=otherca.crt,ssl_check_hostname=True,...)>)>)> - "
+    "network:ConnectionError"
+)
+
 # redis-py's message for a broker certificate that the client's CA did not sign (issue 18).
 TLS_UNVERIFIED = (
     "consumer: Cannot connect to rediss://worker:**@10.0.0.5:6380/0: Error 1 connecting to 10.0.0.5:6380. "
@@ -61,6 +71,19 @@ def test_each_known_cause_gets_its_hint(log, expected):
     # Assert
     assert len(hints) == 1, hints
     assert expected in hints[0]
+
+
+def test_no_master_over_tls_adds_the_tls_causes_to_the_sentinel_ones():
+    # Act
+    hints = diagnose(NO_MASTER_TLS, CONTEXT)
+    plain = diagnose(NO_MASTER, CONTEXT)
+
+    # Assert: the password and master name may still be the cause; TLS is the other one.
+    assert len(hints) == 2, hints
+    assert hints[0].startswith("no Sentinel of celery_broker_sentinels named a master")
+    assert "the Sentinels were asked over TLS" in hints[1]
+    assert "celery_broker_tls_ca" in hints[1]
+    assert len(plain) == 1
 
 
 def test_an_unknown_log_gets_no_hint_but_its_last_lines():

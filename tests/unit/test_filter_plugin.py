@@ -58,6 +58,7 @@ FILTERS = {
     "celery_fleet_beat_problems",
     "celery_fleet_app_problems",
     "celery_fleet_tls_fleet_errors",
+    "celery_fleet_tls_servers",
     "celery_fleet_tls_enabled",
     "celery_fleet_process_manager_problems",
     "celery_fleet_roles_of_host",

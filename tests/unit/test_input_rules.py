@@ -574,9 +574,11 @@ def test_app_tls_follows_the_fleet_switch_and_needs_the_ca():
     assert "celery_broker_tls_ca" in missing and "w1" in missing
     # The client's own switch wins over the fleet's.
     assert app_problems({**APP, "redis_tls_enabled": True, "celery_broker_tls_enabled": False}, "w1") == []
+    # TLS through Sentinel (both hops): accepted, with the same need of the CA.
     sentinel = {**APP, **SENTINEL, "celery_broker_tls_enabled": True, "celery_broker_tls_ca": ca}
-    sentinel_tls = app_problems(sentinel, "w1")
-    assert any("not supported yet" in p for p in sentinel_tls)
+    assert app_problems(sentinel, "w1") == []
+    [no_ca] = app_problems({**sentinel, "celery_broker_tls_ca": ""}, "w1")
+    assert "celery_broker_tls_ca" in no_ca and "required with TLS on" in no_ca
 
 
 def test_app_name_and_home_follow_the_layout_rules():

@@ -240,6 +240,36 @@ def test_a_sentinel_workers_options_are_checked_and_its_sentinel_password_never_
     assert not any("pw" in e for e in errors)
 
 
+def test_a_tls_sentinel_worker_must_reach_the_sentinels_with_tls_and_no_value_is_shown():
+    # Arrange: io runs as the builder configures it with TLS (its sentinel_kwargs reduced to key names
+    # by the live check, as it leaves the host); train has a Sentinel password but no TLS keys.
+    from celery_fleet.broker import SECRET_SET, connection
+
+    built = connection(
+        "x", sentinels=["s1:26379"], sentinel_password="sent-pw", tls=True, tls_ca_file="/etc/shop/tls/ca.crt"
+    )["transport_options"]["broker"]
+    reported = {**built, "sentinel_kwargs": dict.fromkeys(built["sentinel_kwargs"], SECRET_SET)}
+    entries = [{**ENTRIES[0], "sentinels": ["s1:26379"], "master_name": "celery-fleet", "tls": True}]
+    active, stats = fleet()
+    stats["io@w1.dc1.example"]["broker"] = {"transport_options": {**reported, "max_connections": 20}}
+    stats["train@w1.dc1.example"]["broker"] = {
+        "transport_options": {**built, "sentinel_kwargs": {"password": "old-pw", "retry": None}}
+    }
+
+    # Act
+    errors = verify_errors(entries, active, stats)
+    without_tls = verify_errors([{**entries[0], "tls": False}], active, stats)
+
+    # Assert
+    assert errors == [
+        "host 'w1', worker 'train' (node train@w1.dc1.example): broker transport option sentinel_kwargs "
+        "has no ssl, ssl_cert_reqs, ssl_ca_certs: the worker reaches the Sentinels without TLS (the fleet "
+        "sets them with TLS on)"
+    ]
+    assert without_tls == []
+    assert not any("pw" in e or "/etc/shop" in e for e in errors)
+
+
 def test_silent_services_name_their_host_and_manager():
     active, _ = fleet()
     assert silent_services(ENTRIES, active) == []

@@ -7,7 +7,9 @@
   options into the app's (roles/celery_app/files/celery_fleet_app.py).
 - TLS to the broker: none here either. With the fleet's switch on, the URLs are ``rediss://`` and
   the entry module sets ``broker_use_ssl`` / ``redis_backend_use_ssl`` (the CA, certificate
-  verification required); a producer outside the fleet sets them itself (README "TLS to the broker").
+  verification required); through Sentinel the URLs stay ``sentinel://`` and the transport options'
+  ``sentinel_kwargs`` carry the same TLS keys for the Sentinels. A producer outside the fleet sets
+  them itself (README "TLS to the broker").
 """
 
 from __future__ import annotations
