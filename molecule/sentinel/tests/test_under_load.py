@@ -80,7 +80,28 @@ IN_FLIGHT = 4 * 4 + 10 * 4
 KOMBU_CRASH = "Unrecoverable error: AttributeError(\"'NoneType' object has no attribute 'hostname'\")"
 RESULTS: list[dict[str, Any]] = []
 # What a run records for settle() and the assertions, not shown with its figures.
-HIDDEN = ("ids", "since", "fault_at", "sent_at")
+HIDDEN = ("ids", "since", "fault_at", "sent_at", "lost_ids")
+# What a worker logs that says where a task went, or why the consumer dropped what it held: the
+# lines of a lost task's id, and the warnings and errors of the client's services around the fault.
+TRAIL = re.compile(r"WARNING|ERROR|CRITICAL|Traceback|NOREPLICAS|restore|Connection to broker lost|Error", re.I)
+
+
+def lost_trail(r: dict[str, Any], late: list[float]) -> str:
+    """The client's journal about a task lost after the fault (for the failure message): every line
+    naming a late lost task's id (received? by which worker?), and the warnings and errors of the
+    Celery services from a second before the fault to 15 s after the last late loss."""
+    start = r["fault_at"] - 1
+    end = r["fault_at"] + max(late) + 15
+    out = client().check(
+        f"journalctl --no-pager -o short-unix --since @{int(start)} --until @{int(end) + 1} "
+        f"-u '{client().layout['worker_service_prefix']}*' -u {client().layout['beat_service']}"
+    )
+    ids = [i for i, s in r.get("lost_ids", {}).items() if s in late]
+    named = [line for line in out.splitlines() if any(i in line for i in ids)]
+    errors = [line for line in out.splitlines() if TRAIL.search(line)][:60]
+    return "\n".join(
+        [f"lost after the fault: {ids}", "lines naming them:", *named or ["(none)"], "warnings and errors:", *errors]
+    )
 
 
 def client() -> Node:
@@ -301,6 +322,7 @@ def settle() -> list[dict[str, Any]]:
             r["lost"] = len(lost)
             # When each lost task was published, in seconds relative to the fault.
             r["lost_sent_s"] = sorted(round(r["sent_at"][i] - r["fault_at"], 2) for i in lost)
+            r["lost_ids"] = {i: round(r["sent_at"][i] - r["fault_at"], 2) for i in lost}
             r["duplicated"] = sum(len(done.get(i, [])) > 1 for i in r["ids"])
             when = f" (sent {r['lost_sent_s'][0]} to {r['lost_sent_s'][-1]} s from the fault)" if lost else ""
             print(
@@ -464,7 +486,7 @@ def test_every_failover_lost_and_duplicated_within_bounds() -> None:
         # through the new master before the election, 6 s and more after the fault.
         # (The lost tasks' publish times lead the message: pytest's summary line cuts it short.)
         late = [t for t in r["lost_sent_s"] if t > r["dead_s"] + 0.5]
-        assert not late, (f"{r['fault']}: lost tasks published {late} s after the fault began", shown)
+        assert not late, (f"{r['fault']}: lost tasks published {late} s after the fault began", shown, lost_trail(r, late))
         assert r["lost"] <= LOSS_ALLOWED[r["fault"]], (f"{r['fault']}: lost {r['lost']}", shown)
         # Still in the unacked hash long after the visibility timeout: a restore that did not
         # happen (not lost: at least once still holds); at most what the workers held at once.
