@@ -13,8 +13,9 @@
 #       summary adds the master before and after and the ACL LOG of every data node.
 #       TLS=1: the broker over TLS only (group_vars/all/redis_tls.yml, sandbox_tls): a throwaway CA
 #       (playbooks/throwaway-ca.yml, in .cache/sandbox-ca) first, then Redis on 6380 with TLS only and
-#       every client through rediss:// with the CA verified. Not with SENTINEL=1 in the sandbox yet
-#       (the fleet's clients take TLS through Sentinel; this script reads the Sentinels in plain text).
+#       every client through rediss:// with the CA verified. With SENTINEL=1 too: every data node
+#       and Sentinel TLS-only, replication and the Sentinels' links over TLS (this script asks the
+#       Sentinels over TLS, with the node's own certificate).
 # down: removes the containers (cf-redis-2 and cf-redis-3 too, if SENTINEL=1 made them) and the
 #       network.
 #
@@ -32,16 +33,15 @@ TLS=${TLS:-0}
 INVENTORIES=(-i "$INVENTORY")
 DATA_NODES=(cf-redis)
 REDIS_CLI_CONNECT=()
-if [ "$TLS" = 1 ] && [ "$SENTINEL" = 1 ]; then
-  echo "demo: TLS=1 with SENTINEL=1 is not in the sandbox yet (this script reads the Sentinels in plain text): choose one" >&2
-  exit 2
-fi
+# A Sentinel, from its own container: loopback, over TLS with the node's own certificate when TLS=1.
+SENTINEL_CLI_CONNECT=(-p 26379)
 if [ "$TLS" = 1 ]; then
   # The CA's directory as an extra variable too: the CA play runs on the controller (localhost), which
   # reads no group_vars of the inventory.
   INVENTORIES+=(-e sandbox_tls=true -e "celery_fleet_throwaway_ca_dir=$PWD/.cache/sandbox-ca")
   # No plaintext port, and the TLS port wants a client certificate: the server's own Unix socket.
   REDIS_CLI_CONNECT=(-s /run/redis/redis-server.sock)
+  SENTINEL_CLI_CONNECT+=(--tls --cacert /etc/redis/tls/ca.crt --cert /etc/redis/tls/server.crt --key /etc/redis/tls/server.key)
 fi
 if [ "$SENTINEL" = 1 ]; then
   INVENTORIES+=(-i "$SENTINEL_INVENTORY")
@@ -99,7 +99,8 @@ sentinel_master() {
   local password ip answers=() host node
   password=$(vault_value "$INVENTORY/group_vars/all/vault_sentinel.yml" vault_redis_sentinel_password)
   for host in "${DATA_NODES[@]}"; do
-    answers+=("$(redis_cli "$host" "$password" -p 26379 SENTINEL GET-MASTER-ADDR-BY-NAME celery-fleet 2>/dev/null | head -1)")
+    answers+=("$(docker exec -i "$host" redis-cli "${SENTINEL_CLI_CONNECT[@]}" --askpass \
+      SENTINEL GET-MASTER-ADDR-BY-NAME celery-fleet <<<"$password" 2>/dev/null | head -1)")
   done
   ip=$(printf '%s\n' "${answers[@]}" | sort | uniq -c | sort -rn | awk 'NR == 1 {print $2}')
   for host in "${DATA_NODES[@]}"; do

@@ -12,6 +12,7 @@ directory), most against an inventory of this machine written by `local_inventor
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -85,19 +86,22 @@ def ansible_playbook(ansible) -> Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def local_inventory(tmp_path: Path) -> Callable[..., Path]:
-    """`local_inventory(groups, **all_vars)` writes tmp_path/hosts.yml and returns its path: `groups`
-    maps each group to its hosts and their own vars, every host reached on this machine (LOCAL);
-    `all_vars` become the vars of the group all."""
+    """`local_inventory(groups, **all_vars)` writes tmp_path/hosts.yml (write_local_inventory)."""
+    return functools.partial(write_local_inventory, tmp_path)
 
-    def write(groups: dict[str, dict[str, dict[str, Any]]], **all_vars: Any) -> Path:
-        inventory: dict[str, Any] = {
-            group: {"hosts": {host: {**LOCAL, **own} for host, own in hosts.items()}}
-            for group, hosts in groups.items()
-        }
-        if all_vars:
-            inventory.setdefault("all", {})["vars"] = all_vars
-        path = tmp_path / "hosts.yml"
-        path.write_text(yaml.safe_dump(inventory))
-        return path
 
-    return write
+def write_local_inventory(
+    directory: Path, groups: dict[str, dict[str, dict[str, Any]]], **all_vars: Any
+) -> Path:
+    """Writes directory/hosts.yml and returns its path: `groups` maps each group to its hosts and
+    their own vars, every host reached on this machine (LOCAL); `all_vars` become the vars of the
+    group all."""
+    inventory: dict[str, Any] = {
+        group: {"hosts": {host: {**LOCAL, **own} for host, own in hosts.items()}}
+        for group, hosts in groups.items()
+    }
+    if all_vars:
+        inventory.setdefault("all", {})["vars"] = all_vars
+    path = directory / "hosts.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    return path
