@@ -99,7 +99,15 @@ def lost_trail(r: dict[str, Any], late: list[float]) -> str:
     ids = [i for i, s in r.get("lost_ids", {}).items() if s in late]
     named = [line for line in out.splitlines() if any(i in line for i in ids)]
     errors = [line for line in out.splitlines() if TRAIL.search(line)][:60]
+    # Executed after all, its journal line dropped? Its result (the backend: the broker's db + 1).
+    master = current_master()
+    results = [f"{i}: {admin(master, f'-n 1 GET celery-task-meta-{i}')[:200] or '(no result)'}" for i in ids]
+    # journald drops lines of a unit that logs faster than its rate limit, and says so in its own.
+    dropped = client().check(
+        f"journalctl --no-pager -u systemd-journald --since @{int(start)} | grep -i suppress || true"
+    )
     lines = [f"lost after the fault: {ids}", "lines naming them:", *(named or ["(none)"])]
+    lines += ["their results:", *results, "journald:", dropped or "(nothing suppressed)"]
     return "\n".join([*lines, "warnings and errors:", *errors])
 
 
