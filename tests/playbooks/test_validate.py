@@ -461,6 +461,21 @@ def assert_no_host_contacted(result: subprocess.CompletedProcess[str]) -> None:
 
 
 @pytest.fixture
+def assert_accepted(validate):
+    """`assert_accepted(inventory)`: validate.yml passes on ``inventory`` without contacting a host;
+    returns the run for the test's own checks (assert_refused's counterpart)."""
+
+    def check(inventory: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        result = validate(inventory)
+
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert_no_host_contacted(result)
+        return result
+
+    return check
+
+
+@pytest.fixture
 def assert_refused(validate):
     """`assert_refused(inventory, fragments)`: validate.yml fails on ``inventory`` with one line
     holding every fragment, no host contacted and no password printed."""
@@ -477,11 +492,8 @@ def assert_refused(validate):
     return check
 
 
-def test_valid_inventory_passes_without_contacting_a_host(validate):
-    result = validate(valid_inventory())
-
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert_no_host_contacted(result)
+def test_valid_inventory_passes_without_contacting_a_host(assert_accepted):
+    assert_accepted(valid_inventory())
 
 
 SANDBOX = TOP / "inventories" / "sandbox"
@@ -633,11 +645,8 @@ def sentinel_inventory() -> dict[str, Any]:
     return inventory
 
 
-def test_valid_sentinel_inventory_passes_without_contacting_a_host(validate):
-    result = validate(sentinel_inventory())
-
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert_no_host_contacted(result)
+def test_valid_sentinel_inventory_passes_without_contacting_a_host(assert_accepted):
+    assert_accepted(sentinel_inventory())
 
 
 @pytest.mark.parametrize(
@@ -711,11 +720,8 @@ def monitoring_inventory() -> dict[str, Any]:
     return inventory
 
 
-def test_valid_monitoring_inventory_passes_without_contacting_a_host(validate):
-    result = validate(monitoring_inventory())
-
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert_no_host_contacted(result)
+def test_valid_monitoring_inventory_passes_without_contacting_a_host(assert_accepted):
+    assert_accepted(monitoring_inventory())
 
 
 @pytest.mark.parametrize(
@@ -802,15 +808,12 @@ def test_inventory_without_monitoring_group_needs_no_exporter_settings(validate)
     assert "redis_exporter" not in result.stdout
 
 
-def test_a_sentinel_only_host_is_validated_as_a_sentinel_not_a_data_node(validate):
+def test_a_sentinel_only_host_is_validated_as_a_sentinel_not_a_data_node(assert_accepted):
     # s1 runs a Sentinel only: group redis' variables (redis_password, the ACL users) are not its.
     inventory = sentinel_inventory()
     inventory["all"]["children"]["redis_sentinel"]["hosts"] = {"r1": {}, "r2": {}, "s1": {}}
 
-    result = validate(inventory)
-
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert_no_host_contacted(result)
+    result = assert_accepted(inventory)
     assert re.search(r"^s1\s+: ok=", result.stdout, re.M), result.stdout[-3000:]
 
 
@@ -851,14 +854,11 @@ def tls_inventory() -> dict[str, Any]:
     return inventory
 
 
-def test_valid_tls_inventory_passes_without_contacting_a_host(validate):
+def test_valid_tls_inventory_passes_without_contacting_a_host(assert_accepted):
     inventory = tls_inventory()
     inventory["all"]["children"]["redis"]["vars"]["redis_port"] = 0
 
-    result = validate(inventory)
-
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert_no_host_contacted(result)
+    assert_accepted(inventory)
 
 
 @pytest.mark.parametrize(
@@ -913,12 +913,9 @@ def tls_sentinel_inventory() -> dict[str, Any]:
     return inventory
 
 
-def test_valid_tls_sentinel_inventory_passes_without_contacting_a_host(validate):
+def test_valid_tls_sentinel_inventory_passes_without_contacting_a_host(assert_accepted):
     # TLS through Sentinel (both hops): no longer refused by the client rules.
-    result = validate(tls_sentinel_inventory())
-
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert_no_host_contacted(result)
+    assert_accepted(tls_sentinel_inventory())
 
 
 @pytest.mark.parametrize(
