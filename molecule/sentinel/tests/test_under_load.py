@@ -188,6 +188,15 @@ def producer_script() -> None:
     client().check("cat > /tmp/probe.py && chmod 0644 /tmp/probe.py", stdin=PROBE.read_text())
 
 
+# The keys the scripts below read in one go (one atomic read): every queue and kombu's unacked hash.
+BROKER_KEYS = [*QUEUES, "unacked"]
+
+
+def read_broker(master: str, script: str) -> str:
+    """Run the Lua ``script`` over BROKER_KEYS on ``master``; its reply."""
+    return admin(master, f'EVAL "{script}" {len(BROKER_KEYS)} {" ".join(BROKER_KEYS)}')
+
+
 # Every queue's length and the unacked hash's, in one script.
 BACKLOG = (
     "local out = {} "
@@ -208,9 +217,8 @@ UNACKED_S = 45
 
 def backlog() -> dict[str, int]:
     """What the master still holds of earlier runs: tasks queued or taken and not acknowledged."""
-    keys = [*QUEUES, "unacked"]
-    counts = admin(current_master(), f'EVAL "{BACKLOG}" {len(keys)} {" ".join(keys)}').split()
-    return {k: int(n) for k, n in zip(keys, counts, strict=True) if int(n)}
+    counts = read_broker(current_master(), BACKLOG).split()
+    return {k: int(n) for k, n in zip(BROKER_KEYS, counts, strict=True) if int(n)}
 
 
 def drained() -> float:
@@ -425,8 +433,7 @@ def still_on_the_broker(ids: list[str]) -> dict[str, str]:
     hash (taken by a worker that went away; restored after the visibility timeout unless a stale
     restore mutex, printed with its TTL, holds that back). The others are lost."""
     master = current_master()
-    keys = [*QUEUES, "unacked"]
-    reply = admin(master, f'EVAL "{SNAPSHOT}" {len(keys)} {" ".join(keys)}')
+    reply = read_broker(master, SNAPSHOT)
     places: dict[str, list[str]] = {}
     for line in reply.splitlines():
         if line.startswith("@"):
