@@ -108,6 +108,10 @@ must be recorded here):
   -> ``redis_acl.live_commands(...) -> list[str]`` (ACL SETUSER/DELUSER lines that turn the users of
   the previous ACL file into the new one's, for Redis 7.0 whose ACL LOAD drops every ACL client).
 
+- added (issue 18, replication password live): ``words | celery_fleet_redis_cli_line`` ->
+  ``redis_acl.cli_line(words) -> str`` (one redis-cli stdin line, every word quoted: the live
+  ``CONFIG SET masterauth`` sends the password there, never in argv).
+
 Recorded changes to the agreed signatures:
 
 - Added filters (nothing removed or renamed): ``celery_fleet_worker_environment``,

@@ -10,10 +10,13 @@ clearselectors -@all <its rules>`` (the user cleared first, so it ends as the fi
 ACL LOAD would make it; not ``reset``, which also sets ``sanitize-payload``, a flag a user loaded
 from the file does not have: measured on 7.0.15, ACL LIST identical only without it), each user gone
 from the file ``ACL DELUSER <name>``, deletions last. The lines carry password hashes: the role sends them on
-redis-cli's stdin, never in argv.
+redis-cli's stdin, never in argv. ``cli_line`` quotes any other command for that stdin (the live
+``CONFIG SET masterauth`` of a replication password rotation).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from celery_fleet.errors import FleetError, Problem
 
@@ -46,3 +49,16 @@ def live_commands(old: str, new: str) -> list[str]:
     ]
     commands += [f"ACL DELUSER {name}" for name in before if name not in after]
     return commands
+
+
+def cli_line(words: Sequence[str]) -> str:
+    """One redis-cli stdin line whose words redis-cli splits back exactly as given.
+
+    redis-cli splits a line read from stdin like the server splits inline commands (sdssplitargs):
+    inside double quotes a backslash escapes the next character, so a word with spaces, quotes or
+    backslashes arrives as one argument, byte for byte. A line break cannot be carried (the line
+    would end there): refused, naming no value.
+    """
+    if any("\n" in w or "\r" in w for w in words):
+        raise FleetError([Problem("redis-cli", "a word of the command holds a line break")])
+    return " ".join('"' + w.replace("\\", "\\\\").replace('"', '\\"') + '"' for w in words)

@@ -92,6 +92,7 @@ class FilterModule:
             "celery_fleet_service_up_for": _ansible_errors(diagnose.up_for),
             "celery_fleet_redis_problems": _ansible_errors(redis_rules.redis_problems),
             "celery_fleet_redis_acl_live_commands": _ansible_errors(redis_acl.live_commands),
+            "celery_fleet_redis_cli_line": _ansible_errors(redis_acl.cli_line),
             "celery_fleet_redis_configured_dir": redis_data.configured_dir,
             "celery_fleet_redis_keyspace_keys": redis_data.keyspace_keys,
             "celery_fleet_redis_data_dir_problems": redis_data.data_dir_problems,

@@ -11,6 +11,7 @@ loader = pytest.importorskip("ansible.plugins.loader")
 FILTER_DIR = Path(__file__).resolve().parents[2] / "plugins" / "filter"
 FILTERS = {
     "celery_fleet_redis_acl_live_commands",
+    "celery_fleet_redis_cli_line",
     "celery_fleet_redis_configured_dir",
     "celery_fleet_redis_keyspace_keys",
     "celery_fleet_redis_data_dir_problems",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from celery_fleet.errors import FleetError
-from celery_fleet.redis_acl import acl_users, live_commands
+from celery_fleet.redis_acl import acl_users, cli_line, live_commands
 
 OLD = """\
 user default off resetpass ~* &* +@all
@@ -48,3 +48,26 @@ def test_whitespace_alone_is_no_change():
 def test_a_line_that_is_not_a_user_is_refused_naming_its_number():
     with pytest.raises(FleetError, match="line 2: every line must be 'user <name> <rules>'"):
         acl_users("user default on nopass\nrequirepass x\n")
+
+
+@pytest.mark.parametrize(
+    ("words", "line"),
+    [
+        (
+            ("CONFIG", "SET", "masterauth", "plain-0123456789"),
+            '"CONFIG" "SET" "masterauth" "plain-0123456789"',
+        ),
+        (("x", 'a "quoted" pass'), '"x" "a \\"quoted\\" pass"'),
+        (("x", "back\\slash\\x41"), '"x" "back\\\\slash\\\\x41"'),
+    ],
+)
+def test_a_cli_line_quotes_every_word_so_redis_cli_splits_it_back(words, line):
+    assert cli_line(words) == line
+
+
+@pytest.mark.parametrize("word", ["two\nlines", "carriage\rreturn"])
+def test_a_cli_line_refuses_a_line_break_without_naming_the_word(word):
+    with pytest.raises(FleetError) as raised:
+        cli_line(["CONFIG", "SET", "masterauth", word])
+
+    assert word not in str(raised.value) and "line break" in str(raised.value)

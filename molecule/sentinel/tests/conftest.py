@@ -97,6 +97,8 @@ def sentinel(name: str, args: str) -> str:
 # The Sentinels' next password, set by test_zn_sentinel_password's rotation (TEST ONLY); searched
 # for in argv and the logs by test_zz_secrets like the inventory's.
 NEXT_SENTINEL_PASSWORD = "test-only-next-sentinels-0123456789"  # TEST ONLY
+# The replication user's next password, set by test_zo_replication_password's rotation (TEST ONLY).
+NEXT_REPLICATION_PASSWORD = "test-only-next-replication-0123456789"  # TEST ONLY
 
 
 def admin_password() -> str:

@@ -10,13 +10,14 @@ scenario does for the broker password: the passwords go to grep on stdin, never 
 line, and a failure names the place and the password's inventory name, never the password.
 
 Named to run last (file order): what the failovers, the switchover-free stream, the re-run of
-site.yml and the rotation of the Sentinels' password in the earlier files did is judged too.
+site.yml and the rotations of the Sentinels' and the replication password in the earlier files did
+is judged too.
 """
 
 from __future__ import annotations
 
 import pytest
-from conftest import DATA_NODES, NEXT_SENTINEL_PASSWORD, VARS, node
+from conftest import DATA_NODES, NEXT_REPLICATION_PASSWORD, NEXT_SENTINEL_PASSWORD, VARS, node
 
 CLIENT = "sentinel-client"
 APP = "celerydemo"
@@ -27,6 +28,8 @@ SECRETS = {
     },
     # The rotation's new password (test_zn_sentinel_password).
     "redis_sentinel_password (rotated)": NEXT_SENTINEL_PASSWORD,
+    # test_zo_replication_password's.
+    "redis_replication_password (rotated)": NEXT_REPLICATION_PASSWORD,
 }
 SUDO_LOG = "journalctl -o json --no-pager SYSLOG_IDENTIFIER=sudo; cat /var/log/auth.log 2>/dev/null"
 # host -> place -> (command, a word its output must hold: the search can find something there).

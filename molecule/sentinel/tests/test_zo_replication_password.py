@@ -1,0 +1,142 @@
+"""The replication password rotates with every data node running (issue 18).
+
+roles/redis/README.md "Rotating a password without downtime", the replication user's runs, each
+``site.yml --tags redis`` as an operator runs it:
+1. the new password only in ``redis_replication_previous_passwords``: every data node accepts both,
+   live (ACL SETUSER on Debian 12's Redis 7.0), no restart;
+2. the swap (``redis_replication_password`` new, the old one previous): every data node takes the new
+   ``masterauth`` with ``CONFIG SET`` and gets the file written, no restart (same ``run_id`` and
+   pid), the run says so for each, and a second run of the same variables changes nothing.
+Then the master drops its replicas' links (``CLIENT KILL TYPE replica``): every replica connects
+again, authenticating with the new password (the only one it holds), and is back in sync, with no
+denial in any ``ACL LOG``. (The third run, the list emptied, is a users.acl change like the
+worker's, tested in the redis and monitoring scenarios.)
+
+The Sentinels keep test_zn's phase-1 variables (else this run would move their password back). The
+variables go to ansible-playbook in a 0600 file, never argv. Runs after test_zn_sentinel_password
+(file order), before test_zz_secrets, which searches argv and the logs for the new password too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import (
+    DATA_NODES,
+    NEXT_REPLICATION_PASSWORD,
+    NEXT_SENTINEL_PASSWORD,
+    VARS,
+    admin,
+    cli,
+    converge,
+    master_node,
+    node,
+    wait_until,
+)
+
+OLD = VARS["redis_replication_password"]
+NEW = NEXT_REPLICATION_PASSWORD
+USER = VARS.get("redis_replication_user", "replication")
+# test_zn's phase 1 of the Sentinels' rotation, kept as it is.
+SENTINELS_PHASE_ONE = {
+    "redis_sentinel_password": NEXT_SENTINEL_PASSWORD,
+    "redis_sentinel_previous_passwords": [VARS["redis_sentinel_password"]],
+}
+SAID = "no restart: masterauth set live (CONFIG SET), redis.conf written"
+
+
+@pytest.fixture
+def deploy(tmp_path: Path) -> Iterator[Callable[[dict], str]]:
+    """Run ``site.yml --tags redis`` with these variables (from a 0600 file); return its output."""
+
+    def run(values: dict) -> str:
+        path = tmp_path / "replication-password.json"
+        path.write_text(json.dumps({**SENTINELS_PHASE_ONE, **values}))
+        path.chmod(0o600)
+        result = converge(
+            Path(__file__).resolve().parents[1] / "converge.yml", "--tags", "redis", "-e", f"@{path}"
+        )
+        out = result.stdout + result.stderr
+        assert result.returncode == 0, out[-3000:]
+        assert OLD not in out and NEW not in out
+        return result.stdout
+
+    yield run
+
+
+def server(name: str) -> tuple[str, str]:
+    """(run_id, process_id) of the data node's server: both stay through a live change."""
+    info = admin(name, "INFO server")
+    return re.search(r"^run_id:(\w+)", info, re.M).group(1), re.search(
+        r"^process_id:(\d+)", info, re.M
+    ).group(1)
+
+
+def accepts(name: str, password: str) -> bool:
+    return cli(name, "PING", user=USER, password=password, check=False) == "PONG"
+
+
+def denials(name: str) -> int:
+    return len(re.findall(r"^reason$", admin(name, "ACL LOG"), re.M))
+
+
+def changed(stdout: str) -> dict[str, int]:
+    return {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", stdout, re.M)}
+
+
+def test_the_replication_password_rotates_without_a_restart(deploy) -> None:
+    servers = {n: server(n) for n in DATA_NODES}
+    logged = {n: denials(n) for n in DATA_NODES}
+
+    deploy({"redis_replication_previous_passwords": [NEW]})
+
+    for n in DATA_NODES:
+        assert accepts(n, NEW) and accepts(n, OLD), n
+        assert not accepts(n, "test-only-wrong-password-0123"), n
+    assert {n: server(n) for n in DATA_NODES} == servers
+
+    swap = {"redis_replication_password": NEW, "redis_replication_previous_passwords": [OLD]}
+    out = deploy(swap)
+
+    assert out.count(SAID) == len(DATA_NODES), re.findall(r"restart: [^\"]*", out)
+    assert {n: server(n) for n in DATA_NODES} == servers
+    for n in DATA_NODES:
+        # The running server's and the file's masterauth are the new password (compared here and on
+        # the host, never printed).
+        running = admin(n, "CONFIG GET masterauth").splitlines()[-1] == NEW
+        assert running, f"{n}: CONFIG GET masterauth is not the new password"
+        in_file = (
+            node(n).check("grep -cxF -f - /etc/redis/redis.conf || true", stdin=f"masterauth {NEW}\n").strip()
+        )
+        assert in_file == "1", f"{n}: redis.conf holds masterauth with the new password {in_file} times"
+        assert node(n).check("ls /etc/redis | grep -c '^redis\\.conf\\..*~$' || true").strip() == "0", (
+            n
+        )  # no backup left
+    again = changed(deploy(swap))
+    assert not any(again.values()), again
+
+    # Every replica connects again with the new password.
+    master = master_node()
+    replicas = sorted(set(DATA_NODES) - {master})
+    before = admin(master, "CLIENT LIST TYPE replica")
+    ids = set(re.findall(r"\bid=(\d+)", before))
+    assert len(ids) == len(replicas), before
+    admin(master, "CLIENT KILL TYPE replica")
+
+    def relinked() -> bool:
+        listed = admin(master, "CLIENT LIST TYPE replica")
+        new_ids = set(re.findall(r"\bid=(\d+)", listed))
+        return (
+            len(new_ids) == len(replicas)
+            and not new_ids & ids
+            and set(re.findall(r"\buser=(\S+)", listed)) == {USER}
+            and all("master_link_status:up" in admin(r, "INFO replication") for r in replicas)
+        )
+
+    wait_until(relinked, timeout=60, what="every replica linked to the master again")
+    assert {n: server(n) for n in DATA_NODES} == servers
+    assert {n: denials(n) for n in DATA_NODES} == logged
