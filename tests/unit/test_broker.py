@@ -570,3 +570,18 @@ def test_the_roles_tls_files_are_the_apps_layout():
         "ssl_certfile": "/etc/celerydemo/tls/client.crt",
         "ssl_keyfile": "/etc/celerydemo/tls/client.key",
     }
+
+
+def test_a_result_stored_during_a_failover_is_retried_long_enough_but_not_forever():
+    # Celery's backoff with full jitter: retry n sleeps up to min(max sleep, 10 ms * 2**n).
+    settings = SENTINEL_CELERY_SETTINGS
+    base_ms = 10
+    caps = [
+        min(settings["result_backend_max_sleep_between_retries_ms"], base_ms * 2**n)
+        for n in range(1, settings["result_backend_max_retries"] + 1)
+    ]
+
+    assert settings["result_backend_always_retry"] is True
+    # On average half of each cap: well over a failover (7-9 s measured, README), and bounded.
+    assert sum(caps) / 2 / 1000 > 3 * 9
+    assert sum(caps) / 1000 < 120
