@@ -25,7 +25,18 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import OPS, REDIS, REDIS_SOCKET, WORKER, node, redis_cli, scenario_vars, wait_until
+from conftest import (
+    OPS,
+    REDIS,
+    REDIS_SOCKET,
+    WORKER,
+    node,
+    redis_cli,
+    scenario_vars,
+    service,
+    wait_until,
+    workers,
+)
 
 PROJECT = Path(__file__).resolve().parents[3]
 NEW = "test-only-worker-rotated-0123456789"  # TEST ONLY
@@ -118,6 +129,23 @@ def refused_words(since: float) -> dict[str, int]:
     }
 
 
+def last_stops() -> dict[str, float]:
+    """Worker service -> seconds its last stop took (systemd's monotonic stamps: from leaving
+    active, when the stop began, to entering inactive)."""
+    stops = {}
+    for w in workers():
+        shown = node(WORKER).check(
+            f"systemctl show -p ActiveExitTimestampMonotonic -p InactiveEnterTimestampMonotonic {service(w)}"
+        )
+        stamp = dict(line.split("=", 1) for line in shown.split())
+        began, ended = (
+            int(stamp["ActiveExitTimestampMonotonic"]),
+            int(stamp["InactiveEnterTimestampMonotonic"]),
+        )
+        stops[service(w)] = round((ended - began) / 1e6, 2)
+    return stops
+
+
 @pytest.fixture(scope="module")
 def rotation(tmp_path_factory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("rotation")
@@ -147,6 +175,7 @@ def rotation(tmp_path_factory) -> dict[str, Any]:
         tmp,
     )
     pid1 = broker.main_pid("redis-server")
+    rotation_stops = last_stops()
     phase2, seconds2 = playbook(
         {REDIS: {"redis_acl_users": worker_users(NEW, [])}, WORKER: {"celery_broker_password": NEW}},
         "redis",
@@ -181,11 +210,16 @@ def rotation(tmp_path_factory) -> dict[str, Any]:
             secret_env={"REDISCLI_AUTH": NEW},
         ).stdout,
     }
+    # An ordinary restart of the same workers, for comparison (outside Ansible: systemctl itself).
+    node(WORKER).check(f"systemctl restart {' '.join(service(w) for w in workers())}")
+    report["stops"] = (rotation_stops, last_stops())
     print(
         f"\nrotation under load: phase 1 (site.yml --tags redis,workers) {seconds1:.0f} s, "
         f"phase 2 (--tags redis) {seconds2:.0f} s; sent {len(sent['ids'])}, publish errors {sent['errors']}, "
         f"results {collected['states']}; refused-password lines {report['refused']}; "
-        f"worker reconnections {report['reconnections']}; redis-server PIDs {report['pids']}"
+        f"worker reconnections {report['reconnections']}; redis-server PIDs {report['pids']}; "
+        f"warm stops of the workers (s): in phase 1 {report['stops'][0]}, "
+        f"in an ordinary restart {report['stops'][1]}"
     )
     return report
 
@@ -211,6 +245,17 @@ def test_every_task_sent_during_the_rotation_ran(rotation) -> None:
 def test_no_service_was_refused_its_password(rotation) -> None:
     assert rotation["refused"] == dict.fromkeys((REDIS, WORKER, OPS), 0)
     assert rotation["acl_log"].strip() == "", rotation["acl_log"]
+
+
+def test_the_rollout_stops_the_workers_as_fast_as_an_ordinary_restart(rotation) -> None:
+    # The incident behind issue 18: workers left with a refused password kept reconnecting, and their
+    # warm stop waited out the whole stop timeout (600 s) in the rollout. Each worker's last stop
+    # (systemd: from leaving active to inactive) in phase 1 against an ordinary systemctl restart
+    # of the same idle workers afterwards.
+    during, ordinary = rotation["stops"]
+    assert set(during) == {service(w) for w in workers()}
+    for name, seconds in during.items():
+        assert seconds <= 2 * ordinary[name] + 5, (name, during, ordinary)
 
 
 def test_the_old_password_is_refused_at_the_end(rotation) -> None:
