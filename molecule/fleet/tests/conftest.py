@@ -165,6 +165,22 @@ def executions(since: float) -> dict[str, int]:
     return counts
 
 
+TIMESTAMPS = "ActiveExitTimestampMonotonic,InactiveEnterTimestampMonotonic,ActiveEnterTimestampMonotonic"
+
+
+def unit_timestamps() -> dict[tuple[str, str], dict[str, int]]:
+    """(host, worker) -> systemd's stop/start timestamps of its unit (monotonic, µs): the stop began
+    at ActiveExit, ended at InactiveEnter, the worker ran again from ActiveEnter."""
+    stamps = {}
+    for name, workers in WORKERS.items():
+        for worker in workers:
+            out = node(name).check(f"systemctl show -p {TIMESTAMPS} {service(worker)}")
+            stamps[(name, worker["name"])] = {
+                k: int(v) for k, v in (ln.split("=", 1) for ln in out.splitlines())
+            }
+    return stamps
+
+
 @pytest.fixture(scope="session", autouse=True)
 def probe_script() -> None:
     """The producer-side helper, copied into the ops container once."""
@@ -227,7 +243,7 @@ def deploy_what_was_left_broken() -> Iterator[None]:
 # the faults run on the fleet the first module checked (the day-2 plays need it as declared: the
 # rolling restart leaves two workers at another concurrency), test_stale's full site.yml run brings
 # back the host test_diagnose broke (one run instead of two), and the ACL LOG is read after
-# everything else ran.
+# everything else ran. The worker password rotation comes last: the fleet keeps the new password.
 MODULE_ORDER = [
     "test_rerun",
     "test_fleet",
@@ -237,6 +253,7 @@ MODULE_ORDER = [
     "test_diagnose",
     "test_stale",
     "test_acl",
+    "test_rotation",
 ]
 
 

@@ -25,13 +25,12 @@ from conftest import (
     node,
     node_name,
     probe,
-    service,
+    unit_timestamps,
     wait_until,
 )
 
 # The changed setting: one worker per host gets another concurrency, so both host batches restart.
 CHANGES = {"fleet-worker-gpu": ("extraction", 3), "fleet-worker-cpu": ("processing", 3)}
-TIMESTAMPS = "ActiveExitTimestampMonotonic,InactiveEnterTimestampMonotonic,ActiveEnterTimestampMonotonic"
 
 
 def _override_inventory(directory: Path) -> Path:
@@ -46,25 +45,13 @@ def _override_inventory(directory: Path) -> Path:
     return path
 
 
-def _timestamps() -> dict[tuple[str, str], dict[str, int]]:
-    """(host, worker) -> systemd's stop/start timestamps of its unit (monotonic, µs)."""
-    stamps = {}
-    for name, workers in WORKERS.items():
-        for worker in workers:
-            out = node(name).check(f"systemctl show -p {TIMESTAMPS} {service(worker)}")
-            stamps[(name, worker["name"])] = {
-                k: int(v) for k, v in (ln.split("=", 1) for ln in out.splitlines())
-            }
-    return stamps
-
-
 @pytest.fixture(scope="module")
 def rolling() -> dict[str, Any]:
     """Act once: producer + rolling re-deploy; what the tests below check."""
     ops = node(OPS)
     ops.check("rm -f /tmp/stream-stop /tmp/stream-ids.json /tmp/stream-started")
     since = time.time()
-    before = _timestamps()
+    before = unit_timestamps()
 
     producer: dict[str, Any] = {}
 
@@ -91,7 +78,7 @@ def rolling() -> dict[str, Any]:
     ids = [entry["id"] for entry in sent]
     lost = [i for i in ids if ran.get(i, 0) == 0]
     duplicated = {i: ran[i] for i in ids if ran.get(i, 0) > 1}
-    after = _timestamps()
+    after = unit_timestamps()
     print(
         f"\nrolling restart: site.yml --tags workers {play_seconds:.0f} s; "
         f"producer {producer.get('report')}; "
