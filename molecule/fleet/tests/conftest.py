@@ -9,11 +9,14 @@ environment, so no password reaches a command line.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,6 +166,32 @@ def executions(since: float) -> dict[str, int]:
         for task_id in pattern.findall(out):
             counts[task_id] = counts.get(task_id, 0) + 1
     return counts
+
+
+@contextlib.contextmanager
+def streaming(name: str, rate: int = 8, minimum: int = 500) -> Iterator[dict[str, Any]]:
+    """A producer on the ops host streaming tasks (probe.py stream, at least ``minimum``) while the
+    block runs: entered once its first task is sent; on leaving, stopped, and the dict it yielded
+    gets ``sent`` (the entries of /tmp/<name>-ids.json) and ``report`` (the producer's own)."""
+    ops = node(OPS)
+    files = f"/tmp/{name}-ids.json /tmp/{name}-stop"
+    ops.check(f"rm -f {files} /tmp/{name}-started")
+    out: dict[str, Any] = {}
+
+    def produce() -> None:
+        out["report"] = probe(f"stream {files} --min {minimum} --rate {rate} --started /tmp/{name}-started")
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    try:
+        wait_until(
+            lambda: ops.exists(f"/tmp/{name}-started"), timeout=60, what="the producer's first task sent"
+        )
+        yield out
+    finally:
+        ops.check(f"touch /tmp/{name}-stop")
+        thread.join(timeout=180)
+    out["sent"] = json.loads(ops.read(f"/tmp/{name}-ids.json"))
 
 
 TIMESTAMPS = "ActiveExitTimestampMonotonic,InactiveEnterTimestampMonotonic,ActiveEnterTimestampMonotonic"

@@ -6,9 +6,7 @@ restart batches.)"""
 
 from __future__ import annotations
 
-import json
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,6 @@ import pytest
 import yaml
 from conftest import (
     LAYOUT,
-    OPS,
     WORKERS,
     ansible_playbook,
     executions,
@@ -25,8 +22,8 @@ from conftest import (
     node,
     node_name,
     probe,
+    streaming,
     unit_timestamps,
-    wait_until,
 )
 
 # The changed setting: one worker per host gets another concurrency, so both host batches restart.
@@ -48,31 +45,17 @@ def _override_inventory(directory: Path) -> Path:
 @pytest.fixture(scope="module")
 def rolling() -> dict[str, Any]:
     """Act once: producer + rolling re-deploy; what the tests below check."""
-    ops = node(OPS)
-    ops.check("rm -f /tmp/stream-stop /tmp/stream-ids.json /tmp/stream-started")
     since = time.time()
     before = unit_timestamps()
 
-    producer: dict[str, Any] = {}
-
-    def produce() -> None:
-        producer["report"] = probe(
-            "stream /tmp/stream-ids.json /tmp/stream-stop --min 500 --rate 8 --started /tmp/stream-started"
-        )
-
-    thread = threading.Thread(target=produce)
-    thread.start()
-    # The restart must happen under load: wait until the producer sent its first task.
-    wait_until(lambda: ops.exists("/tmp/stream-started"), timeout=60, what="the producer's first task sent")
-    with tempfile.TemporaryDirectory() as tmp:
+    # The restart must happen under load: from the producer's first task on.
+    with streaming("stream") as producer, tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
         play = ansible_playbook("site.yml", "-i", str(_override_inventory(Path(tmp))), "--tags", "workers")
         play_seconds = time.monotonic() - started
-    ops.check("touch /tmp/stream-stop")
-    thread.join(timeout=120)
     assert play.returncode == 0, play.stdout[-3000:]
 
-    sent = json.loads(ops.read("/tmp/stream-ids.json"))
+    sent = producer["sent"]
     collected = probe("collect /tmp/stream-ids.json --timeout 180")
     ran = executions(since)
     ids = [entry["id"] for entry in sent]

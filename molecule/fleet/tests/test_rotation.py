@@ -17,10 +17,8 @@ ansible-playbook in a 0600 inventory file of host variables, never argv.
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,9 +37,9 @@ from conftest import (
     probe,
     redis_admin,
     service,
+    streaming,
     unit_timestamps,
     vault,
-    wait_until,
 )
 
 NEW = "test-only-worker-rotated-fleet-0123456789"  # TEST ONLY
@@ -88,24 +86,11 @@ def worker_says(password: str) -> str:
 @pytest.fixture(scope="module")
 def rotation() -> dict[str, Any]:
     old = vault()["vault_redis_worker_password"]
-    ops = node(OPS)
     redis_admin("ACL LOG RESET")
     redis_pid = node(REDIS).main_pid("redis-server")
     before = unit_timestamps()
     since = time.time()
-    ops.check("rm -f /tmp/rotation-stop /tmp/rotation-ids.json /tmp/rotation-started")
-    producer: dict[str, Any] = {}
-
-    def produce() -> None:
-        producer["report"] = probe(
-            "stream /tmp/rotation-ids.json /tmp/rotation-stop --min 500 --rate 8 "
-            "--started /tmp/rotation-started"
-        )
-
-    thread = threading.Thread(target=produce)
-    thread.start()
-    wait_until(lambda: ops.exists("/tmp/rotation-started"), timeout=60, what="the producer's first task sent")
-    with tempfile.TemporaryDirectory() as tmp:
+    with streaming("rotation") as producer, tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
         phase1 = ansible_playbook(
             "site.yml", "-i", str(override(Path(tmp), [old])), "--tags", "redis,workers"
@@ -113,12 +98,10 @@ def rotation() -> dict[str, Any]:
         seconds1 = time.monotonic() - started
         during = unit_timestamps()
         phase2 = ansible_playbook("site.yml", "-i", str(override(Path(tmp), [])), "--tags", "redis")
-    ops.check("touch /tmp/rotation-stop")
-    thread.join(timeout=180)
     assert phase1.returncode == 0, phase1.stdout[-3000:]
     assert phase2.returncode == 0, phase2.stdout[-3000:]
 
-    sent = json.loads(ops.read("/tmp/rotation-ids.json"))
+    sent = producer["sent"]
     collected = probe("collect /tmp/rotation-ids.json --timeout 180")
     ran = executions(since)
     ids = [entry["id"] for entry in sent]
