@@ -64,6 +64,23 @@ FAKE_KOMBU = {
         class ConnectionError(Exception):
             pass
     """,
+    # What reconnects_ask_the_sentinels uses of redis-py 8.1: a Sentinel-managed connection that
+    # asks the Sentinels in connect() only, while send_packed_command reconnects to the address it
+    # had (Connection.connect_check_health, redis/redis-py#3874).
+    "redis/sentinel.py": """
+        class SentinelManagedConnection:
+            def __init__(self, master, host):
+                self.master, self.host, self._sock, self.sent = master, host, None, []
+            def connect(self):
+                self.host = self.master()
+                self._sock = self.host
+            def connect_check_health(self, check_health=True):
+                self._sock = self.host
+            def send_packed_command(self, command, check_health=True):
+                if not self._sock:
+                    self.connect_check_health(check_health=False)
+                self.sent.append((self._sock, command))
+    """,
     "kombu/__init__.py": "",
     "kombu/transport/__init__.py": "",
     "kombu/transport/redis.py": """
@@ -362,3 +379,33 @@ def test_without_kombus_redis_transport_the_app_loads_unguarded(tree, monkeypatc
 
     assert entry.closed_connections_fail_as_such() is False
     assert entry.app.conf["broker_transport_options"]["visibility_timeout"] == 10
+
+
+def test_a_sentinel_connection_that_lost_its_socket_asks_the_sentinels_before_it_sends(tree, monkeypatch):
+    # Arrange: a connection to the old master whose socket was dropped (READONLY: the master was
+    # demoted); the Sentinels now name another.
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    from redis.sentinel import SentinelManagedConnection
+
+    connection = SentinelManagedConnection(master=lambda: "new-master:6380", host="old-master:6380")
+
+    # Act: what redis-py's pipeline does next (UNWATCH, then the transaction again).
+    connection.send_packed_command(b"UNWATCH")
+    connection.send_packed_command(b"WATCH unacked")
+
+    # Assert: both went to the master the Sentinels name, the second on the same socket.
+    assert connection.sent == [("new-master:6380", b"UNWATCH"), ("new-master:6380", b"WATCH unacked")]
+    guarded = SentinelManagedConnection.send_packed_command
+    assert entry.reconnects_ask_the_sentinels() is True
+    assert SentinelManagedConnection.send_packed_command is guarded
+
+
+def test_without_the_guard_the_stand_in_reconnects_to_the_old_master(tree):
+    # The stand-in behaves as redis-py 8.1 does (what the guard is for), checked without the entry module.
+    from redis.sentinel import SentinelManagedConnection
+
+    connection = SentinelManagedConnection(master=lambda: "new-master:6380", host="old-master:6380")
+    connection.send_packed_command(b"UNWATCH")
+
+    assert connection.sent == [("old-master:6380", b"UNWATCH")]

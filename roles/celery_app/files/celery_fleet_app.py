@@ -13,7 +13,8 @@ result backend's socket timeouts). The deploy's verification reads the options b
 It also makes a worker stop when asked while it cannot reach or log into the broker
 (``shutdown_aware_events``): Celery's event heartbeat retries its publish forever, holding the
 event dispatcher's lock, and a green pool's warm shutdown waits for that lock. And it keeps a
-worker running through a broker failover that used to stop it (``closed_connections_fail_as_such``).
+worker running through a broker failover that used to stop it (``closed_connections_fail_as_such``),
+and one that used to leave it looping against the demoted master (``reconnects_ask_the_sentinels``).
 
 A producer on a fleet host runs a module with the app configured the same way:
 ``python -m celery_fleet_app <module> [args...]``.
@@ -173,6 +174,42 @@ def closed_connections_fail_as_such() -> bool:
     return True
 
 
+def reconnects_ask_the_sentinels() -> bool:
+    """Make a Sentinel-managed connection ask the Sentinels for the master whenever it reconnects.
+
+    redis-py 8.1's ``SentinelManagedConnection`` asks the Sentinels in ``connect()`` only. A
+    connection that lost its socket and is then used to send a command reconnects through
+    ``Connection.send_packed_command``, which calls ``connect_check_health`` and ``_connect`` on
+    the address it had (redis/redis-py#3874). Its own ``ReadOnlyError`` handler drops the socket
+    when the master it talks to was demoted, so after a planned switchover (the old master is up,
+    a replica now) the next command goes back to the demoted master. Measured in molecule/sentinel
+    after playbooks/switchover.yml: the prefork worker's consumer, restoring its unacknowledged
+    messages as it reconnected (kombu ``QoS.restore_by_tag``, a WATCH transaction), looped for good
+    against the old master (WATCH, HGET, MULTI, HDEL refused with READONLY; the connection error,
+    raised while watching, becomes redis-py's ``WatchError``, which ``Redis.transaction`` retries):
+    about 20 connections a second at 87 % CPU while the new master's queues filled up.
+
+    Connecting through ``connect()`` first asks the Sentinels, so the retry reaches the new master.
+    A connection that has its socket sends as before. Returns whether the guard is in place.
+    """
+    try:
+        from redis.sentinel import SentinelManagedConnection
+    except ImportError:  # no redis-py in this virtualenv: nothing to guard
+        return False
+    original = SentinelManagedConnection.send_packed_command
+    if getattr(original, "fleet_guarded", False):
+        return True
+
+    def send_packed_command(self: Any, command: Any, check_health: bool = True) -> Any:
+        if not self._sock:
+            self.connect()
+        return original(self, command, check_health)
+
+    send_packed_command.fleet_guarded = True  # type: ignore[attr-defined]
+    SentinelManagedConnection.send_packed_command = send_packed_command
+    return True
+
+
 def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     """Merge the fleet's options into ``app.conf``, set the fleet's Celery settings, return the app.
 
@@ -192,11 +229,13 @@ def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -
 
 def load(environ: Mapping[str, str]) -> Any:
     """Import the app named in the fleet's settings, as ``celery -A`` does, and configure it
-    (with kombu's Redis channels guarded: ``closed_connections_fail_as_such``)."""
+    (with kombu's Redis channels and redis-py's Sentinel connections guarded:
+    ``closed_connections_fail_as_such``, ``reconnects_ask_the_sentinels``)."""
     from celery.app.utils import find_app
 
     config = read_config(environ)
     closed_connections_fail_as_such()
+    reconnects_ask_the_sentinels()
     return configure(find_app(config["app"]), config, environ)
 
 
