@@ -25,9 +25,9 @@ ADMIN = ["/usr/bin/redis-cli", "-s", "/run/redis/redis-server.sock", "--user", "
 SENTINEL = ["timeout", "5", "/usr/bin/redis-cli", "-p", "26379", "--tls", "--askpass"]
 PARAMS = {
     "admin_cli": ADMIN,
-    "admin_password": "admin-secret-0123456789",
+    "admin_password": "admin-secret-0123456789",  # TEST ONLY
     "sentinel_cli": SENTINEL,
-    "sentinel_password": "sentinel-secret-0123456789",
+    "sentinel_password": "sentinel-secret-0123456789",  # TEST ONLY
     "sentinels": ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
     "master_name": "celery-fleet",
     "master": "10.0.0.1 6380",

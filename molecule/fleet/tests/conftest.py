@@ -210,6 +210,11 @@ def unit_timestamps() -> dict[tuple[str, str], dict[str, int]]:
     return stamps
 
 
+def stop_seconds(stamp: dict[str, int]) -> float:
+    """How long a unit's last stop took, from its unit_timestamps() entry (seconds)."""
+    return (stamp["InactiveEnterTimestampMonotonic"] - stamp["ActiveExitTimestampMonotonic"]) / 1e6
+
+
 @pytest.fixture(scope="session", autouse=True)
 def probe_script() -> None:
     """The producer-side helper, copied into the ops container once."""

@@ -22,6 +22,7 @@ from conftest import (
     node,
     node_name,
     probe,
+    stop_seconds,
     streaming,
     unit_timestamps,
 )
@@ -73,7 +74,7 @@ def rolling() -> dict[str, Any]:
             stamp["ActiveEnterTimestampMonotonic"]
             != before[(name, worker_name)]["ActiveEnterTimestampMonotonic"]
         ):
-            stop = (stamp["InactiveEnterTimestampMonotonic"] - stamp["ActiveExitTimestampMonotonic"]) / 1e6
+            stop = stop_seconds(stamp)
             total = (stamp["ActiveEnterTimestampMonotonic"] - stamp["ActiveExitTimestampMonotonic"]) / 1e6
             print(
                 f"  restarted {worker_name}@{name}: warm stop {stop:.2f} s, "

@@ -37,6 +37,7 @@ from conftest import (
     probe,
     redis_admin,
     service,
+    stop_seconds,
     streaming,
     unit_timestamps,
     vault,
@@ -59,10 +60,6 @@ def override(directory: Path, previous: list[str]) -> Path:
     path.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
     path.chmod(0o600)
     return path
-
-
-def stop_seconds(stamp: dict[str, int]) -> float:
-    return (stamp["InactiveEnterTimestampMonotonic"] - stamp["ActiveExitTimestampMonotonic"]) / 1e6
 
 
 def refused_lines(since: float) -> dict[str, int]:

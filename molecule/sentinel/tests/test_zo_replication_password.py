@@ -41,6 +41,7 @@ from conftest import (
 
 OLD = VARS["redis_replication_password"]
 NEW = NEXT_REPLICATION_PASSWORD
+WRONG = "test-only-wrong-password-0123"  # TEST ONLY
 USER = VARS.get("redis_replication_user", "replication")
 # test_zn's phase 1 of the Sentinels' rotation, kept as it is.
 SENTINELS_PHASE_ONE = {
@@ -98,7 +99,7 @@ def test_the_replication_password_rotates_without_a_restart(deploy) -> None:
 
     for n in DATA_NODES:
         assert accepts(n, NEW) and accepts(n, OLD), n
-        assert not accepts(n, "test-only-wrong-password-0123"), n
+        assert not accepts(n, WRONG), n
     assert {n: server(n) for n in DATA_NODES} == servers
     # From here on, no denial: the wrong password just tried is the last one logged.
     logged = {n: denials(n) for n in DATA_NODES}
