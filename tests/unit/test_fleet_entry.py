@@ -63,6 +63,8 @@ FAKE_KOMBU = {
     "redis/exceptions.py": """
         class ConnectionError(Exception):
             pass
+        class TimeoutError(Exception):
+            pass
     """,
     # What reconnects_ask_the_sentinels uses of redis-py 8.1: a Sentinel-managed connection that
     # asks the Sentinels in connect() only, while send_packed_command reconnects to the address it
@@ -90,6 +92,16 @@ FAKE_KOMBU = {
             def _connparams(self, asynchronous=False):
                 conninfo = self.connection.client
                 return {"host": conninfo.hostname or "127.0.0.1", "asynchronous": asynchronous}
+        # What deliveries_survive_a_failover uses: QoS.append records a delivered message as
+        # unacknowledged (kombu: one ZADD + HSET transaction); here it raises the scripted errors
+        # first, one per attempt.
+        class QoS:
+            def __init__(self, failures=()):
+                self.failures, self.recorded = list(failures), []
+            def append(self, message, delivery_tag):
+                if self.failures:
+                    raise self.failures.pop(0)
+                self.recorded.append((message, delivery_tag))
     """,
 }
 APP_WITH_OPTIONS = """
@@ -378,6 +390,7 @@ def test_without_kombus_redis_transport_the_app_loads_unguarded(tree, monkeypatc
     entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
 
     assert entry.closed_connections_fail_as_such() is False
+    assert entry.deliveries_survive_a_failover() is False
     assert entry.app.conf["broker_transport_options"]["visibility_timeout"] == 10
 
 
@@ -409,3 +422,69 @@ def test_without_the_guard_the_stand_in_reconnects_to_the_old_master(tree):
     connection.send_packed_command(b"UNWATCH")
 
     assert connection.sent == [("old-master:6380", b"UNWATCH")]
+
+
+def test_a_delivery_whose_record_was_cut_off_is_recorded_on_a_new_connection(tree, monkeypatch, caplog):
+    # Arrange: the record's transaction fails twice (the switchover's CLIENT KILL, then the old
+    # address refusing), then reaches the new master.
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    from kombu.transport.redis import QoS
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(entry.time, "sleep", sleeps.append)
+    qos = QoS([RedisConnectionError("Connection closed by server."), RedisTimeoutError("Timeout connecting")])
+
+    # Act
+    with caplog.at_level("WARNING", logger="celery_fleet_app"):
+        qos.append("message", "tag-1")
+
+    # Assert: recorded once, after the first two delays; each retry said so.
+    assert qos.recorded == [("message", "tag-1")]
+    assert sleeps == list(entry.DELIVERY_RETRY_DELAYS[:2])
+    assert [r.getMessage() for r in caplog.records] == [
+        "recording delivery tag-1 as unacknowledged failed (attempt 1 of 6: "
+        "ConnectionError('Connection closed by server.')); retrying in 0.0 s on a new connection",
+        "recording delivery tag-1 as unacknowledged failed (attempt 2 of 6: "
+        "TimeoutError('Timeout connecting')); retrying in 1.0 s on a new connection",
+    ]
+    guarded = QoS.append
+    assert entry.deliveries_survive_a_failover() is True
+    assert QoS.append is guarded
+
+
+def test_a_broker_that_stays_away_gets_the_last_error_after_every_delay(tree, monkeypatch):
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    from kombu.transport.redis import QoS
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(entry.time, "sleep", sleeps.append)
+    attempts = len(entry.DELIVERY_RETRY_DELAYS) + 1
+    qos = QoS([RedisConnectionError(f"refused {n}") for n in range(1, attempts + 1)])
+
+    with pytest.raises(RedisConnectionError, match=f"refused {attempts}"):
+        qos.append("message", "tag-1")
+
+    # Bounded: every delay once (15 s in all), then the consumer's own reconnect takes over.
+    assert sleeps == list(entry.DELIVERY_RETRY_DELAYS)
+    assert sum(sleeps) == 15.0
+    assert qos.failures == [] and qos.recorded == []
+
+
+def test_errors_other_than_a_lost_connection_are_not_retried(tree, monkeypatch):
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    from kombu.transport.redis import QoS
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(entry.time, "sleep", sleeps.append)
+    qos = QoS([ValueError("OOM command not allowed"), None])
+
+    with pytest.raises(ValueError, match="OOM"):
+        qos.append("message", "tag-1")
+
+    assert sleeps == [] and qos.recorded == []

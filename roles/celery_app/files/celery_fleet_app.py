@@ -14,7 +14,9 @@ It also makes a worker stop when asked while it cannot reach or log into the bro
 (``shutdown_aware_events``): Celery's event heartbeat retries its publish forever, holding the
 event dispatcher's lock, and a green pool's warm shutdown waits for that lock. And it keeps a
 worker running through a broker failover that used to stop it (``closed_connections_fail_as_such``),
-and one that used to leave it looping against the demoted master (``reconnects_ask_the_sentinels``).
+and one that used to leave it looping against the demoted master (``reconnects_ask_the_sentinels``),
+and keeps a message it took off a queue when the broker went away before it could record it as
+unacknowledged (``deliveries_survive_a_failover``).
 
 A producer on a fleet host runs a module with the app configured the same way:
 ``python -m celery_fleet_app <module> [args...]``.
@@ -26,15 +28,22 @@ standard library and Celery.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import runpy
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
 CONFIG_ENV = "CELERY_FLEET_CONFIG"
 MAX_CONNECTIONS_ENV = "CELERY_FLEET_MAX_CONNECTIONS"
 SETTINGS = ("broker_transport_options", "result_backend_transport_options")
+# Seconds before each new attempt to record a delivered message as unacknowledged
+# (deliveries_survive_a_failover): 15 s in all, a Sentinel election (down-after plus the vote) and
+# the clients' reconnect, with room to spare on a loaded host.
+DELIVERY_RETRY_DELAYS = (0.0, 1.0, 2.0, 4.0, 8.0)
+log = logging.getLogger("celery_fleet_app")
 
 
 class FleetConfigError(RuntimeError):
@@ -210,6 +219,58 @@ def reconnects_ask_the_sentinels() -> bool:
     return True
 
 
+def deliveries_survive_a_failover(delays: tuple[float, ...] = DELIVERY_RETRY_DELAYS) -> bool:
+    """Retry recording a delivered message as unacknowledged when the broker connection breaks.
+
+    kombu 5.7's Redis transport delivers a message in two steps: ``BRPOP`` takes it off its queue,
+    then ``QoS.append`` records it in the ``unacked`` hash (ZADD and HSET in one transaction on
+    another connection), the record that brings it back if the worker dies. When that second step
+    fails with a connection error, the exception leaves the consumer's callback, the consumer
+    reconnects, and the message, already off the queue and recorded nowhere, is lost. A planned
+    switchover opens exactly that window: ``CLIENT PAUSE WRITE`` holds the transaction, and the
+    ``CLIENT KILL`` that sends the clients to the new master drops it (molecule/sentinel: 1 of 1130
+    tasks, taken by the gevent worker just before the pause, never received, no result); so can a
+    master that dies between the two steps, or a single Redis restarted between them.
+
+    The transaction is retried after each of ``delays`` seconds on a new connection (which, with
+    Sentinel, asks the Sentinels for the master: ``reconnects_ask_the_sentinels``), so the record
+    lands on the master that has the queue now and the worker runs the task. Repeating it is
+    harmless: the same score and payload under the same delivery tag. When every attempt fails, the
+    last error is raised as before (the consumer reconnects). Each retry is logged as a warning.
+    Returns whether the guard is in place.
+    """
+    try:
+        from kombu.transport import redis as transport
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # no Redis transport in this virtualenv: nothing to guard
+        return False
+    original = transport.QoS.append
+    if getattr(original, "fleet_guarded", False):
+        return True
+
+    def append(self: Any, message: Any, delivery_tag: Any) -> Any:
+        for attempt, delay in enumerate(delays, start=1):
+            try:
+                return original(self, message, delivery_tag)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                log.warning(
+                    "recording delivery %s as unacknowledged failed (attempt %d of %d: %r); "
+                    "retrying in %.1f s on a new connection",
+                    delivery_tag,
+                    attempt,
+                    len(delays) + 1,
+                    exc,
+                    delay,
+                )
+                time.sleep(delay)
+        return original(self, message, delivery_tag)
+
+    append.fleet_guarded = True  # type: ignore[attr-defined]
+    transport.QoS.append = append
+    return True
+
+
 def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     """Merge the fleet's options into ``app.conf``, set the fleet's Celery settings, return the app.
 
@@ -230,12 +291,14 @@ def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -
 def load(environ: Mapping[str, str]) -> Any:
     """Import the app named in the fleet's settings, as ``celery -A`` does, and configure it
     (with kombu's Redis channels and redis-py's Sentinel connections guarded:
-    ``closed_connections_fail_as_such``, ``reconnects_ask_the_sentinels``)."""
+    ``closed_connections_fail_as_such``, ``reconnects_ask_the_sentinels``,
+    ``deliveries_survive_a_failover``)."""
     from celery.app.utils import find_app
 
     config = read_config(environ)
     closed_connections_fail_as_such()
     reconnects_ask_the_sentinels()
+    deliveries_survive_a_failover()
     return configure(find_app(config["app"]), config, environ)
 
 
