@@ -33,7 +33,7 @@ import os
 import runpy
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 CONFIG_ENV = "CELERY_FLEET_CONFIG"
@@ -139,6 +139,17 @@ def shutdown_aware_events(app: Any) -> Any:
     return app
 
 
+def guard(owner: Any, name: str, wrap: Callable[[Any], Any]) -> bool:
+    """Replace ``owner.name`` by ``wrap(original)`` once (a second call, another app in the same
+    process, leaves the guard as it is). Returns True: the guard is in place."""
+    original = getattr(owner, name)
+    if not getattr(original, "fleet_guarded", False):
+        guarded = wrap(original)
+        guarded.fleet_guarded = True
+        setattr(owner, name, guarded)
+    return True
+
+
 CLOSED = "the channel's connection is closed (celery_fleet_app.closed_connections_fail_as_such)"
 
 
@@ -169,18 +180,16 @@ def closed_connections_fail_as_such() -> bool:
         from redis.exceptions import ConnectionError as RedisConnectionError
     except ImportError:  # no Redis transport in this virtualenv: nothing to guard
         return False
-    original = transport.Channel._connparams
-    if getattr(original, "fleet_guarded", False):
-        return True
 
-    def _connparams(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if getattr(self.connection, "client", None) is None:
-            raise RedisConnectionError(CLOSED)
-        return original(self, *args, **kwargs)
+    def wrap(original: Any) -> Any:
+        def _connparams(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if getattr(self.connection, "client", None) is None:
+                raise RedisConnectionError(CLOSED)
+            return original(self, *args, **kwargs)
 
-    _connparams.fleet_guarded = True  # type: ignore[attr-defined]
-    transport.Channel._connparams = _connparams
-    return True
+        return _connparams
+
+    return guard(transport.Channel, "_connparams", wrap)
 
 
 def reconnects_ask_the_sentinels() -> bool:
@@ -205,18 +214,16 @@ def reconnects_ask_the_sentinels() -> bool:
         from redis.sentinel import SentinelManagedConnection
     except ImportError:  # no redis-py in this virtualenv: nothing to guard
         return False
-    original = SentinelManagedConnection.send_packed_command
-    if getattr(original, "fleet_guarded", False):
-        return True
 
-    def send_packed_command(self: Any, command: Any, check_health: bool = True) -> Any:
-        if not self._sock:
-            self.connect()
-        return original(self, command, check_health)
+    def wrap(original: Any) -> Any:
+        def send_packed_command(self: Any, command: Any, check_health: bool = True) -> Any:
+            if not self._sock:
+                self.connect()
+            return original(self, command, check_health)
 
-    send_packed_command.fleet_guarded = True  # type: ignore[attr-defined]
-    SentinelManagedConnection.send_packed_command = send_packed_command
-    return True
+        return send_packed_command
+
+    return guard(SentinelManagedConnection, "send_packed_command", wrap)
 
 
 def deliveries_survive_a_failover(delays: tuple[float, ...] = DELIVERY_RETRY_DELAYS) -> bool:
@@ -245,30 +252,28 @@ def deliveries_survive_a_failover(delays: tuple[float, ...] = DELIVERY_RETRY_DEL
         from redis.exceptions import TimeoutError as RedisTimeoutError
     except ImportError:  # no Redis transport in this virtualenv: nothing to guard
         return False
-    original = transport.QoS.append
-    if getattr(original, "fleet_guarded", False):
-        return True
 
-    def append(self: Any, message: Any, delivery_tag: Any) -> Any:
-        for attempt, delay in enumerate(delays, start=1):
-            try:
-                return original(self, message, delivery_tag)
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                log.warning(
-                    "recording delivery %s as unacknowledged failed (attempt %d of %d: %r); "
-                    "retrying in %.1f s on a new connection",
-                    delivery_tag,
-                    attempt,
-                    len(delays) + 1,
-                    exc,
-                    delay,
-                )
-                time.sleep(delay)
-        return original(self, message, delivery_tag)
+    def wrap(original: Any) -> Any:
+        def append(self: Any, message: Any, delivery_tag: Any) -> Any:
+            for attempt, delay in enumerate(delays, start=1):
+                try:
+                    return original(self, message, delivery_tag)
+                except (RedisConnectionError, RedisTimeoutError) as exc:
+                    log.warning(
+                        "recording delivery %s as unacknowledged failed (attempt %d of %d: %r); "
+                        "retrying in %.1f s on a new connection",
+                        delivery_tag,
+                        attempt,
+                        len(delays) + 1,
+                        exc,
+                        delay,
+                    )
+                    time.sleep(delay)
+            return original(self, message, delivery_tag)
 
-    append.fleet_guarded = True  # type: ignore[attr-defined]
-    transport.QoS.append = append
-    return True
+        return append
+
+    return guard(transport.QoS, "append", wrap)
 
 
 def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
