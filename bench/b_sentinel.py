@@ -217,7 +217,10 @@ def window(
         ran = journal_stamps(fleet, since)
     executed = [i for i in ids if i in ran or i not in not_success]
     stamps = sorted(t for i in ids for t in ran.get(i, []))
-    resumed = next((t - fault_at for t in stamps if t > fault_at + 1.0), None)
+    # A switchover's old master serves until its pause, late in the play: its first task on the new
+    # master is the first one done after every Sentinel names it.
+    first_new = watch["elected_at"] if fault == "switchover" else fault_at + 1.0
+    resumed = next((t - fault_at for t in stamps if t > first_new), None)
     new_host = next(h for h, a in addresses.items() if f"{a}:6379" == watch["master"])
     return {
         "fault": fault,
@@ -386,7 +389,8 @@ def report(
         f"from 3 s before the fault until {after:g} s after the election and at least {minimum} were "
         "sent. Elected = until every Sentinel that answers names the same new master (polled every "
         "0.1 s from cf-ops). First task on the new master = the first `succeeded` in the workers' "
-        "journals more than 1 s after the fault. Lost = never logged `succeeded` and not SUCCESS in the "
+        "journals more than 1 s after the fault (for the switchover, whose fault time is the play's "
+        "start, the first after the election). Lost = never logged `succeeded` and not SUCCESS in the "
         "result backend 60 s after the stream; duplicated = logged `succeeded` more than once. Worker "
         "restarts = systemd restarts of the app's services during the window (kombu 5.7's crash, README).",
         f"Throughput: {n} no-ops published, then drained by a fresh prefork worker (c=2) on "
