@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 # molecule/resources holds what every scenario's tests share.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
 from fleetnode import Node, wait_until
@@ -99,6 +101,15 @@ def sentinel(name: str, args: str) -> str:
 NEXT_SENTINEL_PASSWORD = "test-only-next-sentinels-0123456789"  # TEST ONLY
 # The replication user's next password, set by test_zo_replication_password's rotation (TEST ONLY).
 NEXT_REPLICATION_PASSWORD = "test-only-next-replication-0123456789"  # TEST ONLY
+# Phase 1 of both rotations, deployed by one `site.yml --tags redis` run (test_zn): the Sentinels'
+# new password current with the old one still accepted, and the replication user's new password
+# accepted beside its current one (its step 1; test_zo checks that step, then swaps). Kept by every
+# later run of those tests, else it would move the Sentinels' password back.
+ROTATIONS_PHASE_ONE = {
+    "redis_sentinel_password": NEXT_SENTINEL_PASSWORD,
+    "redis_sentinel_previous_passwords": [VARS["redis_sentinel_password"]],
+    "redis_replication_previous_passwords": [NEXT_REPLICATION_PASSWORD],
+}
 
 
 def admin_password() -> str:
@@ -119,6 +130,21 @@ def master_node() -> str:
     masters = [n for n in DATA_NODES if role(n) == "master"]
     assert len(masters) == 1, f"masters: {masters}"
     return masters[0]
+
+
+def server(name: str) -> tuple[str, str]:
+    """(run_id, process_id) of a data node's server: both stay through a live change."""
+    info = admin(name, "INFO server")
+    return (
+        re.search(r"^run_id:(\w+)", info, re.M).group(1),
+        re.search(r"^process_id:(\d+)", info, re.M).group(1),
+    )
+
+
+@pytest.fixture(scope="session")
+def servers_before_the_rotations() -> dict[str, tuple[str, str]]:
+    """Every data node's server as the first password test found it (test_zn, before its runs)."""
+    return {n: server(n) for n in DATA_NODES}
 
 
 def converge(playbook: Path = SCENARIO_DIR / "converge.yml", *args: str) -> subprocess.CompletedProcess[str]:

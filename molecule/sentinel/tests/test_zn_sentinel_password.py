@@ -7,7 +7,9 @@ After the failovers (the master is no longer the initial one):
 - phase 1 of the rotation (the new password current, the old one in
   redis_sentinel_previous_passwords), deployed with ``--tags redis``: every Sentinel accepts both,
   the Sentinels still log into each other (with the old one) and reach their quorum, the master
-  stays where it is, and the workers, still on the old password, keep answering.
+  stays where it is, and the workers, still on the old password, keep answering. The same run is
+  step 1 of the replication user's rotation (conftest ROTATIONS_PHASE_ONE), which
+  test_zo_replication_password checks and takes on from: one ``--tags redis`` run less (65 s).
 Phase 2 (the list emptied) renders what every other run of the scenario renders, with the new
 password. The extra variables go to ansible-playbook in a 0600 file (`-e @file`), never argv.
 Runs after test_zm_monitoring (file order), before test_zz_secrets, which also looks for the new
@@ -25,7 +27,9 @@ import pytest
 from conftest import (
     DATA_NODES,
     MASTER_NAME,
+    NEXT_REPLICATION_PASSWORD,
     NEXT_SENTINEL_PASSWORD,
+    ROTATIONS_PHASE_ONE,
     SENTINEL_PORT,
     SENTINELS,
     VARS,
@@ -62,7 +66,9 @@ def sentinel_says(sentinel: str, password: str, command: str = "PING") -> str:
     return cli(sentinel, command, password=password, port=SENTINEL_PORT, check=False)
 
 
-def test_a_sentinel_password_changed_in_one_step_stops_the_run_before_any_change(extra_vars) -> None:
+def test_a_sentinel_password_changed_in_one_step_stops_the_run_before_any_change(
+    extra_vars, servers_before_the_rotations
+) -> None:
     masters = {master_by_sentinel(s) for s in SENTINELS}
 
     result = converge(
@@ -94,14 +100,12 @@ def test_phase_one_of_a_rotation_accepts_both_passwords_and_keeps_the_fleet(extr
         "--tags",
         "redis",
         "-e",
-        extra_vars(
-            {"redis_sentinel_password": NEXT_SENTINEL_PASSWORD, "redis_sentinel_previous_passwords": [OLD]}
-        ),
+        extra_vars(ROTATIONS_PHASE_ONE),
     )
 
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
-    assert NEXT_SENTINEL_PASSWORD not in out and OLD not in out
+    assert NEXT_SENTINEL_PASSWORD not in out and OLD not in out and NEXT_REPLICATION_PASSWORD not in out
     changed = recap(result.stdout)
     assert all(changed[n] > 0 for n in DATA_NODES), changed  # each Sentinel got the new file
     for s in SENTINELS:

@@ -3,7 +3,8 @@
 roles/redis/README.md "Rotating a password without downtime", the replication user's runs, each
 ``site.yml --tags redis`` as an operator runs it:
 1. the new password only in ``redis_replication_previous_passwords``: every data node accepts both,
-   live (ACL SETUSER on Debian 12's Redis 7.0), no restart;
+   live (ACL SETUSER on Debian 12's Redis 7.0), no restart (deployed by test_zn's run, with the
+   Sentinels' phase 1: conftest ROTATIONS_PHASE_ONE);
 2. the swap (``redis_replication_password`` new, the old one previous): every data node takes the new
    ``masterauth`` with ``CONFIG SET`` and gets the file written, no restart (same ``run_id`` and
    pid), the run says so for each, and the checksum without masterauth recorded beside the file
@@ -13,7 +14,7 @@ again, authenticating with the new password (the only one it holds), and is back
 denial in any ``ACL LOG``. (The third run, the list emptied, is a users.acl change like the
 worker's, tested in the redis and monitoring scenarios.)
 
-The Sentinels keep test_zn's phase-1 variables (else this run would move their password back). The
+The swap keeps the Sentinels' phase-1 variables (else it would move their password back). The
 variables go to ansible-playbook in a 0600 file, never argv. Runs after test_zn_sentinel_password
 (file order), before test_zz_secrets, which searches argv and the logs for the new password too.
 """
@@ -29,13 +30,14 @@ import pytest
 from conftest import (
     DATA_NODES,
     NEXT_REPLICATION_PASSWORD,
-    NEXT_SENTINEL_PASSWORD,
+    ROTATIONS_PHASE_ONE,
     VARS,
     admin,
     cli,
     converge,
     master_node,
     node,
+    server,
     wait_until,
 )
 
@@ -43,11 +45,6 @@ OLD = VARS["redis_replication_password"]
 NEW = NEXT_REPLICATION_PASSWORD
 WRONG = "test-only-wrong-password-0123"  # TEST ONLY
 USER = VARS.get("redis_replication_user", "replication")
-# test_zn's phase 1 of the Sentinels' rotation, kept as it is.
-SENTINELS_PHASE_ONE = {
-    "redis_sentinel_password": NEXT_SENTINEL_PASSWORD,
-    "redis_sentinel_previous_passwords": [VARS["redis_sentinel_password"]],
-}
 SAID = "no restart: masterauth set live (CONFIG SET), redis.conf written"
 
 
@@ -57,7 +54,7 @@ def deploy(tmp_path: Path) -> Iterator[Callable[[dict], str]]:
 
     def run(values: dict) -> str:
         path = tmp_path / "replication-password.json"
-        path.write_text(json.dumps({**SENTINELS_PHASE_ONE, **values}))
+        path.write_text(json.dumps({**ROTATIONS_PHASE_ONE, **values}))
         path.chmod(0o600)
         result = converge(
             Path(__file__).resolve().parents[1] / "converge.yml", "--tags", "redis", "-e", f"@{path}"
@@ -68,14 +65,6 @@ def deploy(tmp_path: Path) -> Iterator[Callable[[dict], str]]:
         return result.stdout
 
     yield run
-
-
-def server(name: str) -> tuple[str, str]:
-    """(run_id, process_id) of the data node's server: both stay through a live change."""
-    info = admin(name, "INFO server")
-    return re.search(r"^run_id:(\w+)", info, re.M).group(1), re.search(
-        r"^process_id:(\d+)", info, re.M
-    ).group(1)
 
 
 def accepts(name: str, password: str) -> bool:
@@ -92,11 +81,9 @@ def recorded(name: str) -> tuple[str, str]:
     return full, without
 
 
-def test_the_replication_password_rotates_without_a_restart(deploy) -> None:
-    servers = {n: server(n) for n in DATA_NODES}
-
-    deploy({"redis_replication_previous_passwords": [NEW]})
-
+def test_the_replication_password_rotates_without_a_restart(deploy, servers_before_the_rotations) -> None:
+    # Step 1 was test_zn's run: both passwords accepted, no server restarted.
+    servers = servers_before_the_rotations
     for n in DATA_NODES:
         assert accepts(n, NEW) and accepts(n, OLD), n
         assert not accepts(n, WRONG), n
