@@ -88,6 +88,12 @@ class ShuttingDown(Exception):
     """A retried event publish gave up because the worker is shutting down."""
 
 
+def shutting_down(state: Any) -> bool:
+    """Whether a warm or cold stop was asked for (``celery.worker.state``), as
+    ``celery.worker.state.maybe_shutdown`` tests it: a warm stop sets should_stop to 0 (EX_OK)."""
+    return any(flag is not None and flag is not False for flag in (state.should_stop, state.should_terminate))
+
+
 def stop_retrying_when_shutting_down(exc: BaseException, interval: float) -> None:
     """kombu errback of a retried event publish: give up once a warm or cold shutdown was asked for.
 
@@ -96,8 +102,7 @@ def stop_retrying_when_shutting_down(exc: BaseException, interval: float) -> Non
     """
     from celery.worker import state
 
-    # As celery.worker.state.maybe_shutdown tests them: a warm stop sets should_stop to 0 (EX_OK).
-    if any(flag is not None and flag is not False for flag in (state.should_stop, state.should_terminate)):
+    if shutting_down(state):
         raise ShuttingDown(f"the worker is shutting down: not retrying the event after {exc!r}")
 
 
@@ -244,7 +249,11 @@ def deliveries_survive_a_failover(delays: tuple[float, ...] = DELIVERY_RETRY_DEL
     lands on the master that has the queue now and the worker runs the task. Repeating it is
     harmless: the same score and payload under the same delivery tag. When every attempt fails, the
     last error is raised as before (the consumer reconnects). Each retry is logged as a warning.
-    Returns whether the guard is in place.
+    No retry where waiting cannot help (``waiting_cannot_help``): the channel is closing (kombu's
+    ``Channel.close`` reads a pending BRPOP reply and delivers it), its connection was collected, or
+    the worker is shutting down; the error is raised at once, as before, and the stop is not held
+    up (a worker's warm stop once took 32.8 s instead of 2.2 in molecule/monitoring's rotation,
+    about two deliveries' worth of retries). Returns whether the guard is in place.
     """
     try:
         from kombu.transport import redis as transport
@@ -259,6 +268,8 @@ def deliveries_survive_a_failover(delays: tuple[float, ...] = DELIVERY_RETRY_DEL
                 try:
                     return original(self, message, delivery_tag)
                 except (RedisConnectionError, RedisTimeoutError) as exc:
+                    if waiting_cannot_help(self):
+                        raise
                     log.warning(
                         "recording delivery %s as unacknowledged failed (attempt %d of %d: %r); "
                         "retrying in %.1f s on a new connection",
@@ -274,6 +285,21 @@ def deliveries_survive_a_failover(delays: tuple[float, ...] = DELIVERY_RETRY_DEL
         return append
 
     return guard(transport.QoS, "append", wrap)
+
+
+def waiting_cannot_help(qos: Any) -> bool:
+    """Whether a delivery's failed record should not be retried: its channel is closing or closed,
+    its connection was collected (``client`` None), or the worker is shutting down."""
+    channel = getattr(qos, "channel", None)
+    if getattr(channel, "_closing", False) or getattr(channel, "closed", False):
+        return True
+    if getattr(getattr(channel, "connection", None), "client", None) is None:
+        return True
+    try:
+        from celery.worker import state
+    except ImportError:  # pragma: no cover - every service of the fleet runs Celery
+        return False
+    return shutting_down(state)
 
 
 def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
