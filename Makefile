@@ -75,7 +75,7 @@ harness: venv ## Docker engine, base images and wheelhouse (each reused when alr
 	scripts/build-images.sh
 	PIP=$(BIN)/pip scripts/build-wheelhouse.sh
 
-molecule: venv harness sandbox-vault ## Every Molecule scenario (or S="redis workers" for some; JOBS=2: two at once), with a summary line
+molecule: venv harness sandbox-vault ## Every Molecule scenario (or S="redis workers" for some; JOBS=3: three at once), with a summary line
 	PATH=$(abspath $(BIN)):$$PATH $(if $(JOBS),JOBS=$(JOBS)) scripts/run-scenarios.sh $(S)
 
 demo: venv harness sandbox-vault ## Bring up the sandbox fleet in containers and run the example workload (SENTINEL=1: Sentinel broker + switchover)
