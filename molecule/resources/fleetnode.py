@@ -13,6 +13,7 @@ reaches its host as Ansible did) and the tests call them:
   node answered;
 - ``node.state(service)``, ``node.main_pid``, ``node.start/stop/restart``, ``node.logs``,
   ``node.service_file``, ``node.up_for``: a service under either process manager;
+  ``node.last_stop(unit)``, ``node.stop_journal``: a systemd unit's last stop and its journal;
 - :func:`wait_until`: wait for a positive signal, with a deadline and a message saying what never came.
 
 Paths and service names come from ``lib/celery_fleet/layout.py`` (``node.layout``), node names from
@@ -43,6 +44,9 @@ from celery_fleet.layout import app_layout, inspect_reply  # noqa: E402
 from celery_fleet.workers import node_name, normalize_worker  # noqa: E402
 
 MANAGERS = ("systemd", "supervisord")
+# What the fleet's entry module logs on each retry of a delivery's unacked record
+# (roles/celery_app/files/celery_fleet_app.py, deliveries_survive_a_failover).
+RETRIED_RECORD = "as unacknowledged failed"
 
 T = TypeVar("T")
 # Errors that mean "not yet" while waiting: a container or service still coming back.
@@ -81,6 +85,12 @@ def wait_until(
         if time.monotonic() - started >= timeout:
             raise AssertionError(f"{what}: not seen within {timeout:g} s (last: {str(last)[-1500:]})")
         time.sleep(interval)
+
+
+def _monotonic(line: str) -> float:
+    """The stamp of a ``journalctl -o short-monotonic`` line (``[  1234.567890] ...``), -1 if none."""
+    match = re.match(r"\[\s*(\d+\.\d+)\]", line)
+    return float(match.group(1)) if match else -1.0
 
 
 class Node:
@@ -303,6 +313,24 @@ class Node:
 
     def restart(self, service: str) -> subprocess.CompletedProcess[str]:
         return self._control("restart", service)
+
+    def last_stop(self, service: str) -> tuple[float, float]:
+        """When the systemd unit's last stop began (left active) and ended (entered inactive):
+        systemd's monotonic stamps, in seconds."""
+        assert self.manager == "systemd", "supervisord records no stop timestamps"
+        shown = self.check(
+            f"systemctl show -p ActiveExitTimestampMonotonic -p InactiveEnterTimestampMonotonic {service}"
+        )
+        stamp = {k: int(v) / 1e6 for k, v in (line.split("=", 1) for line in shown.split())}
+        return stamp["ActiveExitTimestampMonotonic"], stamp["InactiveEnterTimestampMonotonic"]
+
+    def stop_journal(self, service: str, began: float, ended: float, context: float = 30.0) -> str:
+        """The unit's journal lines from ``context`` seconds before a stop (``last_stop``'s stamps)
+        to a second after it, joined by " | ": a slow stop's assertion says what the service did."""
+        journal = self.run(
+            f"journalctl --no-pager -o short-monotonic -u {shlex.quote(service)} -n 3000"
+        ).stdout.splitlines()
+        return " | ".join(line for line in journal if began - context <= _monotonic(line) <= ended + 1)
 
     def service_file(self, service: str) -> str:
         if self.manager == "systemd":

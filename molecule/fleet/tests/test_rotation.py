@@ -168,8 +168,17 @@ def test_every_worker_restarted_in_two_batches_and_stopped_as_fast_as_an_ordinar
     )
     (_, first_back, first), (second_stop, _, second) = spans
     assert first_back < second_stop, (first, second)
-    for key, (in_rollout, ordinary) in rotation["stops"].items():
-        assert in_rollout <= 2 * ordinary + 5, (key, rotation["stops"])
+    for (host, worker), (in_rollout, ordinary) in rotation["stops"].items():
+        stamp = during[(host, worker)]
+        assert in_rollout <= 2 * ordinary + 5, (
+            f"{worker}@{host} stopped in {in_rollout} s in the rollout, {ordinary} s in an ordinary "
+            f"restart (all: {rotation['stops']}); its journal from 30 s before that stop to its end: "
+            + node(host).stop_journal(
+                service(next(w for w in WORKERS[host] if w["name"] == worker)),
+                stamp["ActiveExitTimestampMonotonic"] / 1e6,
+                stamp["InactiveEnterTimestampMonotonic"] / 1e6,
+            )[-8000:]
+        )
 
 
 def test_the_old_password_is_refused_at_the_end(rotation) -> None:

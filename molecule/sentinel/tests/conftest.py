@@ -101,6 +101,8 @@ def sentinel(name: str, args: str) -> str:
 NEXT_SENTINEL_PASSWORD = "test-only-next-sentinels-0123456789"  # TEST ONLY
 # The replication user's next password, set by test_zo_replication_password's rotation (TEST ONLY).
 NEXT_REPLICATION_PASSWORD = "test-only-next-replication-0123456789"  # TEST ONLY
+# A password no user or Sentinel has (TEST ONLY): what every "wrong password is refused" check sends.
+WRONG_PASSWORD = "test-only-wrong-password-0123"  # TEST ONLY
 # Phase 1 of both rotations, deployed by one `site.yml --tags redis` run (test_zn): the Sentinels'
 # new password current with the old one still accepted, and the replication user's new password
 # accepted beside its current one (its step 1; test_zo checks that step, then swaps). Kept by every

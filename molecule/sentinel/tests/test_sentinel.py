@@ -18,6 +18,7 @@ from conftest import (
     SENTINELS,
     TLS,
     VARS,
+    WRONG_PASSWORD,
     address,
     admin,
     cli,
@@ -76,9 +77,7 @@ def test_unauthenticated_client_gets_noauth_from_a_sentinel(name):
 
 
 def test_a_wrong_sentinel_password_is_refused():
-    reply = cli(
-        SENTINELS[0], "PING", password="test-only-wrong-password-0123", port=SENTINEL_PORT, check=False
-    )
+    reply = cli(SENTINELS[0], "PING", password=WRONG_PASSWORD, port=SENTINEL_PORT, check=False)
 
     assert "WRONGPASS" in reply, reply
     assert "PONG" not in reply

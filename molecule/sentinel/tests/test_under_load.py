@@ -47,7 +47,7 @@ from conftest import (
     sentinel,
     wait_until,
 )
-from fleetnode import Node
+from fleetnode import RETRIED_RECORD, Node
 from scenario_inventory import inventory_vars
 
 CLIENT = "sentinel-client"
@@ -429,7 +429,7 @@ def retried_records(since: float) -> list[float]:
     c = client()
     out = c.check(
         f"journalctl --no-pager -o short-unix -u '{c.layout['worker_service_prefix']}*' "
-        f"--since @{int(since) - 1} | grep -F 'as unacknowledged failed' || true"
+        f"--since @{int(since) - 1} | grep -F '{RETRIED_RECORD}' || true"
     )
     return [float(line.split()[0]) for line in out.splitlines() if line[:1].isdigit()]
 

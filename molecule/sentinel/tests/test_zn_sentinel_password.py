@@ -33,6 +33,7 @@ from conftest import (
     SENTINEL_PORT,
     SENTINELS,
     VARS,
+    WRONG_PASSWORD,
     cli,
     converge,
     master_by_sentinel,
@@ -111,7 +112,7 @@ def test_phase_one_of_a_rotation_accepts_both_passwords_and_keeps_the_fleet(extr
     for s in SENTINELS:
         assert sentinel_says(s, NEXT_SENTINEL_PASSWORD) == "PONG", s
         assert sentinel_says(s, OLD) == "PONG", s
-        assert "WRONGPASS" in sentinel_says(s, "test-only-wrong-password-0123"), s
+        assert "WRONGPASS" in sentinel_says(s, WRONG_PASSWORD), s
         named = sentinel_says(s, NEXT_SENTINEL_PASSWORD, f"SENTINEL GET-MASTER-ADDR-BY-NAME {MASTER_NAME}")
         assert ":".join(named.split()) in masters, (s, named)
 

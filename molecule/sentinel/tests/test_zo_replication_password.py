@@ -32,6 +32,7 @@ from conftest import (
     NEXT_REPLICATION_PASSWORD,
     ROTATIONS_PHASE_ONE,
     VARS,
+    WRONG_PASSWORD,
     admin,
     cli,
     converge,
@@ -43,7 +44,6 @@ from conftest import (
 
 OLD = VARS["redis_replication_password"]
 NEW = NEXT_REPLICATION_PASSWORD
-WRONG = "test-only-wrong-password-0123"  # TEST ONLY
 USER = VARS.get("redis_replication_user", "replication")
 SAID = "no restart: masterauth set live (CONFIG SET), redis.conf written"
 
@@ -86,7 +86,7 @@ def test_the_replication_password_rotates_without_a_restart(deploy, servers_befo
     servers = servers_before_the_rotations
     for n in DATA_NODES:
         assert accepts(n, NEW) and accepts(n, OLD), n
-        assert not accepts(n, WRONG), n
+        assert not accepts(n, WRONG_PASSWORD), n
     assert {n: server(n) for n in DATA_NODES} == servers
     # From here on, no denial: the wrong password just tried is the last one logged.
     logged = {n: denials(n) for n in DATA_NODES}

@@ -155,6 +155,12 @@ def guard(owner: Any, name: str, wrap: Callable[[Any], Any]) -> bool:
     return True
 
 
+def collected(channel: Any) -> bool:
+    """Whether a kombu channel's connection was collected (kombu 5.7 ``Connection.collect`` sets
+    its transport's ``client`` to None)."""
+    return getattr(getattr(channel, "connection", None), "client", None) is None
+
+
 CLOSED = "the channel's connection is closed (celery_fleet_app.closed_connections_fail_as_such)"
 
 
@@ -188,7 +194,7 @@ def closed_connections_fail_as_such() -> bool:
 
     def wrap(original: Any) -> Any:
         def _connparams(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if getattr(self.connection, "client", None) is None:
+            if collected(self):
                 raise RedisConnectionError(CLOSED)
             return original(self, *args, **kwargs)
 
@@ -291,9 +297,7 @@ def waiting_cannot_help(qos: Any) -> bool:
     """Whether a delivery's failed record should not be retried: its channel is closing or closed,
     its connection was collected (``client`` None), or the worker is shutting down."""
     channel = getattr(qos, "channel", None)
-    if getattr(channel, "_closing", False) or getattr(channel, "closed", False):
-        return True
-    if getattr(getattr(channel, "connection", None), "client", None) is None:
+    if getattr(channel, "_closing", False) or getattr(channel, "closed", False) or collected(channel):
         return True
     try:
         from celery.worker import state
