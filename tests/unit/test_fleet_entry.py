@@ -83,6 +83,13 @@ FAKE_KOMBU = {
                     self.connect_check_health(check_health=False)
                 self.sent.append((self._sock, command))
     """,
+    # What pool_processes_exit_promptly bounds: billiard 4.3's exit wait of a pool process
+    # (Worker._ensure_messages_consumed reads both at call time: 300 tries, 0.1 s apart).
+    "billiard/__init__.py": "",
+    "billiard/pool.py": """
+        GUARANTEE_MESSAGE_CONSUMPTION_RETRY_LIMIT = 300
+        GUARANTEE_MESSAGE_CONSUMPTION_RETRY_INTERVAL = 0.1
+    """,
     "kombu/__init__.py": "",
     "kombu/transport/__init__.py": "",
     "kombu/transport/redis.py": """
@@ -151,7 +158,8 @@ def tree(tmp_path, monkeypatch):
     for name in [
         m
         for m in sys.modules
-        if m.split(".")[0] in {"celery", "kombu", "redis", "byo", "plain", "custom", "celery_fleet_app"}
+        if m.split(".")[0]
+        in {"billiard", "celery", "kombu", "redis", "byo", "plain", "custom", "celery_fleet_app"}
     ]:
         monkeypatch.delitem(sys.modules, name)
 
@@ -526,3 +534,36 @@ def test_no_retry_where_waiting_cannot_help(tree, monkeypatch, why):
         qos.append("message", "tag-1")
 
     assert sleeps == [] and qos.recorded == []
+
+
+def test_an_exiting_pool_process_waits_two_seconds_at_most_for_its_results_to_be_counted(tree, monkeypatch):
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {}))
+    from billiard import pool
+
+    # Loading the app bounded it: 20 tries 0.1 s apart, not billiard's 300 (a warm stop's 30 s).
+    assert pool.GUARANTEE_MESSAGE_CONSUMPTION_RETRY_LIMIT == 20
+    assert entry.pool_processes_exit_promptly(seconds=0.5) is True
+    assert pool.GUARANTEE_MESSAGE_CONSUMPTION_RETRY_LIMIT == 5
+    # Never longer than billiard's own, never no wait at all.
+    assert entry.pool_processes_exit_promptly(seconds=60) is True
+    assert pool.GUARANTEE_MESSAGE_CONSUMPTION_RETRY_LIMIT == 5
+    assert entry.pool_processes_exit_promptly(seconds=0) is True
+    assert pool.GUARANTEE_MESSAGE_CONSUMPTION_RETRY_LIMIT == 1
+
+
+def test_without_billiard_or_with_another_billiard_the_exit_wait_is_left_alone(tree, monkeypatch):
+    import shutil
+
+    path, write = tree
+    (path / "billiard" / "pool.py").write_text("GUARANTEE_MESSAGE_CONSUMPTION_RETRY_LIMIT = 300\n")
+    entry = load(monkeypatch, write("byo", {}))
+    from billiard import pool
+
+    assert entry.pool_processes_exit_promptly() is False
+    assert pool.GUARANTEE_MESSAGE_CONSUMPTION_RETRY_LIMIT == 300
+
+    shutil.rmtree(path / "billiard")
+    monkeypatch.delitem(sys.modules, "billiard.pool")
+    monkeypatch.delitem(sys.modules, "billiard")
+    assert entry.pool_processes_exit_promptly() is False
