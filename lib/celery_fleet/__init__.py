@@ -155,6 +155,9 @@ prefork, gevent, eventlet, threads, solo``. The filter file turns it into ``Ansi
   celery_fleet_sentinel_static_configs`` (their Prometheus static configs), ``port |
   celery_fleet_sentinel_address`` (a host's own Sentinel, as its exporter reaches it), ``entries |
   celery_fleet_exporter_password_map(user)`` (the exporter's REDIS_PASSWORD_FILE) -> ``monitoring_rules``
+- added (issue 19): ``hostvars[host] | celery_fleet_inputs_signature(trees, listings)`` ->
+  ``hoststate.inputs_signature`` (sha256 of a worker host's inputs: its variables templated, the
+  facts the roles read, the code under ``trees``, the file list under ``listings``)
 """
 
 from celery_fleet.errors import FleetError, Problem

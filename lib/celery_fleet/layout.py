@@ -96,6 +96,9 @@ def app_layout(
         # The workers' restarts a deploy deferred to its host batches (roles/celery_service): root's,
         # outside the app's state directory, which the service user may write.
         "worker_restart_file": f"/var/lib/celery-fleet/{name}-workers.json",
+        # What the worker play's last successful converge left on the host (roles/celery_worker,
+        # entry points current and record): root's, hashes and states only.
+        "worker_state_file": f"/var/lib/celery-fleet/{name}-workers-state.json",
     }
 
 

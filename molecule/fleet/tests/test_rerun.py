@@ -4,6 +4,12 @@ It replaces Molecule's `idempotence` step (molecule.yml), which ran the same pla
 checked only `changed=0`: this run also checks that a re-run that changes nothing never enters the
 worker restart batches (playbooks/deploy-workers.yml's second play) and leaves no restart record,
 so the fleet pays one no-op run instead of two (Molecule's and a `--tags workers` one).
+
+Then the unchanged-host skip (celery_worker_skip_unchanged_hosts, roles/celery_worker's entry points
+current and record): the default re-run leaves the worker play on every worker host after one check,
+a re-run with the skip switched off converges every host in full and still changes nothing (the
+roles' own idempotence), and a host changed behind Ansible's back (a unit edited, a worker stopped,
+a file of the app's code removed) converges in full while the other one is skipped.
 """
 
 from __future__ import annotations
@@ -13,9 +19,13 @@ import time
 from typing import Any
 
 import pytest
-from conftest import LAYOUT, WORKERS, ansible_playbook, node
+from conftest import LAYOUT, WORKERS, ansible_playbook, node, worker_service
 
 RESTART_PLAY = "PLAY [Restart the changed workers, host batch by host batch]"
+WORKER_PLAY = "PLAY [Deploy the Celery app and its workers on every worker host at once]"
+WHY = "TASK [celery_worker : current | Say why the host converges]"
+# The host changed behind Ansible's back, and the other one.
+DRIFTED, UNTOUCHED = "fleet-worker-cpu", "fleet-worker-gpu"
 
 
 def _play_section(output: str, header: str) -> str:
@@ -25,23 +35,52 @@ def _play_section(output: str, header: str) -> str:
     return output[start : end if end != -1 else len(output)]
 
 
+def _timed(label: str, *args: str) -> Any:
+    started = time.monotonic()
+    play = ansible_playbook("site.yml", *args)
+    print(f"\n{label}: site.yml {time.monotonic() - started:.1f} s")
+    return play
+
+
+def _changed(play: Any) -> dict[str, int]:
+    """host -> changed, from the recap of a run that must have succeeded."""
+    assert play.returncode == 0, play.stdout[-3000:]
+    recap = play.stdout[play.stdout.rindex("PLAY RECAP") :]
+    print(recap)
+    found = re.findall(r"^(fleet-\S+)\s*:\s*ok=\d+\s+changed=(\d+)", recap, re.MULTILINE)
+    return {name: int(changed) for name, changed in found}
+
+
+def converged(play: Any) -> dict[str, str]:
+    """Worker host -> why it converged in full (the hosts the worker play did not skip): the
+    output of the role's "Say why" task, one block per host."""
+    section = _play_section(play.stdout, WORKER_PLAY)
+    if WHY not in section:
+        return {}
+    why = section[section.index(WHY) :]
+    why = why[: why.find("\nTASK [", 1)]
+    blocks = re.split(r"^ok: \[(\S+)\] =>", why, flags=re.M)[1:]
+    return {host: " ".join(text.split()) for host, text in zip(blocks[::2], blocks[1::2], strict=True)}
+
+
 @pytest.fixture(scope="module")
 def rerun() -> dict[str, Any]:
-    started = time.monotonic()
-    play = ansible_playbook("site.yml")
-    print(f"\nno-op re-run: site.yml {time.monotonic() - started:.1f} s")
+    play = _timed("no-op re-run")
     records = {name: node(name).exists(LAYOUT["worker_restart_file"]) for name in WORKERS}
     return {"play": play, "records": records}
 
 
 def test_a_second_site_yml_changes_nothing_on_any_host(rerun) -> None:
-    play = rerun["play"]
-    assert play.returncode == 0, play.stdout[-3000:]
-    recap = play.stdout[play.stdout.rindex("PLAY RECAP") :]
-    hosts = re.findall(r"^(fleet-\S+)\s*:\s*ok=\d+\s+changed=(\d+)", recap, re.MULTILINE)
-    print(recap)
-    assert {name for name, _ in hosts} >= set(WORKERS), recap
-    assert all(changed == "0" for _, changed in hosts), recap
+    changed = _changed(rerun["play"])
+    assert changed.keys() >= set(WORKERS), changed
+    assert set(changed.values()) == {0}, changed
+
+
+def test_a_noop_rerun_skips_the_converge_of_every_worker_host(rerun) -> None:
+    section = _play_section(rerun["play"].stdout, WORKER_PLAY)
+    assert converged(rerun["play"]) == {}, section[-3000:]
+    # The roles ran on no host: the play's tasks after the check name no worker host.
+    assert "TASK [celery_app :" not in section, section[-3000:]
 
 
 def test_a_noop_rerun_does_not_enter_the_restart_batches(rerun) -> None:
@@ -50,3 +89,60 @@ def test_a_noop_rerun_does_not_enter_the_restart_batches(rerun) -> None:
     assert "skipping: no hosts matched" in section
     assert "TASK [" not in section
     assert rerun["records"] == dict.fromkeys(WORKERS, False)
+
+
+def test_a_full_noop_rerun_without_the_skip_changes_nothing(rerun) -> None:
+    """Every role run in full on every host (the converge the skip stands for) is idempotent too."""
+    play = _timed("no-op re-run without the skip", "-e", "celery_worker_skip_unchanged_hosts=false")
+    changed = _changed(play)
+    assert set(changed.values()) == {0}, changed
+    assert set(converged(play)) == set(WORKERS), _play_section(play.stdout, WORKER_PLAY)[-3000:]
+    assert "skipping: no hosts matched" in _play_section(play.stdout, RESTART_PLAY)
+
+
+@pytest.fixture(scope="module")
+def drifted(rerun) -> dict[str, Any]:
+    """DRIFTED changed behind Ansible's back: one worker's unit edited, another stopped, a file of the
+    app's code removed; then site.yml."""
+    workers = [w["name"] for w in WORKERS[DRIFTED]]
+    edited, stopped = worker_service(workers[0]), worker_service(workers[-1])
+    unit = f"/etc/systemd/system/{edited}.service"
+    host = node(DRIFTED)
+    found = host.check(f"find {LAYOUT['code_dir']} -name '*.py' -not -path '*/__pycache__/*' | sort")
+    code = found.split()[0] if found.split() else ""
+    assert code, f"no Python file under {LAYOUT['code_dir']} on {DRIFTED}"
+    host.check(f"echo '# edited by hand' >> {unit} && systemctl daemon-reload && systemctl stop {stopped}")
+    host.check(f"rm {code}")
+    play = _timed("re-run after a change by hand")
+    return {
+        "play": play,
+        "unit": unit,
+        "stopped": stopped,
+        "code": code,
+        "unit_text": host.read(unit),
+        "stopped_state": host.state(stopped),
+        "code_back": host.exists(code),
+    }
+
+
+def test_a_host_changed_by_hand_converges_and_the_other_is_skipped(drifted) -> None:
+    play = drifted["play"]
+    changed = _changed(play)
+    why = converged(play)
+    print(why)
+    assert set(why) == {DRIFTED}, why
+    # The check names what differs: the stopped worker comes first, then the files.
+    assert drifted["stopped"] in why[DRIFTED], why
+    assert changed[DRIFTED] > 0 and changed[UNTOUCHED] == 0, changed
+
+
+def test_the_converge_puts_back_what_was_changed_by_hand(drifted) -> None:
+    assert "# edited by hand" not in drifted["unit_text"]
+    assert drifted["stopped_state"] == "active"
+    assert drifted["code_back"], drifted["code"]
+    assert not node(DRIFTED).exists(LAYOUT["worker_restart_file"])
+    # And the host is current again: the next run would skip it (its record was refreshed after the
+    # restart batch).
+    play = _timed("re-run after the repair")
+    assert converged(play) == {}, _play_section(play.stdout, WORKER_PLAY)[-3000:]
+    assert set(_changed(play).values()) == {0}

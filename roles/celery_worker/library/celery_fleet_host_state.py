@@ -1,0 +1,346 @@
+#!/usr/bin/python
+"""Module of roles/celery_worker: whether a worker host is still as its last converge left it.
+
+Why a module: a re-run of playbooks/deploy-workers.yml that changes nothing ran about 75 task
+executions per worker host (a fork on the controller and, for most, a Python process on the host),
+so its cost grew with the host count (bench/README.md, benchmark 10). A host whose inputs are those
+of its last successful converge and whose files, services, users and packages are as that converge
+left them has nothing to converge: this module tells, in one process on the host, and the play skips
+the host's roles. Anything that differs (an input, a file edited or removed, a worker stopped or
+disabled, a package removed, a restart left pending) and the host converges in full, as before.
+
+state=record writes what the converge left (the inputs' signature from the controller and the
+fingerprint of the given paths, services, users and packages) to ``path`` (root's, 0600): hashes,
+modes, owners and states, never a file's content. state=refresh fingerprints again what the record
+names, keeping its signature (after the host's restart batch). state=check compares.
+"""
+
+from __future__ import annotations
+
+import glob
+import grp
+import hashlib
+import json
+import os
+import pwd
+import stat
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+module: celery_fleet_host_state
+short_description: Record and compare what a worker host's last converge left
+description:
+  - state=record fingerprints the given paths (recursively; bytecode caches left out), services,
+    users and packages and writes them with the inputs' signature to I(path), root's, 0600.
+  - state=refresh fingerprints again what the record names, keeping its signature.
+  - state=check compares the record with the host and the given signature; the host is current
+    when everything matches and no restart is pending. It never changes the host.
+options:
+  state:
+    description: What to do.
+    type: str
+    choices: [check, record, refresh]
+    required: true
+  path:
+    description: The record.
+    type: path
+    required: true
+  signature:
+    description: The inputs' signature (sha256 hex, from the controller). Required for check and record.
+    type: str
+  pending:
+    description: Files whose presence means a restart is still pending (check: never current).
+    type: list
+    elements: path
+    default: []
+  paths:
+    description: Paths and shell patterns to fingerprint (record).
+    type: list
+    elements: str
+    default: []
+  services:
+    description: The services to fingerprint (record), systemd unit names or supervisord programs.
+    type: list
+    elements: str
+    default: []
+  manager:
+    description: The services' process manager.
+    type: str
+    choices: [systemd, supervisord]
+    default: systemd
+  users:
+    description: Users whose account to fingerprint (record).
+    type: list
+    elements: str
+    default: []
+  groups:
+    description: Groups to fingerprint (record).
+    type: list
+    elements: str
+    default: []
+  packages:
+    description: Debian packages whose installed version to fingerprint (record).
+    type: list
+    elements: str
+    default: []
+"""
+
+RETURN = r"""
+current:
+  description: state=check, the host is as its record says and the signature is the record's.
+  type: bool
+  returned: always
+reasons:
+  description: What differs (at most MAX_REASONS lines), empty when current.
+  type: list
+  returned: always
+"""
+
+# A check names this many differences at most: one is enough to converge, a few help an operator.
+MAX_REASONS = 5
+# Written by a running interpreter, not by the converge.
+SKIPPED_DIRS = frozenset({"__pycache__"})
+SKIPPED_SUFFIXES = (".pyc",)
+RECORD_VERSION = 1
+
+Runner = Callable[[Sequence[str]], tuple[int, str]]
+
+
+def run(argv: Sequence[str]) -> tuple[int, str]:
+    done = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+    return done.returncode, done.stdout
+
+
+def _owner(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _entry(path: str) -> list[Any]:
+    info = os.lstat(path)
+    mode = stat.S_IMODE(info.st_mode)
+    owner = [f"{mode:04o}", _owner(info.st_uid), _group(info.st_gid)]
+    if stat.S_ISLNK(info.st_mode):
+        return ["link", os.readlink(path), *owner]
+    if stat.S_ISDIR(info.st_mode):
+        return ["dir", "", *owner]
+    if stat.S_ISREG(info.st_mode):
+        return ["file", _sha256(path), *owner]
+    return ["other", "", *owner]
+
+
+def files_fingerprint(patterns: Iterable[str]) -> dict[str, list[Any]]:
+    """path -> [kind, sha256 or link target, mode, owner, group] for every path the patterns match,
+    directories walked (symlinks not followed); a pattern matching nothing records itself as absent,
+    so a file that appears later differs."""
+    found: dict[str, list[Any]] = {}
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches or not any(os.path.lexists(m) for m in matches):
+            found[pattern] = ["absent"]
+            continue
+        for top in matches:
+            if not os.path.lexists(top):
+                found[top] = ["absent"]
+                continue
+            found[top] = _entry(top)
+            if not os.path.isdir(top) or os.path.islink(top):
+                continue
+            for root, dirs, names in os.walk(top):
+                dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
+                for name in sorted(dirs) + sorted(names):
+                    if name.endswith(SKIPPED_SUFFIXES):
+                        continue
+                    path = os.path.join(root, name)
+                    found[path] = _entry(path)
+    return found
+
+
+def services_fingerprint(manager: str, services: Sequence[str], runner: Runner = run) -> dict[str, str]:
+    """service -> its state: systemd's load, active and unit-file states; supervisord's status word."""
+    if not services:
+        return {}
+    if manager == "systemd":
+        units = [s if "." in s else f"{s}.service" for s in services]
+        props = "Id,LoadState,ActiveState,UnitFileState"
+        _, out = runner(["systemctl", "show", f"--property={props}", "--", *units])
+        states: dict[str, str] = {}
+        for block in out.strip().split("\n\n"):
+            fields = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+            if "Id" in fields:
+                states[fields["Id"]] = "/".join(fields.get(k, "") for k in props.split(",")[1:])
+        return {unit: states.get(unit, "unknown") for unit in units}
+    _, out = runner(["supervisorctl", "status", *services])
+    words = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            words[parts[0]] = parts[1]
+    return {service: words.get(service, "unknown") for service in services}
+
+
+def accounts_fingerprint(users: Sequence[str], groups: Sequence[str]) -> dict[str, str]:
+    found = {}
+    for user in users:
+        try:
+            entry = pwd.getpwnam(user)
+            found[f"user {user}"] = f"{entry.pw_uid}:{_group(entry.pw_gid)}:{entry.pw_dir}:{entry.pw_shell}"
+        except KeyError:
+            found[f"user {user}"] = "absent"
+    for group in groups:
+        try:
+            found[f"group {group}"] = str(grp.getgrnam(group).gr_gid)
+        except KeyError:
+            found[f"group {group}"] = "absent"
+    return found
+
+
+def packages_fingerprint(packages: Sequence[str], runner: Runner = run) -> dict[str, str]:
+    """package -> 'status version' as dpkg knows it ('absent' for one dpkg does not list)."""
+    if not packages:
+        return {}
+    _, out = runner(["dpkg-query", "-W", "-f=${Package}\t${db:Status-Abbrev}\t${Version}\n", "--", *packages])
+    known = {}
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3:
+            known[parts[0]] = f"{parts[1].strip()} {parts[2]}"
+    return {package: known.get(package, "absent") for package in packages}
+
+
+def fingerprint(spec: Mapping[str, Any], runner: Runner = run) -> dict[str, Any]:
+    return {
+        "files": files_fingerprint(spec["paths"]),
+        "services": services_fingerprint(spec["manager"], spec["services"], runner),
+        "accounts": accounts_fingerprint(spec["users"], spec["groups"]),
+        "packages": packages_fingerprint(spec["packages"], runner),
+    }
+
+
+SPEC_KEYS = ("paths", "services", "manager", "users", "groups", "packages")
+
+
+def differences(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """What differs between two fingerprints, one line each, most telling first."""
+    found = []
+    for section in ("services", "files", "accounts", "packages"):
+        old, new = recorded.get(section, {}), now.get(section, {})
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) == new.get(key):
+                continue
+            if section == "files":
+                what = "appeared" if key not in old else "is gone" if key not in new else "changed"
+                found.append(f"{key} {what}")
+            else:
+                before, after = old.get(key, "unrecorded"), new.get(key, "unrecorded")
+                found.append(f"{section[:-1]} {key}: {before} -> {after}")
+    return found
+
+
+def check(
+    record: Mapping[str, Any] | None, signature: str, pending: Sequence[str], runner: Runner = run
+) -> list[str]:
+    """Why the host is not current (empty: it is)."""
+    reasons = [f"a restart is pending ({p})" for p in pending if os.path.lexists(p)]
+    if record is None:
+        return [*reasons, "no record of an earlier converge"]
+    if record.get("version") != RECORD_VERSION:
+        return [*reasons, "the record is of another version of this module"]
+    if record.get("signature") != signature:
+        reasons.append("the inputs changed since the last converge (inventory, roles, app or wheelhouse)")
+    if reasons:
+        return reasons  # no need to look at the host
+    return differences(record["fingerprint"], fingerprint(record["spec"], runner))
+
+
+def read_record(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def write_record(path: str, record: Mapping[str, Any]) -> bool:
+    """Write the record (root's, 0600) by rename; False when the file already holds it."""
+    text = json.dumps(record, sort_keys=True, indent=1) + "\n"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            if handle.read() == text:
+                return False
+    except OSError:
+        pass
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".host-state.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return True
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "state": {"type": "str", "choices": ["check", "record", "refresh"], "required": True},
+            "path": {"type": "path", "required": True},
+            "signature": {"type": "str"},
+            "pending": {"type": "list", "elements": "path", "default": []},
+            "paths": {"type": "list", "elements": "str", "default": []},
+            "services": {"type": "list", "elements": "str", "default": []},
+            "manager": {"type": "str", "choices": ["systemd", "supervisord"], "default": "systemd"},
+            "users": {"type": "list", "elements": "str", "default": []},
+            "groups": {"type": "list", "elements": "str", "default": []},
+            "packages": {"type": "list", "elements": "str", "default": []},
+        },
+        required_if=[("state", "check", ["signature"]), ("state", "record", ["signature"])],
+        supports_check_mode=True,
+    )
+    params = module.params
+    record = read_record(params["path"])
+    if params["state"] == "check":
+        reasons = check(record, params["signature"], params["pending"])
+        module.exit_json(changed=False, current=not reasons, reasons=reasons[:MAX_REASONS])
+    if params["state"] == "refresh":
+        if record is None or "spec" not in record:
+            module.exit_json(changed=False, current=False, reasons=["no record to refresh"])
+        spec, signature = record["spec"], record["signature"]
+    else:
+        spec, signature = {key: params[key] for key in SPEC_KEYS}, params["signature"]
+    new = {"version": RECORD_VERSION, "signature": signature, "spec": spec, "fingerprint": fingerprint(spec)}
+    changed = new != record
+    if changed and not module.check_mode:
+        write_record(params["path"], new)
+    module.exit_json(changed=changed, current=True, reasons=[])
+
+
+if __name__ == "__main__":
+    main()
