@@ -67,6 +67,7 @@ FILTERS = {
     "celery_fleet_input_problems",
     "celery_fleet_argspec_problems",
     "celery_fleet_worker_services",
+    "celery_fleet_inputs_signature",
     "celery_fleet_worker_env_files",
     "celery_fleet_systemd_services",
     "celery_fleet_restart_waves",
