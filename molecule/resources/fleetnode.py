@@ -13,7 +13,8 @@ reaches its host as Ansible did) and the tests call them:
   node answered;
 - ``node.state(service)``, ``node.main_pid``, ``node.start/stop/restart``, ``node.logs``,
   ``node.service_file``, ``node.up_for``: a service under either process manager;
-  ``node.last_stop(unit)``, ``node.stop_journal``: a systemd unit's last stop and its journal;
+  ``node.unit_stamps(unit)``, ``node.stop_journal``: a systemd unit's last stop and start
+  (:class:`UnitStamps`) and the journal of that stop;
 - :func:`wait_until`: wait for a positive signal, with a deadline and a message saying what never came.
 
 Paths and service names come from ``lib/celery_fleet/layout.py`` (``node.layout``), node names from
@@ -33,7 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 PROJECT = Path(__file__).resolve().parents[2]
 if str(PROJECT / "lib") not in sys.path:
@@ -91,6 +92,28 @@ def _monotonic(line: str) -> float:
     """The stamp of a ``journalctl -o short-monotonic`` line (``[  1234.567890] ...``), -1 if none."""
     match = re.match(r"\[\s*(\d+\.\d+)\]", line)
     return float(match.group(1)) if match else -1.0
+
+
+# systemd's stamps behind UnitStamps, in its fields' order.
+UNIT_STAMP_PROPERTIES = (
+    "ActiveExitTimestampMonotonic",
+    "InactiveEnterTimestampMonotonic",
+    "ActiveEnterTimestampMonotonic",
+)
+
+
+class UnitStamps(NamedTuple):
+    """A systemd unit's last stop (left active, entered inactive) and its last start (entered
+    active), monotonic seconds: ``Node.unit_stamps``."""
+
+    stop_began: float
+    stop_ended: float
+    active_since: float
+
+    @property
+    def stop_seconds(self) -> float:
+        """How long the last stop took."""
+        return self.stop_ended - self.stop_began
 
 
 class Node:
@@ -314,18 +337,15 @@ class Node:
     def restart(self, service: str) -> subprocess.CompletedProcess[str]:
         return self._control("restart", service)
 
-    def last_stop(self, service: str) -> tuple[float, float]:
-        """When the systemd unit's last stop began (left active) and ended (entered inactive):
-        systemd's monotonic stamps, in seconds."""
+    def unit_stamps(self, service: str) -> UnitStamps:
+        """The systemd unit's last stop and start, from systemd's monotonic stamps (seconds)."""
         assert self.manager == "systemd", "supervisord records no stop timestamps"
-        shown = self.check(
-            f"systemctl show -p ActiveExitTimestampMonotonic -p InactiveEnterTimestampMonotonic {service}"
-        )
+        shown = self.check(f"systemctl show -p {','.join(UNIT_STAMP_PROPERTIES)} {service}")
         stamp = {k: int(v) / 1e6 for k, v in (line.split("=", 1) for line in shown.split())}
-        return stamp["ActiveExitTimestampMonotonic"], stamp["InactiveEnterTimestampMonotonic"]
+        return UnitStamps(*(stamp[name] for name in UNIT_STAMP_PROPERTIES))
 
     def stop_journal(self, service: str, began: float, ended: float, context: float = 30.0) -> str:
-        """The unit's journal lines from ``context`` seconds before a stop (``last_stop``'s stamps)
+        """The unit's journal lines from ``context`` seconds before a stop (``unit_stamps``' stamps)
         to a second after it, joined by " | ": a slow stop's assertion says what the service did."""
         journal = self.run(
             f"journalctl --no-pager -o short-monotonic -u {shlex.quote(service)} -n 3000"

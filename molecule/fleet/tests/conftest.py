@@ -27,7 +27,7 @@ import yaml
 # molecule/resources holds what every scenario's tests share.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
 from celery_fleet.layout import app_layout  # lib/ is on sys.path through fleetnode
-from fleetnode import Node, wait_until, worker_node
+from fleetnode import Node, UnitStamps, wait_until, worker_node
 
 __all__ = ["wait_until"]  # re-exported for the tests
 
@@ -194,25 +194,13 @@ def streaming(name: str, rate: int = 8, minimum: int = 500) -> Iterator[dict[str
     out["sent"] = json.loads(ops.read(f"/tmp/{name}-ids.json"))
 
 
-TIMESTAMPS = "ActiveExitTimestampMonotonic,InactiveEnterTimestampMonotonic,ActiveEnterTimestampMonotonic"
-
-
-def unit_timestamps() -> dict[tuple[str, str], dict[str, int]]:
-    """(host, worker) -> systemd's stop/start timestamps of its unit (monotonic, µs): the stop began
-    at ActiveExit, ended at InactiveEnter, the worker ran again from ActiveEnter."""
-    stamps = {}
-    for name, workers in WORKERS.items():
-        for worker in workers:
-            out = node(name).check(f"systemctl show -p {TIMESTAMPS} {service(worker)}")
-            stamps[(name, worker["name"])] = {
-                k: int(v) for k, v in (ln.split("=", 1) for ln in out.splitlines())
-            }
-    return stamps
-
-
-def stop_seconds(stamp: dict[str, int]) -> float:
-    """How long a unit's last stop took, from its unit_timestamps() entry (seconds)."""
-    return (stamp["InactiveEnterTimestampMonotonic"] - stamp["ActiveExitTimestampMonotonic"]) / 1e6
+def unit_timestamps() -> dict[tuple[str, str], UnitStamps]:
+    """(host, worker) -> its unit's last stop and start (``Node.unit_stamps``)."""
+    return {
+        (name, worker["name"]): node(name).unit_stamps(service(worker))
+        for name, workers in WORKERS.items()
+        for worker in workers
+    }
 
 
 @pytest.fixture(scope="session", autouse=True)

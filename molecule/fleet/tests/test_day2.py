@@ -153,14 +153,11 @@ def drained() -> dict[str, Any]:
     }
 
 
-def _restart_window(host: str, worker: dict[str, Any]) -> tuple[int, int]:
+def _restart_window(host: str, worker: dict[str, Any]) -> tuple[float, float]:
     """When the worker's unit last left the active state and when it became active again
-    (systemd's monotonic clock, µs)."""
-    shown = node(host).check(
-        f"systemctl show -p ActiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic {service(worker)}"
-    )
-    stamps = dict(line.split("=", 1) for line in shown.splitlines())
-    return int(stamps["ActiveExitTimestampMonotonic"]), int(stamps["ActiveEnterTimestampMonotonic"])
+    (systemd's monotonic clock, seconds)."""
+    stamps = node(host).unit_stamps(service(worker))
+    return stamps.stop_began, stamps.active_since
 
 
 def test_drain_host_stops_every_consumer_of_the_host(drained) -> None:

@@ -22,7 +22,6 @@ from conftest import (
     node,
     node_name,
     probe,
-    stop_seconds,
     streaming,
     unit_timestamps,
 )
@@ -70,15 +69,10 @@ def rolling() -> dict[str, Any]:
         f"{duplicated or ''}; result states {collected['states']}"
     )
     for (name, worker_name), stamp in sorted(after.items()):
-        if (
-            stamp["ActiveEnterTimestampMonotonic"]
-            != before[(name, worker_name)]["ActiveEnterTimestampMonotonic"]
-        ):
-            stop = stop_seconds(stamp)
-            total = (stamp["ActiveEnterTimestampMonotonic"] - stamp["ActiveExitTimestampMonotonic"]) / 1e6
+        if stamp.active_since != before[(name, worker_name)].active_since:
             print(
-                f"  restarted {worker_name}@{name}: warm stop {stop:.2f} s, "
-                f"stop to running again {total:.2f} s"
+                f"  restarted {worker_name}@{name}: warm stop {stamp.stop_seconds:.2f} s, "
+                f"stop to running again {stamp.active_since - stamp.stop_began:.2f} s"
             )
     records = {name: node(name).exists(LAYOUT["worker_restart_file"]) for name in WORKERS}
     return {
@@ -115,7 +109,7 @@ def test_only_the_changed_workers_restarted(rolling) -> None:
     restarted = {
         key
         for key, stamp in rolling["after"].items()
-        if stamp["ActiveEnterTimestampMonotonic"] != rolling["before"][key]["ActiveEnterTimestampMonotonic"]
+        if stamp.active_since != rolling["before"][key].active_since
     }
     assert restarted == {(name, worker_name) for name, (worker_name, _) in CHANGES.items()}
 
@@ -124,14 +118,14 @@ def test_hosts_restart_one_batch_after_the_other(rolling) -> None:
     # celery_fleet_serial 1: the second host's worker stops only once the first host's is back.
     spans = sorted(
         (
-            rolling["after"][(name, worker_name)]["ActiveExitTimestampMonotonic"],
-            rolling["after"][(name, worker_name)]["ActiveEnterTimestampMonotonic"],
+            rolling["after"][(name, worker_name)].stop_began,
+            rolling["after"][(name, worker_name)].active_since,
             name,
         )
         for name, (worker_name, _) in CHANGES.items()
     )
     (_, first_back, first), (second_stop, _, second) = spans
-    print(f"{first} back {(second_stop - first_back) / 1e6:.2f} s before {second} stopped")
+    print(f"{first} back {second_stop - first_back:.2f} s before {second} stopped")
     assert first_back < second_stop
 
 

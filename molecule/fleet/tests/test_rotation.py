@@ -37,7 +37,6 @@ from conftest import (
     probe,
     redis_admin,
     service,
-    stop_seconds,
     streaming,
     unit_timestamps,
     vault,
@@ -116,7 +115,7 @@ def rotation() -> dict[str, Any]:
         "redis_pids": (redis_pid, node(REDIS).main_pid("redis-server")),
         "before": before,
         "during": during,
-        "stops": {k: (stop_seconds(during[k]), stop_seconds(ordinary[k])) for k in during},
+        "stops": {k: (during[k].stop_seconds, ordinary[k].stop_seconds) for k in during},
         "old": worker_says(old),
         "new": worker_says(NEW),
         "old_password": old,
@@ -153,15 +152,12 @@ def test_no_service_was_refused_its_password(rotation) -> None:
 
 def test_every_worker_restarted_in_two_batches_and_stopped_as_fast_as_an_ordinary_restart(rotation) -> None:
     during, before = rotation["during"], rotation["before"]
-    assert all(
-        during[k]["ActiveEnterTimestampMonotonic"] != before[k]["ActiveEnterTimestampMonotonic"]
-        for k in during
-    )
+    assert all(during[k].active_since != before[k].active_since for k in during)
     # celery_fleet_serial 1: each host's last worker back before the other host's first one stopped.
     spans = sorted(
         (
-            min(during[(h, w["name"])]["ActiveExitTimestampMonotonic"] for w in WORKERS[h]),
-            max(during[(h, w["name"])]["ActiveEnterTimestampMonotonic"] for w in WORKERS[h]),
+            min(during[(h, w["name"])].stop_began for w in WORKERS[h]),
+            max(during[(h, w["name"])].active_since for w in WORKERS[h]),
             h,
         )
         for h in WORKER_HOSTS
@@ -175,8 +171,8 @@ def test_every_worker_restarted_in_two_batches_and_stopped_as_fast_as_an_ordinar
             f"restart (all: {rotation['stops']}); its journal from 30 s before that stop to its end: "
             + node(host).stop_journal(
                 service(next(w for w in WORKERS[host] if w["name"] == worker)),
-                stamp["ActiveExitTimestampMonotonic"] / 1e6,
-                stamp["InactiveEnterTimestampMonotonic"] / 1e6,
+                stamp.stop_began,
+                stamp.stop_ended,
             )[-8000:]
         )
 

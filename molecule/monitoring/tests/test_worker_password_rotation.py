@@ -37,7 +37,7 @@ from conftest import (
     wait_until,
     workers,
 )
-from fleetnode import RETRIED_RECORD  # molecule/resources, on sys.path through conftest
+from fleetnode import RETRIED_RECORD, UnitStamps  # molecule/resources, on sys.path through conftest
 
 PROJECT = Path(__file__).resolve().parents[3]
 NEW = "test-only-worker-rotated-0123456789"  # TEST ONLY
@@ -130,14 +130,13 @@ def refused_words(since: float) -> dict[str, int]:
     }
 
 
-def last_stops() -> dict[str, tuple[float, float]]:
-    """Worker service -> when its last stop began (left active) and ended (entered inactive):
-    systemd's monotonic stamps, seconds."""
-    return {service(w): node(WORKER).last_stop(service(w)) for w in workers()}
+def last_stops() -> dict[str, UnitStamps]:
+    """Worker service -> its unit's last stop and start (``Node.unit_stamps``)."""
+    return {service(w): node(WORKER).unit_stamps(service(w)) for w in workers()}
 
 
-def took(stops: dict[str, tuple[float, float]]) -> dict[str, float]:
-    return {name: round(ended - began, 2) for name, (began, ended) in stops.items()}
+def took(stops: dict[str, UnitStamps]) -> dict[str, float]:
+    return {name: round(stamps.stop_seconds, 2) for name, stamps in stops.items()}
 
 
 @pytest.fixture(scope="module")
@@ -253,11 +252,12 @@ def test_the_rollout_stops_the_workers_as_fast_as_an_ordinary_restart(rotation) 
     during, ordinary = rotation["stops"]
     assert set(during) == {service(w) for w in workers()}
     for name, seconds in during.items():
+        stamps = rotation["stamps"][name]
         assert seconds <= 2 * ordinary[name] + 5, (
             f"{name} stopped in {seconds} s in the rollout, {ordinary[name]} s in an ordinary restart "
             f"(all: {during} / {ordinary}); records retried {rotation['retried'][:6]}; its journal from "
             f"30 s before that stop to its end: "
-            f"{node(WORKER).stop_journal(name, *rotation['stamps'][name])[-8000:]}"
+            f"{node(WORKER).stop_journal(name, stamps.stop_began, stamps.stop_ended)[-8000:]}"
         )
 
 
