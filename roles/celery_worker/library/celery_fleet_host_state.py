@@ -158,19 +158,17 @@ def files_fingerprint(patterns: Iterable[str]) -> dict[str, list[Any]]:
     found: dict[str, list[Any]] = {}
     for pattern in patterns:
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-        if not matches or not any(os.path.lexists(m) for m in matches):
+        matches = [m for m in matches if os.path.lexists(m)]
+        if not matches:
             found[pattern] = ["absent"]
             continue
         for top in matches:
-            if not os.path.lexists(top):
-                found[top] = ["absent"]
-                continue
             found[top] = _entry(top)
-            if not os.path.isdir(top) or os.path.islink(top):
+            if found[top][0] != "dir":  # a file, or a symlink (not followed)
                 continue
             for root, dirs, names in os.walk(top):
                 dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
-                for name in sorted(dirs) + sorted(names):
+                for name in dirs + sorted(names):
                     if name.endswith(SKIPPED_SUFFIXES):
                         continue
                     path = os.path.join(root, name)
