@@ -158,6 +158,16 @@ prefork, gevent, eventlet, threads, solo``. The filter file turns it into ``Ansi
 - added (issue 19): ``hostvars[host] | celery_fleet_inputs_signature(trees, listings)`` ->
   ``hoststate.inputs_signature`` (sha256 of a worker host's inputs: its variables templated, the
   facts the roles read, the code under ``trees``, the file list under ``listings``)
+- moved (issue 19): ``celery_fleet_inputs_signature`` is a lookup of roles/celery_worker
+  (``lookup('celery_fleet_inputs_signature', trees=..., listings=...)``), no longer a filter of
+  ``hostvars[host]``: a variable read through ``hostvars`` is templated without ``hostvars``, so one
+  built from another host's variables entered the signature as its error, whatever its value.
+- replaced (issue 19): ``celery_fleet_roles_of_host``, ``celery_fleet_argument_specs``,
+  ``celery_fleet_input_problems`` and ``celery_fleet_argspec_problems`` (two tasks per host of
+  playbooks/validate.yml) by ``inventory.fleet_input_problems(hostvars, hosts, role_groups,
+  roles_dir, defaults=None) -> list[str]`` (every host in one task; the same messages), which the
+  play calls through its lookup playbooks/lookup_plugins/celery_fleet_fleet_input_problems.py (each
+  host's variables templated in its own context, with ``hostvars``).
 """
 
 from celery_fleet.errors import FleetError, Problem

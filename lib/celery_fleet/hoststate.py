@@ -4,10 +4,12 @@ playbooks/deploy-workers.yml skips the roles on a worker host whose last success
 from the same inputs and left it as it still is (roles/celery_worker, tasks/current.yml; the host's
 side is the module roles/celery_worker/library/celery_fleet_host_state.py). The signature is what
 "the same inputs" means, so it errs towards change: every variable the inventory gives the host
-(templated: a value built from another host's variables, such as the broker's address, follows that
-host), the facts the roles read, and the content of the code that turns them into files: the roles,
-plays, filters and the app's source, plus the wheelhouse's file list. A variable that differs from
-run to run (a registered result, a timestamp) only costs the skip, never a missed change.
+(templated in the task's context by the lookup roles/celery_worker/lookup_plugins/
+celery_fleet_inputs_signature.py, so a value built from another host's variables, such as the
+broker's address, follows that host), the facts the roles read, and the content of the code that
+turns them into files: the roles, plays, filters and the app's source, plus the wheelhouse's file
+list. A variable that differs from run to run (a registered result, a timestamp) only costs the skip,
+never a missed change.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ SKIPPED_NAMES = frozenset(
         "celery_service_pending",
         # How many hosts restart at once: how a rollout runs, not what a host runs.
         "celery_fleet_serial",
+        # The record's own parameter (given by the play to the record task only).
+        "celery_worker_record_packages",
     }
 )
 # The facts the roles read (the node name goes into the workers' names, the release picks the

@@ -1,10 +1,12 @@
-"""Every role's input rules for one inventory host, as playbooks/validate.yml runs them.
+"""Every role's input rules for every inventory host, as playbooks/validate.yml runs them.
 
-The validate play (site.yml's first) gathers no facts and contacts no host: for each host it loads
-the argument specs of the roles its groups run, gives the role defaults of those specs to the
-variables the host leaves unset (as the role would), and runs the role's rules. The argument specs
-themselves are checked by ``ansible.builtin.validate_argument_spec`` in the play; their errors come
-back here (:func:`argspec_problems`) so that one message lists every problem of the inventory.
+The validate play (site.yml's first) gathers no facts and contacts no host. For each host it loads
+the argument specs of the roles its groups run, checks the host's variables against them (the types
+and choices ``ansible.builtin.validate_argument_spec`` checks when a role starts, with the same
+validator and messages), gives the role defaults of those specs to the variables the host leaves
+unset (as the role would), and runs the role's rules. One task does it for the whole inventory
+(:func:`fleet_input_problems`): two tasks per host cost a process fork each, and the play's time grew
+with the host count (bench/README.md, benchmark 10).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from celery_fleet.app_rules import app_problems
 from celery_fleet.beat_rules import beat_problems
@@ -65,12 +68,49 @@ def input_problems(
     return problems
 
 
-def argspec_problems(results: Any, host: str) -> list[str]:
-    """The errors of a registered loop of ``validate_argument_spec`` (one item per role), named."""
-    problems = []
-    for result in (results or {}).get("results", []) if isinstance(results, Mapping) else []:
-        for error in result.get("argument_errors", []) or []:
-            problems.append(f"host '{host}': role {result.get('item')} (meta/argument_specs.yml): {error}")
+def _plain(value: Any) -> Any:
+    """A templated value as plain containers (Ansible's lazy ones template on access)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def fleet_input_problems(
+    hostvars: Mapping[str, Mapping[str, Any]],
+    hosts: Iterable[str],
+    role_groups: Mapping[str, Iterable[str]],
+    roles_dir: str,
+    defaults: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """The problems of each host's own variables, host by host: first against the argument specs of
+    the roles its groups run (``hostvars``: Ansible's, templated on access; only the variables the
+    host sets), then through those roles' rules, where ``defaults`` stand for what the host leaves
+    unset before the specs' defaults do. A variable that cannot be templated is a problem of its own.
+    """
+    loaded: dict[str, dict[str, Any]] = {}
+    validators: dict[str, ArgumentSpecValidator] = {}
+    problems: list[str] = []
+    for host in hosts:
+        host_vars = hostvars[host]
+        roles = roles_of_host(role_groups, host_vars["group_names"])
+        loaded.update(argument_specs([r for r in roles if r not in loaded], roles_dir))
+        specs = {role: loaded[role] for role in roles}
+        provided: dict[str, Any] = {}
+        for name in sorted({name for options in specs.values() for name in options}):
+            if name not in host_vars:
+                continue
+            try:
+                provided[name] = _plain(host_vars[name])
+            except Exception as exc:  # an undefined variable inside, a failing lookup
+                problems.append(f"host '{host}': {name} cannot be templated: {exc}")
+        for role, options in specs.items():
+            validator = validators.setdefault(role, ArgumentSpecValidator(options))
+            given = {name: value for name, value in provided.items() if name in options}
+            for error in validator.validate(given, validate_role_argument_spec=True).error_messages:
+                problems.append(f"host '{host}': role {role} (meta/argument_specs.yml): {error}")
+        problems += input_problems(specs, {**(defaults or {}), **provided}, host)
     return problems
 
 

@@ -679,19 +679,46 @@ def test_input_problems_with_spec_defaults_refuse_a_flower_without_users():
     assert "field 'flower_users'" in problems[0]
 
 
-def test_argspec_problems_name_host_and_role():
-    registered = {
-        "results": [
-            {
-                "item": "redis",
-                "argument_errors": ["value of redis_appendfsync must be one of: always, everysec, no"],
-            },
-            {"item": "celery_app"},
-        ]
+class _Vars(dict):
+    """A host's variables as the lookup hands them over: one may fail to template."""
+
+    def __getitem__(self, name):
+        value = super().__getitem__(name)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+
+def test_fleet_input_problems_check_each_host_against_its_roles_specs_and_rules():
+    role_groups = {"redis": ["redis"], "celery_app": ["celery_workers"], "celery_worker": ["celery_workers"]}
+    hostvars = {
+        "r1": _Vars(group_names=["redis"], redis_appendfsync="sometimes", celery_workers="not a list"),
+        "w1": _Vars(
+            group_names=["celery_workers"],
+            celery_app_name="app",
+            celery_app_module="app.celery",
+            celery_process_manager="upstart",
+            celery_broker_host=ValueError("'hostvars' is undefined"),
+        ),
+        "w2": _Vars(
+            group_names=["celery_workers"],
+            celery_app_name="app",
+            celery_app_module="app.celery",
+            celery_broker_url="redis://worker:secret@10.0.0.1:6379/0",  # TEST ONLY
+        ),
     }
 
-    assert inventory.argspec_problems(registered, "r1") == [
-        "host 'r1': role redis (meta/argument_specs.yml): "
-        "value of redis_appendfsync must be one of: always, everysec, no"
-    ]
-    assert inventory.argspec_problems({"skipped": True}, "r1") == []
+    problems = inventory.fleet_input_problems(hostvars, ["r1", "w1", "w2"], role_groups, str(ROLES))
+
+    # Types and choices as validate_argument_spec words them, named; only the roles of the host's
+    # groups (r1's celery_workers is no variable of redis).
+    assert problems[0].startswith(
+        "host 'r1': role redis (meta/argument_specs.yml): value of redis_appendfsync must be one of:"
+    )
+    assert not [p for p in problems if "celery_workers" in p and "r1" in p]
+    # A variable that cannot be templated is named; the rules still run on the rest.
+    assert "host 'w1': celery_broker_host cannot be templated: 'hostvars' is undefined" in problems
+    assert any(
+        p.startswith("host 'w1'") and "celery_process_manager" in p and "upstart" in p for p in problems
+    )
+    assert not [p for p in problems if "'w2'" in p]
