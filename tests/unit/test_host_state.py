@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,7 @@ def tree(tmp_path: Path) -> dict[str, Any]:
             "packages": ["python3-venv"],
         },
         "pending": str(tmp_path / "workers.json"),
+        "tmp": tmp_path,
     }
 
 
@@ -196,6 +198,19 @@ def test_anything_changed_behind_ansibles_back_is_named(
     assert any(expected in r for r in reasons), reasons
 
 
+def test_a_file_rewritten_with_its_size_and_modification_time_kept_is_named(tree: dict[str, Any]) -> None:
+    """As `cp -p` from a backup, or `touch -r`, would leave it: the change time still moves."""
+    host = Host()
+    code = tree["home"] / "venv" / "lib" / "celery.py"
+    before = os.stat(code)
+    record = _record(tree["spec"], host)
+    time.sleep(0.05)  # past the kernel's coarse clock tick, which stamps files
+    code.write_text("CODE")
+    os.utime(code, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(code).st_size == before.st_size and os.stat(code).st_mtime_ns == before.st_mtime_ns
+    assert any("celery.py changed" in r for r in state.check(record, "s1", [tree["pending"]], host))
+
+
 def test_new_inputs_a_pending_restart_or_no_record_are_never_current(tree: dict[str, Any]) -> None:
     host = Host()
     record = _record(tree["spec"], host)
@@ -221,3 +236,26 @@ def test_the_record_is_root_only_written_by_rename_and_only_when_it_differs(tmp_
     assert json.loads(Path(path).read_text()) == {"signature": "s1"}
     assert state.read_record(str(tmp_path / "none.json")) is None
     assert [p.name for p in (tmp_path / "state").iterdir()] == ["app-workers-state.json"]
+
+
+def test_a_current_host_reports_its_recorded_service_files_and_a_pattern_not_recorded_is_no_skip(
+    tree: dict[str, Any],
+) -> None:
+    host = Host()
+    (tree["units"] / "app-beat.service").write_text("[Service]\n")
+    (tree["units"] / "app-worker-a.service.d").mkdir()
+    (tree["units"] / "app-worker-a.service.d" / "x.service").write_text("")
+    services = str(tree["units"] / "app-*.service")
+    spec = {**tree["spec"], "paths": [*tree["spec"]["paths"], services]}
+    record = _record(spec, host)
+    assert state.check(record, "s1", [], host, report=[services]) == []
+    # In the pattern's own directory only, as glob matches on the host; nothing of the drop-in's.
+    assert state.reported(record, [services]) == [
+        str(tree["units"] / "app-beat.service"),
+        str(tree["units"] / "app-worker-a.service"),
+    ]
+    # A pattern that matched nothing is recorded as absent, and reports nothing.
+    assert state.reported(record, [str(tree["tmp"] / "etc" / "worker-*.env")]) == []
+    # A record taken without the pattern (an older converge) cannot say what is there: no skip.
+    old = _record(tree["spec"], host)
+    assert state.check(old, "s1", [], host, report=[services]) == [f"the record does not cover {services}"]

@@ -19,11 +19,12 @@ import time
 from typing import Any
 
 import pytest
-from conftest import LAYOUT, WORKERS, ansible_playbook, node, worker_service
+from conftest import APP, LAYOUT, WORKERS, ansible_playbook, node, worker_service
 
 RESTART_PLAY = "PLAY [Restart the changed workers, host batch by host batch]"
 WORKER_PLAY = "PLAY [Deploy the Celery app and its workers on every worker host at once]"
 WHY = "TASK [celery_worker : current | Say why the host converges]"
+RETIRE_PLAY = "PLAY [Retire the services the inventory no longer places]"
 # The host changed behind Ansible's back, and the other one.
 DRIFTED, UNTOUCHED = "fleet-worker-cpu", "fleet-worker-gpu"
 
@@ -81,6 +82,10 @@ def test_a_noop_rerun_skips_the_converge_of_every_worker_host(rerun) -> None:
     assert converged(rerun["play"]) == {}, section[-3000:]
     # The roles ran on no host: the play's tasks after the check name no worker host.
     assert "TASK [celery_app :" not in section, section[-3000:]
+    # Nor did the retire play's `find`: their records list nothing stale.
+    retire = _play_section(rerun["play"].stdout, RETIRE_PLAY)
+    assert not [w for w in WORKERS if f"[{w}]" in retire], retire[-3000:]
+    assert "ok: [fleet-ops]" in retire, retire[-3000:]
 
 
 def test_a_noop_rerun_does_not_enter_the_restart_batches(rerun) -> None:
@@ -113,6 +118,11 @@ def drifted(rerun) -> dict[str, Any]:
     assert code, f"no Python file under {LAYOUT['code_dir']} on {DRIFTED}"
     host.check(f"echo '# edited by hand' >> {unit} && systemctl daemon-reload && systemctl stop {stopped}")
     host.check(f"rm {code}")
+    # A beat unit of the app on this host, which runs no beat (left behind by hand): not as recorded,
+    # so the host converges, and the retire play stops and removes it.
+    stale = f"/etc/systemd/system/{APP}-beat.service"
+    unit_text = f"[Unit]\nX-CeleryFleet=celery-fleet beat of app {APP}\n[Service]\nExecStart=/bin/sleep 600\n"
+    host.check(f"cat > {stale} && systemctl daemon-reload && systemctl start {APP}-beat", stdin=unit_text)
     play = _timed("re-run after a change by hand")
     return {
         "play": play,
@@ -122,6 +132,7 @@ def drifted(rerun) -> dict[str, Any]:
         "unit_text": host.read(unit),
         "stopped_state": host.state(stopped),
         "code_back": host.exists(code),
+        "stale_left": host.exists(stale),
     }
 
 
@@ -140,6 +151,8 @@ def test_the_converge_puts_back_what_was_changed_by_hand(drifted) -> None:
     assert "# edited by hand" not in drifted["unit_text"]
     assert drifted["stopped_state"] == "active"
     assert drifted["code_back"], drifted["code"]
+    assert not drifted["stale_left"]
+    assert f"Retiring {APP}-beat under systemd" in _play_section(drifted["play"].stdout, RETIRE_PLAY)
     assert not node(DRIFTED).exists(LAYOUT["worker_restart_file"])
     # And the host is current again: the next run would skip it (its record was refreshed after the
     # restart batch).
