@@ -69,12 +69,18 @@ def _skipped(name: str) -> bool:
     return name.startswith(("_", "ansible_")) or name in SKIPPED_NAMES
 
 
-def host_inputs(host_vars: Mapping[str, Any]) -> dict[str, Any]:
+def host_inputs(host_vars: Mapping[str, Any], replace: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The host's variables that are inputs, templated; one that cannot be templated is recorded as
-    its error's type (the converge itself would fail on it)."""
+    its error's type (the converge itself would fail on it). A variable named in ``replace`` counts
+    as the value given there instead (only what a role reads of it: the app's part of the skip reads
+    the workers' pools, not their concurrency)."""
+    replace = replace or {}
     inputs: dict[str, Any] = {}
     for name in sorted(str(n) for n in host_vars):
         if _skipped(name):
+            continue
+        if name in replace:
+            inputs[name] = _plain(replace[name])
             continue
         try:
             inputs[name] = _plain(host_vars[name])
@@ -133,13 +139,16 @@ def listing_digest(paths: Sequence[str]) -> str:
 
 
 def inputs_signature(
-    host_vars: Mapping[str, Any], trees: Sequence[str] = (), listings: Sequence[str] = ()
+    host_vars: Mapping[str, Any],
+    trees: Sequence[str] = (),
+    listings: Sequence[str] = (),
+    replace: Mapping[str, Any] | None = None,
 ) -> str:
-    """sha256 of the host's inputs (:func:`host_inputs`), the code under ``trees`` (contents) and
-    the files under ``listings`` (names, sizes, times)."""
+    """sha256 of the host's inputs (:func:`host_inputs`, with ``replace``), the code under ``trees``
+    (contents) and the files under ``listings`` (names, sizes, times)."""
     text = json.dumps(
         {
-            "inputs": host_inputs(host_vars),
+            "inputs": host_inputs(host_vars, replace),
             "trees": tree_digest([str(t) for t in trees if t]),
             "listings": listing_digest([str(t) for t in listings if t]),
         },

@@ -16,24 +16,30 @@ import yaml
 TOP = Path(__file__).resolve().parents[2]
 BROKER = "{{ hostvars[groups['redis'][0]]['celery_fleet_private_address'] }}"
 LOOKUPS = TOP / "roles" / "celery_worker" / "lookup_plugins"
-PLAY = [
-    {
-        "name": "Print the signature",
-        "hosts": "celery_workers",
-        "gather_facts": False,
-        "tasks": [
-            {
-                "name": "Signature",
-                "ansible.builtin.debug": {
-                    "msg": "signature={{ lookup('celery_fleet_inputs_signature', trees=[], listings=[]) }}"
-                },
-            }
-        ],
-    }
-]
+WHOLE = "lookup('celery_fleet_inputs_signature', trees=[], listings=[])"
+# As roles/celery_worker's __celery_worker_app_signature reads the workers.
+APP = (
+    "lookup('celery_fleet_inputs_signature',"
+    " replace={'celery_workers': celery_workers | default([]) | celery_fleet_pool_packages})"
+)
 
 
-def signature(tmp_path: Path, broker_address: str, extra: dict[str, str] | None = None) -> str:
+def play(expression: str) -> list[dict[str, object]]:
+    return [
+        {
+            "name": "Print the signature",
+            "hosts": "celery_workers",
+            "gather_facts": False,
+            "tasks": [
+                {"name": "Signature", "ansible.builtin.debug": {"msg": f"signature={{{{ {expression} }}}}"}}
+            ],
+        }
+    ]
+
+
+def signature(
+    tmp_path: Path, broker_address: str, extra: dict[str, object] | None = None, expression: str = WHOLE
+) -> str:
     """w1's signature when the Redis host r1 has ``broker_address``."""
     inventory = {
         "all": {
@@ -55,7 +61,7 @@ def signature(tmp_path: Path, broker_address: str, extra: dict[str, str] | None 
         }
     }
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(PLAY, sort_keys=False))
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play(expression), sort_keys=False))
     env = dict(os.environ, ANSIBLE_LOOKUP_PLUGINS=str(LOOKUPS), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     env["ANSIBLE_CONFIG"] = str(TOP / "ansible.cfg")
     done = subprocess.run(
@@ -88,3 +94,17 @@ def test_the_signature_follows_a_value_built_from_another_hosts_variables(tmp_pa
 def test_the_signature_follows_the_hosts_own_variables(tmp_path: Path) -> None:
     first = signature(tmp_path, "10.0.0.1")
     assert signature(tmp_path, "10.0.0.1", {"celery_broker_user": "worker2"}) != first
+
+
+def test_the_apps_signature_follows_the_pools_not_the_workers_settings(tmp_path: Path) -> None:
+    def workers(**settings: object) -> dict[str, object]:
+        return {"celery_workers": [{"name": "fast", "queues": ["fast"], **settings}]}
+
+    first = signature(tmp_path, "10.0.0.1", workers(concurrency=1), APP)
+    assert signature(tmp_path, "10.0.0.1", workers(concurrency=4, queues=["fast", "slow"]), APP) == first
+    assert signature(tmp_path, "10.0.0.1", workers(concurrency=1, pool="gevent"), APP) != first
+    # The rest of the host's inputs still count, the broker's address among them.
+    assert signature(tmp_path, "10.0.0.2", workers(concurrency=1), APP) != first
+    # The whole signature follows the concurrency.
+    whole = signature(tmp_path, "10.0.0.1", workers(concurrency=1))
+    assert signature(tmp_path, "10.0.0.1", workers(concurrency=4)) != whole

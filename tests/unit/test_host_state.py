@@ -76,6 +76,57 @@ def test_a_variable_that_cannot_be_templated_counts_as_its_error() -> None:
     assert broken["celery_x"] == "<KeyError>"
 
 
+def test_a_replaced_variable_counts_as_the_value_given_for_it() -> None:
+    """The app's part of the skip: of celery_workers only the pools' packages count."""
+
+    def app_signature(workers: list[dict[str, Any]]) -> str:
+        pools = sorted({"gevent" for w in workers if w.get("pool") == "gevent"})
+        return hoststate.inputs_signature(
+            LazyVars({**BASE, "celery_workers": workers}), replace={"celery_workers": pools}
+        )
+
+    first = app_signature([{"name": "fast", "queues": ["fast"], "concurrency": 1}])
+    assert first == app_signature([{"name": "fast", "queues": ["fast"], "concurrency": 2}])
+    assert first != app_signature([{"name": "fast", "queues": ["fast"], "pool": "gevent"}])
+    # Replaced or not, the other variables still count; and a replaced one that fails to template
+    # is never read.
+    assert first != hoststate.inputs_signature(
+        LazyVars({**BASE, "redis_port": 6380}), replace={"celery_workers": []}
+    )
+    assert (
+        hoststate.host_inputs(LazyVars({**BASE, "celery_workers": KeyError("x")}), {"celery_workers": []})[
+            "celery_workers"
+        ]
+        == []
+    )
+
+
+def test_the_app_role_reads_celery_workers_only_through_the_pool_filter() -> None:
+    """What makes the app's part of the skip sound: roles/celery_app reads no worker variable but the
+    pools (`celery_workers | celery_fleet_pool_packages`), so a worker's concurrency or queues cannot
+    change what the role writes. A new read of celery_workers, or of a celery_worker_* name, must
+    come with a new `replace` in roles/celery_worker/vars/main.yml's __celery_worker_app_signature."""
+    role = Path(__file__).resolve().parents[2] / "roles" / "celery_app"
+    reads = []
+    for path in sorted(role.rglob("*")):
+        if path.suffix not in {".yml", ".j2", ".py", ".sh"} or path.parent.name == "meta":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.lstrip().startswith("#"):
+                continue
+            if "celery_worker_" in line or "celery_workers" in line:
+                reads.append((path.relative_to(role).as_posix(), number, line.strip()))
+    allowed = [
+        r
+        for r in reads
+        if "celery_workers | default([]) | celery_fleet_pool_packages" in r[2]
+        # the in-run reuse's own signature (tasks/main.yml) lists the name: stricter, never looser
+        or "celery_process_manager|celery_workers|" in r[2]
+    ]
+    assert reads == allowed, reads
+    assert [r[0] for r in allowed] == ["vars/main.yml", "vars/main.yml"]
+
+
 def test_the_signature_follows_the_code_and_the_wheelhouse_list(tmp_path: Path) -> None:
     code, wheels = tmp_path / "roles", tmp_path / "wheelhouse"
     (code / "r" / "__pycache__").mkdir(parents=True)
@@ -164,10 +215,10 @@ def _record(spec: dict[str, Any], host: Host, signature: str = "s1") -> dict[str
 def test_a_host_as_its_record_says_is_current(tree: dict[str, Any]) -> None:
     host = Host()
     record = _record(tree["spec"], host)
-    assert state.check(record, "s1", [tree["pending"]], host) == []
+    assert state.check(record, "s1", [tree["pending"]], host).reasons == []
     # Bytecode written by a running interpreter is not a change.
     (tree["home"] / "venv" / "lib" / "__pycache__" / "celery.cpython-311.pyc").write_bytes(b"x")
-    assert state.check(record, "s1", [tree["pending"]], host) == []
+    assert state.check(record, "s1", [tree["pending"]], host).reasons == []
 
 
 @pytest.mark.parametrize(
@@ -194,7 +245,7 @@ def test_anything_changed_behind_ansibles_back_is_named(
     host = Host()
     record = _record(tree["spec"], host)
     change(tree, host)
-    reasons = state.check(record, "s1", [tree["pending"]], host)
+    reasons = state.check(record, "s1", [tree["pending"]], host).reasons
     assert any(expected in r for r in reasons), reasons
 
 
@@ -208,17 +259,40 @@ def test_a_file_rewritten_with_its_size_and_modification_time_kept_is_named(tree
     code.write_text("CODE")
     os.utime(code, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert os.stat(code).st_size == before.st_size and os.stat(code).st_mtime_ns == before.st_mtime_ns
-    assert any("celery.py changed" in r for r in state.check(record, "s1", [tree["pending"]], host))
+    assert any("celery.py changed" in r for r in state.check(record, "s1", [tree["pending"]], host).reasons)
 
 
 def test_new_inputs_a_pending_restart_or_no_record_are_never_current(tree: dict[str, Any]) -> None:
     host = Host()
     record = _record(tree["spec"], host)
-    assert "inputs changed" in state.check(record, "s2", [], host)[0]
+    assert "inputs changed" in state.check(record, "s2", [], host).reasons[0]
     Path(tree["pending"]).write_text("{}")
-    assert "restart is pending" in state.check(record, "s1", [tree["pending"]], host)[0]
-    assert state.check(None, "s1", [], host) == ["no record of an earlier converge"]
-    assert "another version" in state.check({**record, "version": 0}, "s1", [], host)[0]
+    assert "restart is pending" in state.check(record, "s1", [tree["pending"]], host).reasons[0]
+    assert state.check(None, "s1", [], host).reasons == ["no record of an earlier converge"]
+    assert "another version" in state.check({**record, "version": 0}, "s1", [], host).reasons[0]
+
+
+def test_the_apps_part_is_current_when_only_other_inputs_changed_and_nothing_by_hand(
+    tree: dict[str, Any],
+) -> None:
+    host = Host()
+    record = {**_record(tree["spec"], host), "app_signature": "a1"}
+    # One worker's concurrency: the host converges, the app's role has nothing to do.
+    verdict = state.check(record, "s2", [], host, app_signature="a1")
+    assert "inputs changed" in verdict.reasons[0] and verdict.app_current
+    # A restart left pending is the workers' business, not the app's.
+    Path(tree["pending"]).write_text("{}")
+    assert state.check(record, "s1", [tree["pending"]], host, app_signature="a1").app_current
+    # The app's own inputs changed, or no app signature given: the app converges.
+    assert not state.check(record, "s2", [], host, app_signature="a2").app_current
+    assert not state.check(record, "s2", [], host).app_current
+    # Anything changed by hand on the host, even outside the app's files: the app converges too.
+    (tree["units"] / "app-worker-a.service").write_text("[Service]\n# by hand\n")
+    verdict = state.check(record, "s2", [], host, app_signature="a1")
+    assert not verdict.app_current and any("app-worker-a.service changed" in r for r in verdict.reasons)
+    # No record, or one of another version: never.
+    assert not state.check(None, "s2", [], host, app_signature="a1").app_current
+    assert not state.check({**record, "version": 2}, "s2", [], host, app_signature="a1").app_current
 
 
 def test_supervisord_programs_are_fingerprinted_by_their_status() -> None:
@@ -248,7 +322,7 @@ def test_a_current_host_reports_its_recorded_service_files_and_a_pattern_not_rec
     services = str(tree["units"] / "app-*.service")
     spec = {**tree["spec"], "paths": [*tree["spec"]["paths"], services]}
     record = _record(spec, host)
-    assert state.check(record, "s1", [], host, report=[services]) == []
+    assert state.check(record, "s1", [], host, report=[services]).reasons == []
     # In the pattern's own directory only, as glob matches on the host; nothing of the drop-in's.
     assert state.reported(record, [services]) == [
         str(tree["units"] / "app-beat.service"),
@@ -258,4 +332,6 @@ def test_a_current_host_reports_its_recorded_service_files_and_a_pattern_not_rec
     assert state.reported(record, [str(tree["tmp"] / "etc" / "worker-*.env")]) == []
     # A record taken without the pattern (an older converge) cannot say what is there: no skip.
     old = _record(tree["spec"], host)
-    assert state.check(old, "s1", [], host, report=[services]) == [f"the record does not cover {services}"]
+    assert state.check(old, "s1", [], host, report=[services]).reasons == [
+        f"the record does not cover {services}"
+    ]

@@ -250,6 +250,29 @@ def ansible_playbook(
 LEFT_BROKEN: set[str] = set()
 
 
+WORKER_PLAY = "PLAY [Deploy the Celery app and its workers on every worker host at once]"
+WHY = "TASK [celery_worker : current | Say why the host converges]"
+
+
+def play_section(output: str, header: str) -> str:
+    """The output of one play, from its header to the next play or the recap."""
+    start = output.index(header)
+    end = output.find("\nPLAY ", start + 1)
+    return output[start : end if end != -1 else len(output)]
+
+
+def converged(play: Any) -> dict[str, str]:
+    """Worker host -> why it converged (the hosts the worker play did not skip): the output of the
+    role's "Say why" task, one block per host."""
+    section = play_section(play.stdout, WORKER_PLAY)
+    if WHY not in section:
+        return {}
+    why = section[section.index(WHY) :]
+    why = why[: why.find("\nTASK [", 1)]
+    blocks = re.split(r"^ok: \[(\S+)\] =>", why, flags=re.M)[1:]
+    return {host: " ".join(text.split()) for host, text in zip(blocks[::2], blocks[1::2], strict=True)}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def deploy_what_was_left_broken() -> Iterator[None]:
     yield

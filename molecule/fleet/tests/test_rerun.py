@@ -19,21 +19,22 @@ import time
 from typing import Any
 
 import pytest
-from conftest import APP, LAYOUT, WORKERS, ansible_playbook, node, worker_service
+from conftest import (
+    APP,
+    LAYOUT,
+    WORKER_PLAY,
+    WORKERS,
+    ansible_playbook,
+    converged,
+    node,
+    play_section,
+    worker_service,
+)
 
 RESTART_PLAY = "PLAY [Restart the changed workers, host batch by host batch]"
-WORKER_PLAY = "PLAY [Deploy the Celery app and its workers on every worker host at once]"
-WHY = "TASK [celery_worker : current | Say why the host converges]"
 RETIRE_PLAY = "PLAY [Retire the services the inventory no longer places]"
 # The host changed behind Ansible's back, and the other one.
 DRIFTED, UNTOUCHED = "fleet-worker-cpu", "fleet-worker-gpu"
-
-
-def _play_section(output: str, header: str) -> str:
-    """The output of one play, from its header to the next play or the recap."""
-    start = output.index(header)
-    end = output.find("\nPLAY ", start + 1)
-    return output[start : end if end != -1 else len(output)]
 
 
 def _timed(label: str, *args: str) -> Any:
@@ -52,18 +53,6 @@ def _changed(play: Any) -> dict[str, int]:
     return {name: int(changed) for name, changed in found}
 
 
-def converged(play: Any) -> dict[str, str]:
-    """Worker host -> why it converged in full (the hosts the worker play did not skip): the
-    output of the role's "Say why" task, one block per host."""
-    section = _play_section(play.stdout, WORKER_PLAY)
-    if WHY not in section:
-        return {}
-    why = section[section.index(WHY) :]
-    why = why[: why.find("\nTASK [", 1)]
-    blocks = re.split(r"^ok: \[(\S+)\] =>", why, flags=re.M)[1:]
-    return {host: " ".join(text.split()) for host, text in zip(blocks[::2], blocks[1::2], strict=True)}
-
-
 @pytest.fixture(scope="module")
 def rerun() -> dict[str, Any]:
     play = _timed("no-op re-run")
@@ -78,18 +67,18 @@ def test_a_second_site_yml_changes_nothing_on_any_host(rerun) -> None:
 
 
 def test_a_noop_rerun_skips_the_converge_of_every_worker_host(rerun) -> None:
-    section = _play_section(rerun["play"].stdout, WORKER_PLAY)
+    section = play_section(rerun["play"].stdout, WORKER_PLAY)
     assert converged(rerun["play"]) == {}, section[-3000:]
     # The roles ran on no host: the play's tasks after the check name no worker host.
     assert "TASK [celery_app :" not in section, section[-3000:]
     # Nor did the retire play's `find`: their records list nothing stale.
-    retire = _play_section(rerun["play"].stdout, RETIRE_PLAY)
+    retire = play_section(rerun["play"].stdout, RETIRE_PLAY)
     assert not [w for w in WORKERS if f"[{w}]" in retire], retire[-3000:]
     assert "ok: [fleet-ops]" in retire, retire[-3000:]
 
 
 def test_a_noop_rerun_does_not_enter_the_restart_batches(rerun) -> None:
-    section = _play_section(rerun["play"].stdout, RESTART_PLAY)
+    section = play_section(rerun["play"].stdout, RESTART_PLAY)
     print(section)
     assert "skipping: no hosts matched" in section
     assert "TASK [" not in section
@@ -101,8 +90,8 @@ def test_a_full_noop_rerun_without_the_skip_changes_nothing(rerun) -> None:
     play = _timed("no-op re-run without the skip", "-e", "celery_worker_skip_unchanged_hosts=false")
     changed = _changed(play)
     assert set(changed.values()) == {0}, changed
-    assert set(converged(play)) == set(WORKERS), _play_section(play.stdout, WORKER_PLAY)[-3000:]
-    assert "skipping: no hosts matched" in _play_section(play.stdout, RESTART_PLAY)
+    assert set(converged(play)) == set(WORKERS), play_section(play.stdout, WORKER_PLAY)[-3000:]
+    assert "skipping: no hosts matched" in play_section(play.stdout, RESTART_PLAY)
 
 
 @pytest.fixture(scope="module")
@@ -152,10 +141,10 @@ def test_the_converge_puts_back_what_was_changed_by_hand(drifted) -> None:
     assert drifted["stopped_state"] == "active"
     assert drifted["code_back"], drifted["code"]
     assert not drifted["stale_left"]
-    assert f"Retiring {APP}-beat under systemd" in _play_section(drifted["play"].stdout, RETIRE_PLAY)
+    assert f"Retiring {APP}-beat under systemd" in play_section(drifted["play"].stdout, RETIRE_PLAY)
     assert not node(DRIFTED).exists(LAYOUT["worker_restart_file"])
     # And the host is current again: the next run would skip it (its record was refreshed after the
     # restart batch).
     play = _timed("re-run after the repair")
-    assert converged(play) == {}, _play_section(play.stdout, WORKER_PLAY)[-3000:]
+    assert converged(play) == {}, play_section(play.stdout, WORKER_PLAY)[-3000:]
     assert set(_changed(play).values()) == {0}

@@ -15,12 +15,15 @@ import pytest
 import yaml
 from conftest import (
     LAYOUT,
+    WORKER_PLAY,
     WORKERS,
     ansible_playbook,
+    converged,
     executions,
     inspect,
     node,
     node_name,
+    play_section,
     probe,
     streaming,
     unit_timestamps,
@@ -76,6 +79,7 @@ def rolling() -> dict[str, Any]:
             )
     records = {name: node(name).exists(LAYOUT["worker_restart_file"]) for name in WORKERS}
     return {
+        "play": play,
         "ids": ids,
         "lost": lost,
         "collected": collected,
@@ -83,6 +87,18 @@ def rolling() -> dict[str, Any]:
         "after": after,
         "records": records,
     }
+
+
+def test_hosts_whose_workers_alone_changed_skip_the_apps_role(rolling) -> None:
+    """A worker's concurrency is none of roles/celery_app's inputs: both hosts converge their workers
+    only (the record said the app is as its last converge left it)."""
+    why = converged(rolling["play"])
+    print(why)
+    assert set(why) == set(CHANGES), why
+    assert all("only the workers converge" in text for text in why.values()), why
+    section = play_section(rolling["play"].stdout, WORKER_PLAY)
+    assert "TASK [celery_app : configure |" not in section, section[-3000:]
+    assert "TASK [celery_app : install |" not in section, section[-3000:]
 
 
 def test_rolling_restart_sends_at_least_500_tasks_during_the_restart(rolling) -> None:

@@ -42,6 +42,12 @@ options:
     type: list
     elements: str
     default: []
+  replace:
+    description:
+      - Variables of the host that count as the value given here instead of their own (what a part
+        of the converge reads of them).
+    type: dict
+    default: {}
 """
 
 RETURN = r"""
@@ -64,4 +70,8 @@ class LookupModule(LookupBase):
         host = variables["inventory_hostname"]
         # The host's own names (inventory, extra vars, facts set earlier), valued in the task's context.
         view = TemplatedVars(variables, self._templar, names=variables["hostvars"][host])
-        return [hoststate.inputs_signature(view, self.get_option("trees"), self.get_option("listings"))]
+        return [
+            hoststate.inputs_signature(
+                view, self.get_option("trees"), self.get_option("listings"), self.get_option("replace")
+            )
+        ]
