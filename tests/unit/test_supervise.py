@@ -114,14 +114,21 @@ def test_only_workers_with_variables_to_keep_out_get_an_env_file():
 
 
 def test_systemd_services_known_and_running_enabled():
-    facts = {
-        "a.service": {"state": "running", "status": "enabled"},
-        "b.service": {"state": "running", "status": "disabled"},
-        "c.service": {"state": "stopped", "status": "enabled"},
-        "d.service": {"state": "running"},
-    }
-    assert systemd_services(facts) == {"known": ["a", "b", "c", "d"], "running": ["a"]}
+    show = "\n\n".join(
+        [
+            "Id=a.service\nLoadState=loaded\nSubState=running\nUnitFileState=enabled",
+            "Id=b.service\nLoadState=loaded\nSubState=running\nUnitFileState=disabled",
+            "Id=c.service\nLoadState=loaded\nSubState=dead\nUnitFileState=enabled",
+            # A unit with no file (a worker this check-mode run would add): systemd does not know it.
+            "Id=d.service\nLoadState=not-found\nSubState=dead\nUnitFileState=",
+            # Crash-looping: known, not running, so its start limit is cleared.
+            "Id=e.service\nLoadState=loaded\nSubState=auto-restart\nUnitFileState=enabled",
+            "Id=f.service\nLoadState=masked\nSubState=dead\nUnitFileState=masked",
+        ]
+    )
+    assert systemd_services(show + "\n") == {"known": ["a", "b", "c", "e", "f"], "running": ["a"]}
     assert systemd_services(None) == {"known": [], "running": []}
+    assert systemd_services("") == {"known": [], "running": []}
 
 
 def test_restart_names_present_workers_limited_to_the_request():
