@@ -36,6 +36,14 @@ RULES: dict[str, Callable[[Mapping[str, Any], str | None], list[str]]] = {
     "redis_exporter": redis_exporter_problems,
 }
 
+# Variables of a role's argument specs that a playbook passes to the role from what it read on the
+# host, never an inventory: set in group_vars, host_vars or with -e, they would hold for every play
+# of every run (celery_app_unchanged: true would skip the app's converge for good, on beat and Flower
+# hosts too). Variable -> who sets it.
+CALLER_SET: dict[str, str] = {
+    "celery_app_unchanged": "playbooks/deploy-workers.yml, from the host's record of its last converge",
+}
+
 
 def roles_of_host(role_groups: Mapping[str, Iterable[str]], group_names: Iterable[str]) -> list[str]:
     """The roles whose plays run on a host of ``group_names`` (role -> the groups its plays target)."""
@@ -100,6 +108,12 @@ def fleet_input_problems(
         provided: dict[str, Any] = {}
         for name in sorted({name for options in specs.values() for name in options}):
             if name not in host_vars:
+                continue
+            if name in CALLER_SET:
+                problems.append(
+                    f"host '{host}': {name} is set by {CALLER_SET[name]}, not in an inventory "
+                    "or with -e: remove it"
+                )
                 continue
             try:
                 provided[name] = _plain(host_vars[name])

@@ -289,6 +289,13 @@ CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         {"celery_app_environment": {"BAD-NAME": "1"}},
         ["field 'celery_app_environment'", "BAD-NAME", "not variable names"],
     ),
+    # Set by playbooks/deploy-workers.yml from the host's record: in an inventory it would skip the
+    # app's converge on every run (lib/celery_fleet/inventory.py CALLER_SET).
+    "app-caller-set": (
+        "flower",
+        {"celery_app_unchanged": True},
+        ["celery_app_unchanged is set by playbooks/deploy-workers.yml", "not in an inventory"],
+    ),
     # Workers (lib/celery_fleet/validation.py, workers.py)
     "worker-process-manager": (
         "celery_workers",

@@ -722,3 +722,30 @@ def test_fleet_input_problems_check_each_host_against_its_roles_specs_and_rules(
         p.startswith("host 'w1'") and "celery_process_manager" in p and "upstart" in p for p in problems
     )
     assert not [p for p in problems if "'w2'" in p]
+
+
+def test_fleet_input_problems_refuse_a_variable_only_a_playbook_sets():
+    """celery_app_unchanged in an inventory would skip the app's converge on every run, beat and
+    Flower hosts included: refused, named, whatever its value."""
+    role_groups = {"celery_app": ["celery_workers", "flower"]}
+    hostvars = {
+        host: _Vars(
+            group_names=[group],
+            celery_app_name="app",
+            celery_app_module="app.celery",
+            celery_broker_url="redis://worker:secret@10.0.0.1:6379/0",  # TEST ONLY
+            celery_app_unchanged=value,
+        )
+        for host, group, value in (("w1", "celery_workers", True), ("f1", "flower", False))
+    }
+
+    problems = inventory.fleet_input_problems(hostvars, ["w1", "f1"], role_groups, str(ROLES))
+
+    assert problems == [
+        f"host '{host}': celery_app_unchanged is set by playbooks/deploy-workers.yml, from the host's "
+        "record of its last converge, not in an inventory or with -e: remove it"
+        for host in ("w1", "f1")
+    ]
+    # Every such variable is one of the role's documented ones (argument specs, README).
+    for name in inventory.CALLER_SET:
+        assert name in inventory.argument_specs(["celery_app"], str(ROLES))["celery_app"]
