@@ -40,7 +40,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import Sample, table
 from common import IMAGE, ROOT, SYSTEMD_ARGS, VENV_BIN, log, sh
-from fleet import parse_recap
+
+# isort: split
+from celery_fleet.recap import play_recap  # lib/ is on sys.path through common
 
 NETWORK = "bench-scale"
 PREFIX = "bench-sc-"
@@ -154,7 +156,7 @@ def plays(output: str) -> list[tuple[str, float, list[str]]]:
 
 
 def _changed_hosts(output: str) -> list[str]:
-    return sorted(h for h, r in parse_recap(output).items() if r.get("changed", 0))
+    return sorted(h for h, r in play_recap(output).items() if r.get("changed", 0))
 
 
 def _site(tree: Path, inventory: Path, facts: Path, log_path: Path) -> tuple[float, int, int, str]:
@@ -169,7 +171,7 @@ def _site(tree: Path, inventory: Path, facts: Path, log_path: Path) -> tuple[flo
     done = subprocess.run(argv, cwd=tree, env=env, capture_output=True, text=True, timeout=3600, check=False)
     wall = time.perf_counter() - t0
     log_path.write_text(done.stdout + done.stderr)
-    changed = sum(r.get("changed", 0) for r in parse_recap(done.stdout).values())
+    changed = sum(r.get("changed", 0) for r in play_recap(done.stdout).values())
     return wall, done.returncode, changed, done.stdout
 
 

@@ -6,6 +6,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +16,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
+# lib/celery_fleet for the benchmarks as for the tests (the PLAY RECAP reader, the layout).
+if str(ROOT / "lib") not in sys.path:
+    sys.path.insert(0, str(ROOT / "lib"))
 VENV_BIN = ROOT / ".venv" / "bin"
 WHEELHOUSE = Path(
     os.environ.get("CELERY_FLEET_WHEELHOUSE", Path.home() / ".cache" / "celery-fleet" / "wheelhouse")

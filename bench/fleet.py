@@ -24,6 +24,9 @@ from pathlib import Path
 
 from common import IMAGE, ROOT, SYSTEMD_ARGS, VENV_BIN, log, sh
 
+# isort: split
+from celery_fleet.recap import play_recap  # lib/ is on sys.path through common
+
 NETWORK = "bench-fleet"
 PREFIX = "bench-"
 HOSTS = ["cf-redis", "cf-worker-gpu", "cf-worker-cpu", "cf-ops"]
@@ -56,24 +59,6 @@ class PlaybookRun:
     @property
     def failed(self) -> int:
         return sum(r.get("failed", 0) + r.get("unreachable", 0) for r in self.recap.values())
-
-
-def parse_recap(output: str) -> dict[str, dict[str, int]]:
-    """{host: {ok, changed, unreachable, failed, skipped, rescued, ignored}} from PLAY RECAP lines."""
-    recap: dict[str, dict[str, int]] = {}
-    in_recap = False
-    for line in output.splitlines():
-        if line.startswith("PLAY RECAP"):
-            in_recap = True
-            continue
-        if in_recap and ":" in line and "=" in line:
-            host, _, counts = line.partition(":")
-            recap[host.strip()] = {
-                k: int(v) for k, v in (item.split("=") for item in counts.split()) if v.isdigit()
-            }
-        elif in_recap and not line.strip():
-            in_recap = False
-    return recap
 
 
 class Fleet:
@@ -218,7 +203,7 @@ class Fleet:
         wall = time.perf_counter() - t0
         output = done.stdout + done.stderr
         (self.tmp / f"{name}.log").write_text(output)
-        return PlaybookRun(wall, done.returncode, parse_recap(done.stdout), output)
+        return PlaybookRun(wall, done.returncode, play_recap(done.stdout), output)
 
     def log_path(self, name: str) -> Path:
         return self.tmp / f"{name}.log"

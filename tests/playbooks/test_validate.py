@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from celery_fleet.recap import play_recap
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -462,9 +463,9 @@ def validate(tmp_path, run_validate):
 def assert_no_host_contacted(result: subprocess.CompletedProcess[str]) -> None:
     output = result.stdout + result.stderr
     assert "UNREACHABLE" not in output, output[-3000:]
-    recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)", result.stdout, re.M)
+    recap = play_recap(result.stdout)
     assert recap, output[-3000:]
-    assert all(changed == "0" and unreachable == "0" for _, changed, unreachable in recap), recap
+    assert all(counts["changed"] == counts["unreachable"] == 0 for counts in recap.values()), recap
 
 
 def validated_hosts(result: subprocess.CompletedProcess[str]) -> int:

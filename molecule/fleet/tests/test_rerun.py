@@ -14,11 +14,11 @@ a file of the app's code removed) converges in full while the other one is skipp
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
 import pytest
+from celery_fleet.recap import changed_per_host  # lib/ is on sys.path through fleetnode
 from conftest import (
     APP,
     LAYOUT,
@@ -47,10 +47,9 @@ def _timed(label: str, *args: str) -> Any:
 def _changed(play: Any) -> dict[str, int]:
     """host -> changed, from the recap of a run that must have succeeded."""
     assert play.returncode == 0, play.stdout[-3000:]
-    recap = play.stdout[play.stdout.rindex("PLAY RECAP") :]
-    print(recap)
-    found = re.findall(r"^(fleet-\S+)\s*:\s*ok=\d+\s+changed=(\d+)", recap, re.MULTILINE)
-    return {name: int(changed) for name, changed in found}
+    changed = {name: n for name, n in changed_per_host(play.stdout).items() if name.startswith("fleet-")}
+    print(f"changed per host: {changed}")
+    return changed
 
 
 @pytest.fixture(scope="module")

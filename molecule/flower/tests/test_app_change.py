@@ -28,6 +28,7 @@ import subprocess
 import time
 
 import pytest
+from celery_fleet.recap import changed_per_host, slowest_tasks  # lib/ is on sys.path through fleetnode
 from conftest import BEAT_SERVICE, FLOWER_SERVICE, LAYOUT, PROJECT, Target, ansible_playbook, inventory_hosts
 
 HOST = "flower-bookworm"  # systemd in molecule.yml
@@ -72,9 +73,9 @@ def _state(target: Target) -> dict:
 
 
 def _changed(result: subprocess.CompletedProcess[str], host: str = HOST) -> int:
-    match = re.search(rf"^{re.escape(host)}\s*:.*\bchanged=(\d+)", result.stdout, re.M)
-    assert match, result.stdout[-3000:]
-    return int(match.group(1))
+    changed = changed_per_host(result.stdout)
+    assert host in changed, result.stdout[-3000:]
+    return changed[host]
 
 
 def _changed_tasks(result: subprocess.CompletedProcess[str], host: str) -> list[str]:
@@ -95,9 +96,7 @@ def _changed_tasks(result: subprocess.CompletedProcess[str], host: str) -> list[
 
 def _slowest(result: subprocess.CompletedProcess[str], count: int = 4) -> list[str]:
     """The run's slowest tasks from profile_tasks' recap (sorted, slowest first)."""
-    recap = result.stdout.rpartition("TASKS RECAP")[2]
-    tasks = re.findall(r"^(.+?) -{3,} (\d+\.\d+)s$", recap, re.M)
-    return [f"{name} {seconds}s" for name, seconds in tasks[:count]]
+    return [f"{name} {seconds:.2f}s" for name, seconds in slowest_tasks(result.stdout, count)]
 
 
 def _timed(args: list[str], extra_vars: dict | None = None) -> tuple[subprocess.CompletedProcess[str], float]:

@@ -7,11 +7,11 @@ the host back to systemd. Runs last in the scenario and restores the host even w
 
 from __future__ import annotations
 
-import re
 import subprocess
 from collections.abc import Iterator
 
 import pytest
+from celery_fleet.recap import play_recap  # lib/ is on sys.path through fleetnode
 from conftest import APP, BEAT_PROCESS, FLOWER_PROCESS, LAYOUT, Target, ansible_playbook
 
 SCENARIO_CONVERGE = "molecule/flower/converge.yml"
@@ -33,9 +33,9 @@ RESTORED: dict[str, bool] = {}
 
 
 def _recap(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
-    match = re.search(rf"^{re.escape(HOST)}\s*:\s*(.*)$", result.stdout, re.M)
-    assert match, result.stdout[-3000:]
-    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
+    recap = play_recap(result.stdout)
+    assert HOST in recap, result.stdout[-3000:]
+    return recap[HOST]
 
 
 def _units(target: Target) -> dict[str, str]:

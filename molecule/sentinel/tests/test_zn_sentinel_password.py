@@ -19,11 +19,11 @@ password in argv and the logs.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from celery_fleet.recap import changed_per_host  # lib/ is on sys.path through fleetnode
 from conftest import (
     DATA_NODES,
     MASTER_NAME,
@@ -57,11 +57,6 @@ def extra_vars(tmp_path: Path) -> Iterator[Callable[[dict], str]]:
     yield write
 
 
-def recap(stdout: str) -> dict[str, int]:
-    """Host -> changed, from the play recap."""
-    return {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", stdout, re.M)}
-
-
 def sentinel_says(sentinel: str, password: str, command: str = "PING") -> str:
     """What a Sentinel answers ``command`` with ``password``, refusals included."""
     return cli(sentinel, command, password=password, port=SENTINEL_PORT, check=False)
@@ -85,7 +80,8 @@ def test_a_sentinel_password_changed_in_one_step_stops_the_run_before_any_change
     assert "field 'redis_sentinel_password'" in out, out[-3000:]
     assert "refuse it" in out and "redis_sentinel_previous_passwords" in out, out[-3000:]
     assert NEXT_SENTINEL_PASSWORD not in out and OLD not in out
-    assert recap(result.stdout) and not any(recap(result.stdout).values()), recap(result.stdout)
+    changed = changed_per_host(result.stdout)
+    assert changed and not any(changed.values()), changed
     assert {master_by_sentinel(s) for s in SENTINELS} == masters
     for s in SENTINELS:
         assert sentinel_says(s, OLD) == "PONG", s
@@ -107,7 +103,7 @@ def test_phase_one_of_a_rotation_accepts_both_passwords_and_keeps_the_fleet(extr
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
     assert NEXT_SENTINEL_PASSWORD not in out and OLD not in out and NEXT_REPLICATION_PASSWORD not in out
-    changed = recap(result.stdout)
+    changed = changed_per_host(result.stdout)
     assert all(changed[n] > 0 for n in DATA_NODES), changed  # each Sentinel got the new file
     for s in SENTINELS:
         assert sentinel_says(s, NEXT_SENTINEL_PASSWORD) == "PONG", s

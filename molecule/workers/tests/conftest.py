@@ -25,6 +25,7 @@ import yaml
 # molecule/resources holds what every scenario's tests share.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
 from celery_fleet.layout import app_layout  # lib/ is on sys.path through fleetnode
+from celery_fleet.recap import slowest_tasks
 from fleetnode import Node, worker_node
 from scenario_inventory import inventory_hosts, inventory_vars
 
@@ -109,8 +110,7 @@ def ansible_playbook(
     started = time.monotonic()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=600)
     print(f"ansible-playbook {shlex.join(args)}: rc {proc.returncode} in {time.monotonic() - started:.1f} s")
-    if profile and "TASKS RECAP" in proc.stdout:
-        # profile_tasks' slowest tasks of the run, after its two header lines.
-        for line in proc.stdout.rsplit("TASKS RECAP", 1)[1].splitlines()[3:8]:
-            print(f"    {line.strip()}")
+    if profile:
+        for task, seconds in slowest_tasks(proc.stdout):
+            print(f"    {task} {seconds:.2f}s")
     return proc.returncode, proc.stdout + proc.stderr
