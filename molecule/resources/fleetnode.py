@@ -48,6 +48,9 @@ MANAGERS = ("systemd", "supervisord")
 # What the fleet's entry module logs on each retry of a delivery's unacked record
 # (roles/celery_app/files/celery_fleet_app.py, deliveries_survive_a_failover).
 RETRIED_RECORD = "as unacknowledged failed"
+# What a client (redis-py, kombu) or Redis itself logs when a password is refused: a password
+# rotation must leave none of these in any journal.
+PASSWORD_REFUSED = "WRONGPASS|invalid username-password"
 
 T = TypeVar("T")
 # Errors that mean "not yet" while waiting: a container or service still coming back.
@@ -351,6 +354,12 @@ class Node:
             f"journalctl --no-pager -o short-monotonic -u {shlex.quote(service)} -n 3000"
         ).stdout.splitlines()
         return " | ".join(line for line in journal if began - context <= _monotonic(line) <= ended + 1)
+
+    def journal_count(self, pattern: str, since: float) -> int:
+        """How many lines of the whole journal since ``since`` (seconds since the epoch) match the
+        extended regular expression ``pattern``."""
+        shown = self.run(f"journalctl --since @{int(since)} --no-pager | grep -c -E {shlex.quote(pattern)}")
+        return int(shown.stdout.strip() or 0)
 
     def service_file(self, service: str) -> str:
         if self.manager == "systemd":

@@ -41,9 +41,9 @@ from conftest import (
     unit_timestamps,
     vault,
 )
+from fleetnode import PASSWORD_REFUSED  # molecule/resources, on sys.path through conftest
 
 NEW = "test-only-worker-rotated-fleet-0123456789"  # TEST ONLY
-REFUSED = "WRONGPASS|invalid username-password"
 
 
 def override(directory: Path, previous: list[str]) -> Path:
@@ -62,13 +62,8 @@ def override(directory: Path, previous: list[str]) -> Path:
 
 
 def refused_lines(since: float) -> dict[str, int]:
-    return {
-        name: int(
-            node(name).run(f"journalctl --since @{int(since)} --no-pager | grep -c -E '{REFUSED}'").stdout
-            or 0
-        )
-        for name in (REDIS, OPS, *WORKER_HOSTS)
-    }
+    """Host -> lines of its journal since ``since`` saying a password was refused."""
+    return {name: node(name).journal_count(PASSWORD_REFUSED, since) for name in (REDIS, OPS, *WORKER_HOSTS)}
 
 
 def worker_says(password: str) -> str:
@@ -180,4 +175,4 @@ def test_every_worker_restarted_in_two_batches_and_stopped_as_fast_as_an_ordinar
 def test_the_old_password_is_refused_at_the_end(rotation) -> None:
     assert "WRONGPASS" in rotation["old"], rotation["old"]
     assert rotation["new"].strip() == "PONG", rotation["new"]
-    assert not re.search(REFUSED, rotation["new"])
+    assert not re.search(PASSWORD_REFUSED, rotation["new"])

@@ -37,7 +37,11 @@ from conftest import (
     wait_until,
     workers,
 )
-from fleetnode import RETRIED_RECORD, UnitStamps  # molecule/resources, on sys.path through conftest
+from fleetnode import (  # molecule/resources, on sys.path through conftest
+    PASSWORD_REFUSED,
+    RETRIED_RECORD,
+    UnitStamps,
+)
 
 PROJECT = Path(__file__).resolve().parents[3]
 NEW = "test-only-worker-rotated-0123456789"  # TEST ONLY
@@ -120,14 +124,7 @@ def worker_users(password: str, previous: list[str]) -> list[dict[str, Any]]:
 
 def refused_words(since: float) -> dict[str, int]:
     """Host -> lines of its journal since ``since`` saying a password was refused."""
-    pattern = "WRONGPASS|invalid username-password"
-    return {
-        name: int(
-            node(name).run(f"journalctl --since @{int(since)} --no-pager | grep -c -E '{pattern}'").stdout
-            or 0
-        )
-        for name in (REDIS, WORKER, OPS)
-    }
+    return {name: node(name).journal_count(PASSWORD_REFUSED, since) for name in (REDIS, WORKER, OPS)}
 
 
 def last_stops() -> dict[str, UnitStamps]:
