@@ -261,14 +261,19 @@ def play_section(output: str, header: str) -> str:
     return output[start : end if end != -1 else len(output)]
 
 
+def task_section(output: str, header: str) -> str:
+    """The output of one task, from its header to the next task's; empty when it printed none."""
+    if header not in output:
+        return ""
+    section = output[output.index(header) :]
+    end = section.find("\nTASK [", 1)
+    return section[: end if end != -1 else len(section)]
+
+
 def converged(play: Any) -> dict[str, str]:
     """Worker host -> why it converged (the hosts the worker play did not skip): the output of the
     role's "Say why" task, one block per host."""
-    section = play_section(play.stdout, WORKER_PLAY)
-    if WHY not in section:
-        return {}
-    why = section[section.index(WHY) :]
-    why = why[: why.find("\nTASK [", 1)]
+    why = task_section(play_section(play.stdout, WORKER_PLAY), WHY)
     blocks = re.split(r"^ok: \[(\S+)\] =>", why, flags=re.M)[1:]
     return {host: " ".join(text.split()) for host, text in zip(blocks[::2], blocks[1::2], strict=True)}
 

@@ -6,6 +6,7 @@ restart batches.)"""
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from conftest import (
     play_section,
     probe,
     streaming,
+    task_section,
     unit_timestamps,
 )
 
@@ -99,6 +101,9 @@ def test_hosts_whose_workers_alone_changed_skip_the_apps_role(rolling) -> None:
     section = play_section(rolling["play"].stdout, WORKER_PLAY)
     assert "TASK [celery_app : configure |" not in section, section[-3000:]
     assert "TASK [celery_app : install |" not in section, section[-3000:]
+    # The live check lies in the app's home and counts among the app's inputs: left as it is.
+    live_check = task_section(section, "TASK [celery_worker : install | Install the workers' live check]")
+    assert not re.search(r"^(ok|changed): ", live_check, re.M), live_check
 
 
 def test_rolling_restart_sends_at_least_500_tasks_during_the_restart(rolling) -> None:
