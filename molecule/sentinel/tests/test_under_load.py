@@ -330,6 +330,23 @@ def fail_over(fault: str) -> dict[str, Any]:
         timeout=120,
         what=f"{old} back as a replica",
     )
+    # Tasks sent after the fault queue behind the stream's catch-up (its publishes retried during
+    # the fault, then its burst at the election; every queue is FIFO): on a busy machine none of
+    # them may be done yet when the stream stops (seen once in a clean-clone run, after the
+    # switchover: "no task done on the new master"). Wait for the first of them, bounded: resumed_s
+    # keeps its meaning (the first done of them, whenever), and after the bound "none" means none.
+    later = {entry["id"] for entry in sent if entry["t"] > dead_at}
+    waiting: dict[str, Any] = {}
+    try:
+        _, took = wait_until(
+            lambda: later & successes(since).keys(),
+            timeout=60,
+            what="a task sent after the fault done",
+            interval=2,
+        )
+        waiting["s"] = round(took, 1)
+    except AssertionError:
+        waiting["backlog"] = backlog()  # where the tasks sent after the fault still are (the message)
 
     ids = [entry["id"] for entry in sent]
     # What the stream saw, from the tasks done so far: the first task done on the new master (the
@@ -357,6 +374,9 @@ def fail_over(fault: str) -> dict[str, Any]:
         "resumed_s": round(resumed, 1) if resumed is not None else None,
         "outage_s": round(outage, 1) if outage is not None else None,
         "sent": len(ids),
+        # How long the first task sent after the fault took to be done once the stream stopped (or,
+        # when none was within the bound, what each queue still held).
+        "waited": waiting,
         "producer": producer["report"],
         # Counted by settle() once every fault is over: executed, lost, duplicated.
         "ids": ids,
@@ -496,7 +516,7 @@ def test_kill_9_of_the_master_under_load(before, run) -> None:
     result = fail_over("kill -9")
 
     assert result["sent"] >= 500
-    assert result["resumed_s"] is not None, "no task done on the new master"
+    assert result["resumed_s"] is not None, ("no task done on the new master", result["waited"])
 
 
 def replica_priorities(asked: str) -> dict[str, int]:
@@ -571,7 +591,7 @@ def test_stopping_the_masters_container_with_the_first_sentinel_under_load(befor
     result = fail_over("container stop")
 
     assert result["old"] == DATA_NODES[0]
-    assert result["resumed_s"] is not None, "no task done on the new master"
+    assert result["resumed_s"] is not None, ("no task done on the new master", result["waited"])
     assert result["resumed_s"] <= RESUME_AFTER_FIRST_SENTINEL_HOST_S, result
 
 
@@ -579,7 +599,7 @@ def test_a_planned_switchover_under_load(before) -> None:
     result = fail_over("switchover")
 
     assert result["new"] != result["old"]
-    assert result["resumed_s"] is not None, "no task done on the new master"
+    assert result["resumed_s"] is not None, ("no task done on the new master", result["waited"])
 
 
 def test_every_failover_lost_and_duplicated_within_bounds() -> None:
