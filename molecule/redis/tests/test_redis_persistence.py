@@ -18,6 +18,9 @@ FILL_KEYS = "for i=1,tonumber(ARGV[1]) do redis.call('SET', KEYS[1] .. i, i) end
 # appendfsync everysec: wait past one fsync. A pause on purpose, before asserting presence (the
 # keys are there after the restart); Redis 7.0 reports no fsynced offset to wait on (WAITAOF is 7.2).
 FSYNC_WINDOW_S = 1.5
+# The live switch's task (roles/redis tasks/aof_switch.yml): its section of the run's output says
+# on which hosts it changed something.
+SWITCH_TASK = "aof_switch | Switch the append-only file on in the running server"
 # A kombu-like transaction (publish + unacked bookkeeping) as the worker user: the AOF replays it
 # through EXEC, which re-checks the ACL of `default` (the trap of a disabled default user).
 WORKER_TRANSACTION = """\
@@ -136,15 +139,13 @@ def aof_switch() -> dict:
     on = run_playbook()
     converge_s = time.monotonic() - start
     assert on.returncode == 0, on.stdout[-3000:]
+    switch_section = on.stdout.split(SWITCH_TASK, 1)[-1].split("TASK", 1)[0]
     for broker in brokers:
         figures[broker.container].update(
             after=dbsize(broker),
             appendonly=broker.admin("CONFIG", "GET", "appendonly").splitlines()[-1],
             pid_after=broker.main_pid(),
-            switched=f"changed: [{broker.container}]"
-            in on.stdout.split("aof | Switch the append-only file on in the running server", 1)[-1].split(
-                "TASK", 1
-            )[0],
+            switched=f"changed: [{broker.container}]" in switch_section,
         )
     print(f"AOF switch converge over {len(brokers)} hosts: {converge_s:.1f} s")
     return {"hosts": figures, "output": on.stdout}
