@@ -1,4 +1,5 @@
-"""The PLAY RECAP of an ansible-playbook run, as the tests and benchmarks read it back.
+"""The output of an ansible-playbook run, as the tests and benchmarks read it back: the PLAY RECAP,
+profile_tasks' slowest tasks, one play's or one task's section.
 
 Not used by the roles: the Molecule tests, tests/playbooks and bench/ count what a run changed on
 each host from its output (the default callback's recap, without colour).
@@ -47,3 +48,20 @@ def slowest_tasks(output: str, count: int = 5) -> list[tuple[str, float]]:
     if not found:
         return []
     return [(task.strip(), float(seconds)) for task, seconds in _TASK_TIME.findall(recap)[:count]]
+
+
+def play_section(output: str, header: str) -> str:
+    """The output of one play, from its header (``PLAY [name]``) to the next play or the recap."""
+    start = output.index(header)
+    end = output.find("\nPLAY ", start + 1)
+    return output[start : end if end != -1 else len(output)]
+
+
+def task_section(output: str, header: str) -> str:
+    """The output of one task, from its header (``TASK [role : name]``) to the next task's; empty
+    when it printed none."""
+    if header not in output:
+        return ""
+    section = output[output.index(header) :]
+    end = section.find("\nTASK [", 1)
+    return section[: end if end != -1 else len(section)]

@@ -1,8 +1,9 @@
-"""lib/celery_fleet/recap.py: the PLAY RECAP the Molecule tests and the benchmarks read."""
+"""lib/celery_fleet/recap.py: the PLAY RECAP and the play and task sections the Molecule tests and
+the benchmarks read."""
 
 from __future__ import annotations
 
-from celery_fleet.recap import changed_per_host, play_recap, slowest_tasks
+from celery_fleet.recap import changed_per_host, play_recap, play_section, slowest_tasks, task_section
 
 OUTPUT = """\
 PLAY [Deploy the Celery workers] ***********************************************
@@ -56,3 +57,45 @@ def test_the_slowest_tasks_from_profile_tasks():
     ]
     assert slowest_tasks(OUTPUT, count=1) == [("celery_app : install | Install the app", 9.5)]
     assert slowest_tasks("PLAY RECAP ***\nh : ok=1 changed=0\n") == []
+
+
+SECTIONS = """\
+PLAY [Deploy the Redis broker] *************************************************
+
+TASK [redis : aof_switch | Switch the append-only file on in the running server] ***
+changed: [redis-bookworm]
+skipping: [redis-trixie]
+
+TASK [redis : aof_switch | Stop when the running server refused the switch] ***
+skipping: [redis-bookworm]
+
+PLAY [Deploy the Celery app and its workers on every worker host at once] ******
+
+TASK [celery_worker : current | Say why the host converges] ********************
+ok: [fleet-worker-gpu] =>
+
+PLAY RECAP *********************************************************************
+"""
+
+
+def test_a_task_section_ends_at_the_next_task_and_is_empty_when_the_task_did_not_print():
+    switch = task_section(
+        SECTIONS, "TASK [redis : aof_switch | Switch the append-only file on in the running server]"
+    )
+
+    assert "changed: [redis-bookworm]" in switch and "skipping: [redis-trixie]" in switch
+    assert "Stop when" not in switch
+    assert task_section(SECTIONS, "TASK [redis : aof | Switch the append-only file on live]") == ""
+
+
+def test_a_play_section_ends_at_the_next_play_or_the_recap():
+    redis = play_section(SECTIONS, "PLAY [Deploy the Redis broker]")
+    workers = play_section(
+        SECTIONS, "PLAY [Deploy the Celery app and its workers on every worker host at once]"
+    )
+
+    assert "Stop when the running server refused the switch" in redis and "celery_worker" not in redis
+    assert "Say why the host converges" in workers and "aof_switch" not in workers
+    assert task_section(workers, "TASK [celery_worker : current | Say why the host converges]").endswith(
+        "=>\n"
+    )

@@ -27,6 +27,7 @@ import yaml
 # molecule/resources holds what every scenario's tests share.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
 from celery_fleet.layout import app_layout  # lib/ is on sys.path through fleetnode
+from celery_fleet.recap import play_section, task_section  # the fleet's tests import them from here
 from fleetnode import Node, UnitStamps, wait_until, worker_node
 
 __all__ = ["wait_until"]  # re-exported for the tests
@@ -252,22 +253,6 @@ LEFT_BROKEN: set[str] = set()
 
 WORKER_PLAY = "PLAY [Deploy the Celery app and its workers on every worker host at once]"
 WHY = "TASK [celery_worker : current | Say why the host converges]"
-
-
-def play_section(output: str, header: str) -> str:
-    """The output of one play, from its header to the next play or the recap."""
-    start = output.index(header)
-    end = output.find("\nPLAY ", start + 1)
-    return output[start : end if end != -1 else len(output)]
-
-
-def task_section(output: str, header: str) -> str:
-    """The output of one task, from its header to the next task's; empty when it printed none."""
-    if header not in output:
-        return ""
-    section = output[output.index(header) :]
-    end = section.find("\nTASK [", 1)
-    return section[: end if end != -1 else len(section)]
 
 
 def converged(play: Any) -> dict[str, str]:

@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+from celery_fleet.recap import task_section  # lib/ is on sys.path through fleetnode
 from conftest import Broker, all_brokers, run_playbook
 from fleetnode import wait_until
 
@@ -20,7 +21,7 @@ FILL_KEYS = "for i=1,tonumber(ARGV[1]) do redis.call('SET', KEYS[1] .. i, i) end
 FSYNC_WINDOW_S = 1.5
 # The live switch's task (roles/redis tasks/aof_switch.yml): its section of the run's output says
 # on which hosts it changed something.
-SWITCH_TASK = "aof_switch | Switch the append-only file on in the running server"
+SWITCH_TASK = "TASK [redis : aof_switch | Switch the append-only file on in the running server]"
 # A kombu-like transaction (publish + unacked bookkeeping) as the worker user: the AOF replays it
 # through EXEC, which re-checks the ACL of `default` (the trap of a disabled default user).
 WORKER_TRANSACTION = """\
@@ -139,7 +140,7 @@ def aof_switch() -> dict:
     on = run_playbook()
     converge_s = time.monotonic() - start
     assert on.returncode == 0, on.stdout[-3000:]
-    switch_section = on.stdout.split(SWITCH_TASK, 1)[-1].split("TASK", 1)[0]
+    switch_section = task_section(on.stdout, SWITCH_TASK)
     for broker in brokers:
         figures[broker.container].update(
             after=dbsize(broker),
