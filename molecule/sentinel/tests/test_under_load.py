@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery_fleet.recap import changed_per_host  # lib/ is on sys.path through fleetnode
+from celery_fleet.recap import changed_per_host, play_section  # lib/ is on sys.path through fleetnode
 from conftest import (
     DATA_NODES,
     DATA_PORT,
@@ -695,3 +695,9 @@ def test_site_yml_after_the_failovers_changes_nothing_and_keeps_the_master() -> 
     assert set(changed.values()) == {0}, changed
     assert current_master() == master
     assert {master_by_sentinel(s) for s in SENTINELS} == {f"{address_of[master]}:{DATA_PORT}"}
+    # The client host runs workers, beat and Flower: the worker play found its app as the last
+    # converge left it, so neither beat's nor Flower's play converges the app again.
+    for play in ("PLAY [Deploy Celery beat]", "PLAY [Deploy Flower]"):
+        section = play_section(result.stdout, play)
+        assert "TASK [celery_app : Reuse the app" in section, section[-2000:]
+        assert "TASK [celery_app : user |" not in section, section[-3000:]
