@@ -45,9 +45,14 @@ def node(name: str) -> Node:
     return Node(name)
 
 
+# The container's address on the scenario network (what the role announces), as a shell command:
+# address() runs it alone, cli() inside its own exec.
+ADDRESS = "hostname -I | cut -d' ' -f1"
+
+
 def address(name: str) -> str:
     """The container's address on the scenario network (what the role announces)."""
-    return node(name).check("hostname -I").split()[0]
+    return node(name).check(ADDRESS).strip()
 
 
 def cli(
@@ -69,10 +74,9 @@ def cli(
     """
     who = f"--user {user} " if user else ""
     auth = {"REDISCLI_AUTH": password} if password else None
-    # The address read in the same exec as address() reads it: the failover waits poll this every
-    # 0.2 s, and each docker exec costs ~0.1 CPU-s of the shared cores (the CLI, dockerd, the shim).
-    here = "\"$(hostname -I | cut -d' ' -f1)\""
-    command = f"redis-cli --no-auth-warning -h {here} -p {port} {TLS_ARGS if tls else ''}{who}{args}"
+    # The address read in the same exec (the failover waits poll this every 0.2 s, and each docker
+    # exec costs ~0.1 CPU-s of the shared cores: the CLI, dockerd, the shim).
+    command = f'redis-cli --no-auth-warning -h "$({ADDRESS})" -p {port} {TLS_ARGS if tls else ""}{who}{args}'
     if check:
         return node(name).check(command, secret_env=auth).strip()
     result = node(name).run(command, secret_env=auth)

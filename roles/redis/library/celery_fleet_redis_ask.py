@@ -69,7 +69,7 @@ WORKERS = 8
 # A bound of its own for a call whose argv has none (the role's carries `timeout 5`).
 CALL_TIMEOUT_S = 15
 
-Run = Callable[[Sequence[str], str], "tuple[int, str, str]"]
+Run = Callable[[Sequence[str], str], tuple[int, str, str]]
 
 
 def run_cli(argv: Sequence[str], password: str) -> tuple[int, str, str]:
