@@ -648,7 +648,7 @@ def render(ctx: Context, plan: Plan, res: Results, minutes: float) -> str:
         [
             "## 2. Shipped `ansible.cfg` vs Ansible's defaults",
             "The same runs as section 1. Defaults = `ANSIBLE_CONFIG` pointing at a file with only "
-            "`roles_path` and `filter_plugins` (the repository's; stock otherwise: no pipelining, "
+            "`roles_path`, `filter_plugins` and `library` (the repository's; stock otherwise: no pipelining, "
             "implicit gathering in every play, no "
             "fact cache, forks 5); both sides get the same callbacks (`profile_tasks` and "
             "`bench_task_times` through `ANSIBLE_CALLBACKS_ENABLED`). The shipped re-run reuses the fact "

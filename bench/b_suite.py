@@ -370,13 +370,14 @@ def _scenario(side: str, sequence: list[str]) -> dict[str, Any]:
     ]
     scenario["provisioner"] = {
         "name": "ansible",
-        # Only where the role and its filters are, and the YAML result format the tests read
+        # Only where the role, its filters and modules are, and the YAML result format the tests read
         # (test_redis_persistence matches "msg: 'WARNING..." in a playbook's output); everything
         # else is Molecule's default ansible.cfg.
         "config_options": {
             "defaults": {
                 "roles_path": "${MOLECULE_PROJECT_DIRECTORY}/roles",
                 "filter_plugins": "${MOLECULE_PROJECT_DIRECTORY}/plugins/filter",
+                "library": "${MOLECULE_PROJECT_DIRECTORY}/library",
                 "callback_result_format": "yaml",
             }
         },
@@ -387,13 +388,13 @@ def _scenario(side: str, sequence: list[str]) -> dict[str, Any]:
 
 
 class Project:
-    """A throw-away Molecule project: symlinks to the repo's roles, plugins and molecule/resources,
+    """A throw-away Molecule project: symlinks to the repo's roles, plugins, library and molecule/resources,
     and one scenario per side."""
 
     def __init__(self, sequence: list[str], failed_logs: Path | None = None) -> None:
         self.failed_logs = failed_logs  # where the log of a failed run is copied (the temp dir goes)
         self.dir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-"))
-        for link in ("roles", "plugins"):
+        for link in ("roles", "plugins", "library"):
             (self.dir / link).symlink_to(ROOT / link)
         (self.dir / "molecule").mkdir()
         (self.dir / "molecule" / "resources").symlink_to(ROOT / "molecule" / "resources")

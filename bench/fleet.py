@@ -32,10 +32,14 @@ PREFIX = "bench-"
 HOSTS = ["cf-redis", "cf-worker-gpu", "cf-worker-cpu", "cf-ops"]
 INVENTORY = ROOT / "inventories" / "sandbox"
 VAULT_PASSWORD_FILE = INVENTORY / "vault-password.txt"
-# The settings without which Ansible cannot find the project's code at all: the "defaults"
-# configuration of benchmark 2 keeps only these. Absolute paths: Ansible resolves a relative path
-# in a config file against that file's directory, and this one is written to a temp directory.
-MINIMAL_CONFIG = f"[defaults]\nroles_path = {ROOT / 'roles'}\nfilter_plugins = {ROOT / 'plugins/filter'}\n"
+# The settings without which Ansible cannot find the project's code at all (roles, filters,
+# modules): the "defaults" configuration of benchmark 2 keeps only these. Absolute paths: Ansible
+# resolves a relative path in a config file against that file's directory, and this one is written
+# to a temp directory.
+MINIMAL_CONFIG = (
+    f"[defaults]\nroles_path = {ROOT / 'roles'}\nfilter_plugins = {ROOT / 'plugins/filter'}\n"
+    f"library = {ROOT / 'library'}\n"
+)
 # Only one fleet may exist on the machine at a time (the container names are fixed): recreate()
 # takes this exclusive lock, waiting up to LOCK_WAIT seconds, and down() releases it (so does the
 # end of the process).

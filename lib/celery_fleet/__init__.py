@@ -168,6 +168,9 @@ prefork, gevent, eventlet, threads, solo``. The filter file turns it into ``Ansi
   roles_dir, defaults=None) -> list[str]`` (every host in one task; the same messages), which the
   play calls through its lookup playbooks/lookup_plugins/celery_fleet_fleet_input_problems.py (each
   host's variables templated in its own context, with ``hostvars``).
+- added (issue 19): ``entries | celery_fleet_file_specs`` -> ``files.file_specs(entries) -> list[dict]``
+  (a role's files as library/celery_fleet_files.py takes them: ``content`` base64-encoded, entries
+  with ``present: false`` left out)
 """
 
 from celery_fleet.errors import FleetError, Problem
