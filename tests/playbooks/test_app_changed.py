@@ -17,21 +17,30 @@ import yaml
 
 TOP = Path(__file__).resolve().parents[2]
 TASK = "configure | Record whether the app changed during this run"
-# Every register the task reads, as the role's tasks leave them when nothing changed (or skipped).
+# Every register the task reads, as the role's tasks leave them when nothing changed (or skipped),
+# and the one role variable it reads (the app's celery command, whose change restarts nothing).
+CELERY = "/opt/app/bin/celery"
+ENV_FILE = "/etc/app/celery.env"
 UNCHANGED = {
     "__celery_app_register_pip": {"changed": False},
     "__celery_app_register_uv": {"changed": False, "skipped": True},
     "__celery_app_register_src": {"changed": False},
     "__celery_app_register_git": {"changed": False, "skipped": True},
-    "__celery_app_register_env": {"changed": False},
-    "__celery_app_register_wrapper": {"changed": False},
-    "__celery_app_register_fleet_config": {"changed": False},
-    "__celery_app_register_entry": {"changed": False},
-    "__celery_app_register_tls_dir": {"changed": False},
-    "__celery_app_register_tls_certs": {"changed": False, "skipped": True},
-    "__celery_app_register_tls_key": {"changed": False, "skipped": True},
-    "__celery_app_register_tls_removed": {"changed": False, "skipped": True},
+    "__celery_app_register_files": {"changed": False, "changed_paths": [], "content_changed": []},
+    "__celery_app_register_tls_dir": {"changed": False, "skipped": True},
+    "__celery_app_celery": CELERY,
 }
+
+
+def files_changed(*paths: str) -> dict:
+    """The register of the files task (library/celery_fleet_files.py) with these paths changed."""
+    return {
+        "__celery_app_register_files": {
+            "changed": True,
+            "changed_paths": list(paths),
+            "content_changed": list(paths),
+        }
+    }
 
 
 def record_task() -> dict:
@@ -41,15 +50,15 @@ def record_task() -> dict:
 
 @pytest.fixture
 def facts_per_play(tmp_path, local_inventory, ansible_playbook):
-    """Returns a runner: the task once per play, each play with the named registers changed, in; the
-    fact after each play out."""
+    """Returns a runner: the task once per play, each play with the given registers (changed ones
+    over UNCHANGED), in; the fact after each play out."""
     inventory = local_inventory({"all": {"app": {}}})
 
-    def run(changed_per_play: list[list[str]]) -> list[bool]:
+    def run(changed_per_play: list[dict]) -> list[bool]:
         out = tmp_path / "seen.json"
         plays = []
         for number, changed in enumerate(changed_per_play):
-            registers = {**UNCHANGED, **{name: {"changed": True} for name in changed}}
+            registers = {**UNCHANGED, **changed}
             tasks = [
                 record_task(),
                 {"ansible.builtin.set_fact": {"seen": "{{ seen | default([]) + [celery_app_changed] }}"}},
@@ -67,18 +76,24 @@ def facts_per_play(tmp_path, local_inventory, ansible_playbook):
 
 
 def test_a_change_in_the_first_play_holds_for_the_later_plays_of_the_run(facts_per_play):
-    seen = facts_per_play([["__celery_app_register_env"], [], []])
+    seen = facts_per_play([files_changed(ENV_FILE), {}, {}])
 
     assert seen == [True, True, True]
 
 
 def test_a_run_that_changes_nothing_leaves_it_false_in_every_play(facts_per_play):
-    seen = facts_per_play([[], [], []])
+    seen = facts_per_play([{}, {}, {}])
 
     assert seen == [False, False, False]
 
 
 def test_a_change_in_a_later_play_sets_it_from_there_on(facts_per_play):
-    seen = facts_per_play([[], ["__celery_app_register_wrapper"], []])
+    seen = facts_per_play([{}, {"__celery_app_register_pip": {"changed": True}}, {}])
 
     assert seen == [False, True, True]
+
+
+def test_the_apps_celery_command_alone_restarts_nothing(facts_per_play):
+    seen = facts_per_play([files_changed(CELERY), {}, {}])
+
+    assert seen == [False, False, False]

@@ -38,7 +38,8 @@ CONVERGE = str(pathlib.Path(__file__).resolve().parents[1] / "converge.yml")
 # (roles/celery_app) and the restarts of the services that run the app (roles/celery_service, for
 # the workers, beat and Flower). Any other changed task means the run was not idempotent.
 EXPLAINED = re.compile(
-    r"Write the app's environment file|Restart the services whose unit, files or app changed"
+    r"Write the app's environment, commands, TLS files, settings and entry point"
+    r"|Restart the services whose unit, files or app changed"
 )
 MARK = "FLEET_TEST_MARK"
 CHANGE = {"celery_app_environment": {MARK: "1"}}
