@@ -29,6 +29,7 @@ import shlex
 import stat
 import subprocess
 import tempfile
+import time
 from typing import Any, NamedTuple
 
 from ansible.module_utils.basic import AnsibleModule
@@ -80,6 +81,10 @@ options:
           - A command run on the temporary file before it replaces the file (C(%s) is its path).
           - Non-zero fails the task and leaves the file unchanged.
         type: str
+      backup:
+        description: Keep the content a write replaces in a file beside it (as C(copy)'s C(backup)).
+        type: bool
+        default: false
   absent:
     description: Files to remove if they exist (after the files are written); a directory fails.
     type: list
@@ -97,6 +102,10 @@ content_changed:
   description: The files whose content was (or in check mode would be) written.
   type: list
   elements: str
+  returned: always
+backup_files:
+  description: Each file written with I(backup) that had a previous content, and the backup's path.
+  type: dict
   returned: always
 """
 
@@ -255,12 +264,25 @@ def write_file(w: Want, content: bytes, validate_command: str | None) -> None:
         raise
 
 
+def keep_backup(path: str, old: bytes, st: os.stat_result) -> str:
+    """The file's current content, owner and mode in a new file beside it (as ``copy``'s
+    ``backup``: <path>.<pid>.<time>~); its path."""
+    backup = f"{path}.{os.getpid()}.{time.strftime('%Y-%m-%d@%H:%M:%S')}~"
+    fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(old)
+        os.fchown(handle.fileno(), st.st_uid, st.st_gid)
+        os.fchmod(handle.fileno(), stat.S_IMODE(st.st_mode))
+    return backup
+
+
 def text(content: bytes) -> str:
     return content.decode("utf-8", errors="replace")
 
 
-def ensure_file(spec: dict[str, Any], check: bool) -> tuple[dict[str, Any] | None, bool]:
-    """Write the file or fix its attributes: (a diff when something changed, else None; content written)."""
+def ensure_file(spec: dict[str, Any], check: bool) -> tuple[dict[str, Any] | None, bool, str | None]:
+    """Write the file or fix its attributes: (a diff when something changed, else None; whether the
+    content is written; the backup of the content it replaced, with ``backup``)."""
     w = want(spec, check)
     content = read_content(spec, check)
     st = lstat(w.path)
@@ -270,19 +292,18 @@ def ensure_file(spec: dict[str, Any], check: bool) -> tuple[dict[str, Any] | Non
     if st is not None:
         with open(w.path, "rb") as handle:
             old = handle.read()
+    header = {"before_header": w.path, "after_header": w.path}
     if content is None:
         after = wanted_attributes(w) + f"\n(the content of {spec['src']}, which does not exist yet)\n"
-        return {
-            "before_header": w.path,
-            "after_header": w.path,
-            "before": attributes(st),
-            "after": after,
-        }, True
+        return {**header, "before": attributes(st), "after": after}, True, None
     content_differs = st is None or old != content
     if not content_differs and not attributes_differ(st, w):
-        return None, False
+        return None, False, None
+    backup = None
     if not check:
         if content_differs:
+            if spec.get("backup") and st is not None:
+                backup = keep_backup(w.path, old, st)
             write_file(w, content, spec.get("validate"))
         else:
             os.chown(w.path, w.uid, w.gid)
@@ -290,12 +311,7 @@ def ensure_file(spec: dict[str, Any], check: bool) -> tuple[dict[str, Any] | Non
     secret = spec.get("secret")
     before = attributes(st) + ("" if st is None else "\n" + (HIDDEN if secret else text(old)))
     after = wanted_attributes(w) + "\n" + (HIDDEN if secret else text(content))
-    return {
-        "before_header": w.path,
-        "after_header": w.path,
-        "before": before,
-        "after": after,
-    }, content_differs
+    return {**header, "before": before, "after": after}, content_differs, backup
 
 
 def remove_file(path: str, check: bool) -> dict[str, Any] | None:
@@ -327,13 +343,16 @@ def ensure(
         if diff is not None:
             changed.append(spec["path"])
             diffs.append(diff)
+    backups: dict[str, str] = {}
     for spec in files:
-        diff, written = ensure_file(spec, check)
+        diff, written, backup = ensure_file(spec, check)
         if diff is not None:
             changed.append(spec["path"])
             diffs.append(diff)
         if written:
             content_changed.append(spec["path"])
+        if backup is not None:
+            backups[spec["path"]] = backup
     for path in absent or []:
         diff = remove_file(path, check)
         if diff is not None:
@@ -343,6 +362,7 @@ def ensure(
         "changed": bool(changed),
         "changed_paths": changed,
         "content_changed": content_changed,
+        "backup_files": backups,
         "diff": diffs,
     }
 
@@ -367,6 +387,7 @@ def main() -> None:
                     "src": {"type": "str"},
                     "secret": {"type": "bool", "default": False},
                     "validate": {"type": "str"},
+                    "backup": {"type": "bool", "default": False},
                 },
             },
             "absent": {"type": "list", "elements": "str", "default": []},

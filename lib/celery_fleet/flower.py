@@ -76,17 +76,36 @@ def flower_environment(inputs: Mapping[str, Any], db: str, broker_env: Mapping[s
     return env
 
 
-def written_files(results: list[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """The files a run of roles/flower's tasks/https.yml changed, from the registered results of its
-    copy and template tasks (``backup: true``): ``{dest, mode, backup_file}`` each, ``backup_file``
-    only where a previous version was kept. Only these keys: a loop over the results themselves would
-    carry each item's content (the key's PEM) into verbose output."""
-    written = []
-    for result in results:
-        if not isinstance(result, Mapping) or result.get("changed") is not True or not result.get("dest"):
-            continue
-        entry = {"dest": str(result["dest"]), "mode": str(result.get("mode", "0644"))}
-        if result.get("backup_file"):
-            entry["backup_file"] = str(result["backup_file"])
-        written.append(entry)
-    return written
+def written_files(result: Mapping[str, Any], specs: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """What roles/flower's tasks/https_on.yml undoes when nginx refuses the files it just wrote, from
+    the registered result of its celery_fleet_files task (``backup: true``) and the file specs it
+    gave it: ``written`` (the paths whose content changed), ``restore`` (celery_fleet_files specs
+    putting each previous version back from its backup: path, src, mode, secret), ``remove`` (the
+    files the run created: nginx never served them) and ``backups`` (to remove in every case).
+    Paths and modes only: never a file's content (the key's PEM)."""
+    if not isinstance(result, Mapping):
+        return {"written": [], "restore": [], "remove": [], "backups": []}
+    by_path = {str(spec.get("path")): spec for spec in specs if isinstance(spec, Mapping)}
+    backups = result.get("backup_files") or {}
+    written, restore, remove = [], [], []
+    for path in result.get("content_changed") or []:
+        path = str(path)
+        spec = by_path.get(path, {})
+        written.append(path)
+        if path in backups:
+            restore.append(
+                {
+                    "path": path,
+                    "src": str(backups[path]),
+                    "mode": str(spec.get("mode", "0644")),
+                    "secret": bool(spec.get("secret", False)),
+                }
+            )
+        else:
+            remove.append(path)
+    return {
+        "written": written,
+        "restore": restore,
+        "remove": remove,
+        "backups": [str(b) for b in backups.values()],
+    }

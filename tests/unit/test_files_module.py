@@ -67,7 +67,13 @@ def test_a_directory_and_its_files_are_made_then_left_alone(tmp_path: Path) -> N
     # No temporary file is left beside them.
     assert sorted(p.name for p in directory.iterdir()) == ["a.conf", "b.key"]
     second = files_module.ensure(dirs, files, check=False)
-    assert second == {"changed": False, "changed_paths": [], "content_changed": [], "diff": []}
+    assert second == {
+        "changed": False,
+        "changed_paths": [],
+        "content_changed": [],
+        "backup_files": {},
+        "diff": [],
+    }
 
 
 def test_a_changed_mode_alone_is_fixed_in_place_without_rewriting_the_content(tmp_path: Path) -> None:
@@ -274,3 +280,21 @@ def test_absent_files_are_removed_after_the_files_are_written(tmp_path: Path) ->
     assert files_module.ensure([], [], check=False, absent=[str(old)])["changed"] is False
     with pytest.raises(ValueError, match="is a directory, not a file to remove"):
         files_module.ensure([], [], check=False, absent=[str(tmp_path)])
+
+
+def test_backup_keeps_the_replaced_content_with_its_owner_and_mode(tmp_path: Path) -> None:
+    target = tmp_path / "site.conf"
+    first = files_module.ensure([], [a_file(target, "old\n", backup=True)], check=False)
+    assert first["backup_files"] == {}  # nothing was replaced
+    target.chmod(0o640)
+    assert (
+        files_module.ensure([], [a_file(target, "old\n", "0644", backup=True)], check=False)["backup_files"]
+        == {}
+    )
+    target.chmod(0o640)
+    result = files_module.ensure([], [a_file(target, "new\n", "0644", backup=True)], check=False)
+    backup = Path(result["backup_files"][str(target)])
+    assert backup.parent == tmp_path and backup.name.startswith("site.conf.") and backup.name.endswith("~")
+    assert backup.read_text() == "old\n" and mode_of(backup) == 0o640
+    assert target.read_text() == "new\n" and mode_of(target) == 0o644
+    assert files_module.ensure([], [a_file(target, "newer\n", backup=True)], check=True)["backup_files"] == {}

@@ -98,28 +98,53 @@ def test_oauth_url_prefix_and_cookie_secret():
     assert env["FLOWER_OAUTH2_SECRET"] == ""
 
 
-def test_written_files_keep_only_changed_files_and_only_dest_mode_backup():
-    # Arrange: registered results of tasks/https.yml (a loop's results and a template's result).
-    key_item = {"dest": "/etc/a/flower-tls/flower.key", "content": "PEM BODY", "mode": "0600"}
-    results = [
-        {"changed": True, "dest": "/etc/a/flower-tls/flower.crt", "mode": "0644", "backup_file": "/x.crt.1~"},
-        {"changed": True, "dest": "/etc/a/flower-tls/flower.key", "mode": "0600", "item": key_item},
-        {"changed": False, "dest": "/etc/a/flower-tls/ca.crt", "mode": "0644"},
-        {"changed": False, "skipped": True},
-        {"changed": True, "dest": "/etc/nginx/conf.d/a-flower.conf", "mode": "0644", "backup_file": "/y~"},
-    ]
+SPECS = [
+    {"path": "/etc/a/flower-tls/flower.crt", "content_base64": "Q0VSVA==", "mode": "0644", "backup": True},
+    {
+        "path": "/etc/a/flower-tls/flower.key",
+        "content_base64": "UEVNIEJPRFk=",
+        "mode": "0600",
+        "secret": True,
+    },
+    {"path": "/etc/a/flower-tls/ca.crt", "content_base64": "Q0E=", "mode": "0644"},
+    {"path": "/etc/nginx/conf.d/a-flower.conf", "content_base64": "c2l0ZQ==", "mode": "0644"},
+]
+
+
+def test_written_files_restore_what_had_a_backup_and_remove_what_was_new():
+    # Arrange: the registered result of tasks/https_on.yml's celery_fleet_files task.
+    result = {
+        "changed": True,
+        "changed_paths": ["/etc/a/flower-tls", *[spec["path"] for spec in SPECS]],
+        "content_changed": [
+            "/etc/a/flower-tls/flower.crt",
+            "/etc/a/flower-tls/flower.key",
+            "/etc/nginx/conf.d/a-flower.conf",
+        ],
+        "backup_files": {"/etc/a/flower-tls/flower.key": "/k.1~", "/etc/nginx/conf.d/a-flower.conf": "/y~"},
+    }
 
     # Act
-    written = written_files(results)
+    written = written_files(result, SPECS)
 
     # Assert
-    assert written == [
-        {"dest": "/etc/a/flower-tls/flower.crt", "mode": "0644", "backup_file": "/x.crt.1~"},
-        {"dest": "/etc/a/flower-tls/flower.key", "mode": "0600"},
-        {"dest": "/etc/nginx/conf.d/a-flower.conf", "mode": "0644", "backup_file": "/y~"},
-    ]
-    assert "PEM BODY" not in repr(written)
+    assert written == {
+        "written": [
+            "/etc/a/flower-tls/flower.crt",
+            "/etc/a/flower-tls/flower.key",
+            "/etc/nginx/conf.d/a-flower.conf",
+        ],
+        "restore": [
+            {"path": "/etc/a/flower-tls/flower.key", "src": "/k.1~", "mode": "0600", "secret": True},
+            {"path": "/etc/nginx/conf.d/a-flower.conf", "src": "/y~", "mode": "0644", "secret": False},
+        ],
+        "remove": ["/etc/a/flower-tls/flower.crt"],
+        "backups": ["/k.1~", "/y~"],
+    }
+    assert "UEVNIEJPRFk=" not in repr(written) and "PEM BODY" not in repr(written)
 
 
 def test_written_files_of_a_run_that_changed_nothing_is_empty():
-    assert written_files([{"changed": False, "dest": "/a"}, {}]) == []
+    empty = {"written": [], "restore": [], "remove": [], "backups": []}
+    assert written_files({"changed": False, "content_changed": [], "backup_files": {}}, SPECS) == empty
+    assert written_files({"skipped": True}, SPECS) == empty
