@@ -170,7 +170,9 @@ prefork, gevent, eventlet, threads, solo``. The filter file turns it into ``Ansi
   host's variables templated in its own context, with ``hostvars``).
 - added (issue 19): ``entries | celery_fleet_file_specs`` -> ``files.file_specs(entries) -> list[dict]``
   (a role's files as library/celery_fleet_files.py takes them: ``content`` base64-encoded, entries
-  with ``present: false`` left out)
+  with ``present: false`` left out); ``register | celery_fleet_file_result(path)`` ->
+  ``files.file_result(register, path) -> dict`` (one file's part of its register, as a ``copy``
+  result: changed, dest, backup_file)
 - changed (issue 19): ``result | celery_fleet_flower_written_files(specs)`` -> ``flower.written_files(
   result, specs) -> dict`` reads the register of roles/flower's celery_fleet_files task (``written``,
   ``restore``, ``remove``, ``backups``: paths and modes only) instead of copy and template results

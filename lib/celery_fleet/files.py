@@ -58,3 +58,15 @@ def file_specs(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             spec["content_base64"] = base64.b64encode(content.encode("utf-8")).decode("ascii")
         specs.append(spec)
     return specs
+
+
+def file_result(register: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
+    """One file's part of a celery_fleet_files register, shaped as a ``copy``/``template`` result
+    (what the tasks reading it test): ``changed``, ``dest`` and, where a backup kept the previous
+    content, ``backup_file``. A skipped or missing register reads as unchanged."""
+    register = register if isinstance(register, Mapping) else {}
+    result: dict[str, Any] = {"changed": path in (register.get("changed_paths") or []), "dest": path}
+    backup = (register.get("backup_files") or {}).get(path)
+    if backup:
+        result["backup_file"] = str(backup)
+    return result

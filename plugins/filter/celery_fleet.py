@@ -107,6 +107,7 @@ class FilterModule:
             "celery_fleet_flower_environment": _ansible_errors(flower.flower_environment),
             "celery_fleet_flower_written_files": _ansible_errors(flower.written_files),
             "celery_fleet_file_specs": _ansible_errors(files.file_specs),
+            "celery_fleet_file_result": _ansible_errors(files.file_result),
             "celery_fleet_beat_problems": _ansible_errors(beat_rules.beat_problems),
             "celery_fleet_app_problems": _ansible_errors(app_rules.app_problems),
             "celery_fleet_process_manager_problems": _ansible_errors(inputs.process_manager_problems),

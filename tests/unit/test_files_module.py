@@ -298,3 +298,24 @@ def test_backup_keeps_the_replaced_content_with_its_owner_and_mode(tmp_path: Pat
     assert backup.read_text() == "old\n" and mode_of(backup) == 0o640
     assert target.read_text() == "new\n" and mode_of(target) == 0o644
     assert files_module.ensure([], [a_file(target, "newer\n", backup=True)], check=True)["backup_files"] == {}
+
+
+def test_file_result_reads_one_file_of_the_register_as_a_copy_result() -> None:
+    from celery_fleet import files
+
+    register = {
+        "changed": True,
+        "changed_paths": ["/etc/redis/redis.conf", "/etc/redis/users.acl"],
+        "backup_files": {"/etc/redis/users.acl": "/etc/redis/users.acl.12.2026-12-05@01:02:03~"},
+    }
+    assert files.file_result(register, "/etc/redis/redis.conf") == {
+        "changed": True,
+        "dest": "/etc/redis/redis.conf",
+    }
+    assert files.file_result(register, "/etc/redis/users.acl") == {
+        "changed": True,
+        "dest": "/etc/redis/users.acl",
+        "backup_file": "/etc/redis/users.acl.12.2026-12-05@01:02:03~",
+    }
+    assert files.file_result({"changed": False, "skipped": True}, "/a") == {"changed": False, "dest": "/a"}
+    assert files.file_result(None, "/a") == {"changed": False, "dest": "/a"}

@@ -77,6 +77,7 @@ FILTERS = {
     "celery_fleet_flower_scrape",
     "celery_fleet_flower_written_files",
     "celery_fleet_file_specs",
+    "celery_fleet_file_result",
     "celery_fleet_flower_scrape_job",
     "celery_fleet_sentinel_scrape_targets",
     "celery_fleet_exporter_password_map",
