@@ -2,7 +2,7 @@
 
 A role writes its list in YAML as it would write ``copy`` tasks: ``path``, ``content`` (text,
 rendered on the controller: a variable, or ``lookup('ansible.builtin.template', ...)``) or ``src``
-(a file on the host), ``owner``, ``group``, ``mode``, ``secret``, ``validate``; ``present: false``
+(a file on the host), ``owner``, ``group``, ``mode``, ``secret``, ``validate``, ``backup``; ``present: false``
 leaves an entry out (a TLS file whose variable is empty). :func:`file_specs` turns that into the
 module's input: the content base64-encoded (a no_log option of the module, so it is masked in the
 task's output and the module's journal line).
@@ -17,7 +17,7 @@ from typing import Any
 from celery_fleet.errors import FleetError, Problem
 
 # What the module accepts per file, besides the content.
-FIELDS = frozenset({"path", "src", "owner", "group", "mode", "secret", "validate"})
+FIELDS = frozenset({"path", "src", "owner", "group", "mode", "secret", "validate", "backup"})
 
 
 def _present(value: Any, path: str) -> bool:

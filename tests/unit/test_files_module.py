@@ -234,13 +234,13 @@ def test_file_specs_encode_the_content_and_leave_out_absent_entries() -> None:
         [
             {"path": "/etc/a", "content": "é\n", "mode": "0644"},
             {"path": "/etc/b", "content": "", "mode": "0600", "secret": True, "present": False},
-            {"path": "/etc/c", "src": "/etc/hostname", "mode": "0640", "present": True},
+            {"path": "/etc/c", "src": "/etc/hostname", "mode": "0640", "present": True, "backup": True},
             {"path": "/etc/d", "content": "x", "mode": "0640", "present": "False"},
         ]
     )
     assert specs == [
         {"path": "/etc/a", "mode": "0644", "content_base64": base64.b64encode("é\n".encode()).decode()},
-        {"path": "/etc/c", "src": "/etc/hostname", "mode": "0640"},
+        {"path": "/etc/c", "src": "/etc/hostname", "mode": "0640", "backup": True},
     ]
 
 
