@@ -26,6 +26,7 @@ import grp
 import os
 import pwd
 import shlex
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -87,6 +88,11 @@ options:
         default: false
   absent:
     description: Files to remove if they exist (after the files are written); a directory fails.
+    type: list
+    elements: str
+    default: []
+  absent_directories:
+    description: Directories to remove with their content, if they exist (last); C(/) and top-level ones fail.
     type: list
     elements: str
     default: []
@@ -328,13 +334,37 @@ def remove_file(path: str, check: bool) -> dict[str, Any] | None:
     return {"before_header": path, "after_header": path, "before": attributes(st), "after": "absent\n"}
 
 
+def remove_directory(path: str, check: bool) -> dict[str, Any] | None:
+    """Remove a directory and its content; a diff when it was there, else None."""
+    parts = [part for part in path.split("/") if part]
+    if not os.path.isabs(path) or len(parts) < 2 or ".." in parts:
+        raise ValueError(
+            f"{path}: refused as a directory to remove (absolute, two levels deep at least, no '..')"
+        )
+    st = lstat(path)
+    if st is None:
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"{path}: is not a directory")
+    if not check:
+        shutil.rmtree(path)
+    return {
+        "before_header": f"{path} (directory)",
+        "after_header": f"{path} (directory)",
+        "before": attributes(st),
+        "after": "absent\n",
+    }
+
+
 def ensure(
     directories: list[dict[str, Any]],
     files: list[dict[str, Any]],
     check: bool,
     absent: list[str] | None = None,
+    absent_directories: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Every directory, then every file, then every file to remove, in order: what changed, and the diffs."""
+    """Every directory, then every file, then every file and directory to remove, in order: what
+    changed, and the diffs."""
     changed: list[str] = []
     content_changed: list[str] = []
     diffs: list[dict[str, Any]] = []
@@ -355,6 +385,11 @@ def ensure(
             backups[spec["path"]] = backup
     for path in absent or []:
         diff = remove_file(path, check)
+        if diff is not None:
+            changed.append(path)
+            diffs.append(diff)
+    for path in absent_directories or []:
+        diff = remove_directory(path, check)
         if diff is not None:
             changed.append(path)
             diffs.append(diff)
@@ -391,6 +426,7 @@ def main() -> None:
                 },
             },
             "absent": {"type": "list", "elements": "str", "default": []},
+            "absent_directories": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
@@ -401,7 +437,13 @@ def main() -> None:
             with contextlib.suppress(binascii.Error, ValueError):
                 module.no_log_values.add(text(base64.b64decode(spec["content_base64"])))
     try:
-        result = ensure(module.params["directories"], files, module.check_mode, module.params["absent"])
+        result = ensure(
+            module.params["directories"],
+            files,
+            module.check_mode,
+            module.params["absent"],
+            module.params["absent_directories"],
+        )
     except (ValueError, OSError) as exc:
         module.fail_json(msg=str(exc))
     if not module._diff:

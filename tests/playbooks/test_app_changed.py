@@ -27,7 +27,6 @@ UNCHANGED = {
     "__celery_app_register_src": {"changed": False},
     "__celery_app_register_git": {"changed": False, "skipped": True},
     "__celery_app_register_files": {"changed": False, "changed_paths": [], "content_changed": []},
-    "__celery_app_register_tls_dir": {"changed": False, "skipped": True},
     "__celery_app_celery": CELERY,
 }
 

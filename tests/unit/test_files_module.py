@@ -319,3 +319,20 @@ def test_file_result_reads_one_file_of_the_register_as_a_copy_result() -> None:
     }
     assert files.file_result({"changed": False, "skipped": True}, "/a") == {"changed": False, "dest": "/a"}
     assert files.file_result(None, "/a") == {"changed": False, "dest": "/a"}
+
+
+def test_absent_directories_go_with_their_content_and_shallow_paths_are_refused(tmp_path: Path) -> None:
+    tls = tmp_path / "app" / "tls"
+    tls.mkdir(parents=True)
+    (tls / "ca.crt").write_text("CA\n")
+    result = files_module.ensure([], [], check=True, absent_directories=[str(tls)])
+    assert result["changed_paths"] == [str(tls)] and tls.exists()
+    result = files_module.ensure([], [], check=False, absent_directories=[str(tls)])
+    assert result["changed_paths"] == [str(tls)] and not tls.exists()
+    assert files_module.ensure([], [], check=False, absent_directories=[str(tls)])["changed"] is False
+    for refused in ("/", "/etc", "relative/dir", "/etc/../etc"):
+        with pytest.raises(ValueError, match="refused as a directory to remove"):
+            files_module.ensure([], [], check=False, absent_directories=[refused])
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is not a directory"):
+        files_module.ensure([], [], check=False, absent_directories=[str(tmp_path / "file")])
