@@ -206,12 +206,10 @@ def ensure_directory(spec: dict[str, Any], check: bool) -> dict[str, Any] | None
             os.makedirs(w.path, mode=0o700, exist_ok=True)
         os.chown(w.path, w.uid, w.gid)
         os.chmod(w.path, w.mode)
-    before = "" if st is None else attributes(st)
-    state = "absent\n" if st is None else ""
     return {
         "before_header": f"{w.path} (directory)",
         "after_header": f"{w.path} (directory)",
-        "before": state + before,
+        "before": "absent\n" if st is None else attributes(st),
         "after": wanted_attributes(w),
     }
 
