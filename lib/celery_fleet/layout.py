@@ -99,6 +99,9 @@ def app_layout(
         # What the worker play's last successful converge left on the host (roles/celery_worker,
         # entry points current and record): root's, hashes and states only.
         "worker_state_file": f"/var/lib/celery-fleet/{name}-workers-state.json",
+        # The same of the app alone on a host of beat or Flower without workers (roles/celery_worker,
+        # entry points app_current and app_record).
+        "app_state_file": f"/var/lib/celery-fleet/{name}-app-state.json",
     }
 
 

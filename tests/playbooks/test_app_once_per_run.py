@@ -21,7 +21,8 @@ TOP = Path(__file__).resolve().parents[2]
 ROLE = TOP / "roles" / "celery_app"
 REUSE = "Reuse the app this run already converged on this host from the same inputs"
 RECORD = "configure | Record the inputs the app converged from in this run"
-SIGNATURE_VARS = ("__celery_app_signature_names", "__celery_app_signature")
+# The signature, and the packages the record task keeps beside it (roles/celery_worker, app_record).
+SIGNATURE_VARS = ("__celery_app_signature_names", "__celery_app_signature", "__celery_app_apt_packages")
 
 
 def _task(path: Path, name: str) -> dict:

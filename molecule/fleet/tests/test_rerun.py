@@ -9,7 +9,10 @@ Then the unchanged-host skip (celery_worker_skip_unchanged_hosts, roles/celery_w
 current and record): the default re-run leaves the worker play on every worker host after one check,
 a re-run with the skip switched off converges every host in full and still changes nothing (the
 roles' own idempotence), and a host changed behind Ansible's back (a unit edited, a worker stopped,
-a file of the app's code removed) converges in full while the other one is skipped.
+a file of the app's code removed) converges in full while the other one is skipped. The same for
+the app of the ops host, which runs beat and Flower but no worker (roles/celery_worker, entry points
+app_current and app_record): skipped by a no-op re-run, converged again once a file of its code is
+removed by hand.
 """
 
 from __future__ import annotations
@@ -22,16 +25,20 @@ from celery_fleet.recap import changed_per_host  # lib/ is on sys.path through f
 from conftest import (
     APP,
     LAYOUT,
+    OPS,
     WORKER_PLAY,
     WORKERS,
     ansible_playbook,
     converged,
     node,
     play_section,
+    task_section,
     worker_service,
 )
 
 RESTART_PLAY = "PLAY [Restart the changed workers, host batch by host batch]"
+BEAT_PLAY, FLOWER_PLAY = "PLAY [Deploy Celery beat]", "PLAY [Deploy Flower]"
+APP_WHY = "TASK [celery_worker : app_current | Say why the app converges on the host]"
 RETIRE_PLAY = "PLAY [Retire the services the inventory no longer places]"
 # The host changed behind Ansible's back, and the other one.
 DRIFTED, UNTOUCHED = "fleet-worker-cpu", "fleet-worker-gpu"
@@ -42,6 +49,12 @@ def _timed(label: str, *args: str) -> Any:
     play = ansible_playbook("site.yml", *args)
     print(f"\n{label}: site.yml {time.monotonic() - started:.1f} s")
     return play
+
+
+def _ops_app_converged(play: Any) -> bool:
+    """Whether roles/celery_app ran its tasks on the ops host (in beat's play: Flower's reuses it)."""
+    sections = play_section(play.stdout, BEAT_PLAY) + play_section(play.stdout, FLOWER_PLAY)
+    return "TASK [celery_app : user | Create the app's system group]" in sections
 
 
 def _changed(play: Any) -> dict[str, int]:
@@ -74,6 +87,17 @@ def test_a_noop_rerun_skips_the_converge_of_every_worker_host(rerun) -> None:
     retire = play_section(rerun["play"].stdout, RETIRE_PLAY)
     assert not [w for w in WORKERS if f"[{w}]" in retire], retire[-3000:]
     assert "ok: [fleet-ops]" in retire, retire[-3000:]
+
+
+def test_a_noop_rerun_skips_the_app_on_the_ops_host(rerun) -> None:
+    """The ops host runs beat and Flower, no worker: its app was compared once (beat's play) and found
+    as the converge left it, so neither play ran roles/celery_app's tasks; the record was taken again."""
+    beat = play_section(rerun["play"].stdout, BEAT_PLAY)
+    compared = task_section(beat, "TASK [celery_worker : app_current | Compare the app")
+    assert f"ok: [{OPS}]" in compared, beat[-3000:]
+    assert APP_WHY not in beat, beat[-3000:]
+    assert not _ops_app_converged(rerun["play"]), beat[-3000:]
+    assert node(OPS).exists(LAYOUT["app_state_file"])
 
 
 def test_a_noop_rerun_does_not_enter_the_restart_batches(rerun) -> None:
@@ -115,6 +139,8 @@ def drifted(rerun) -> dict[str, Any]:
     assert code, f"no Python file under {LAYOUT['code_dir']} on {DRIFTED}"
     host.check(f"echo '# edited by hand' >> {unit} && systemctl daemon-reload && systemctl stop {stopped}")
     host.check(f"rm {code}")
+    # The same file of the app's code removed on the ops host: its app converges again.
+    node(OPS).check(f"rm {code}")
     # A beat unit of the app on this host, which runs no beat (left behind by hand): not as recorded,
     # so the host converges, and the retire play stops and removes it.
     stale = f"/etc/systemd/system/{APP}-beat.service"
@@ -130,6 +156,7 @@ def drifted(rerun) -> dict[str, Any]:
         "stopped_state": host.state(stopped),
         "code_back": host.exists(code),
         "stale_left": host.exists(stale),
+        "ops_code_back": node(OPS).exists(code),
     }
 
 
@@ -142,12 +169,17 @@ def test_a_host_changed_by_hand_converges_and_the_other_is_skipped(drifted) -> N
     # The check names what differs: the stopped worker comes first, then the files.
     assert drifted["stopped"] in why[DRIFTED], why
     assert changed[DRIFTED] > 0 and changed[UNTOUCHED] == 0, changed
+    # The ops host's app: compared, found changed (the file named), converged.
+    why_app = " ".join(task_section(play_section(play.stdout, BEAT_PLAY), APP_WHY).split())
+    assert f"ok: [{OPS}]" in why_app and f"{drifted['code']} is gone" in why_app, why_app
+    assert _ops_app_converged(play)
 
 
 def test_the_converge_puts_back_what_was_changed_by_hand(drifted) -> None:
     assert "# edited by hand" not in drifted["unit_text"]
     assert drifted["stopped_state"] == "active"
     assert drifted["code_back"], drifted["code"]
+    assert drifted["ops_code_back"], f"{OPS}: {drifted['code']}"
     assert not drifted["stale_left"]
     assert f"Retiring {APP}-beat under systemd" in play_section(drifted["play"].stdout, RETIRE_PLAY)
     assert not node(DRIFTED).exists(LAYOUT["worker_restart_file"])
@@ -155,4 +187,5 @@ def test_the_converge_puts_back_what_was_changed_by_hand(drifted) -> None:
     # restart batch).
     play = _timed("re-run after the repair")
     assert converged(play) == {}, play_section(play.stdout, WORKER_PLAY)[-3000:]
+    assert not _ops_app_converged(play), play_section(play.stdout, BEAT_PLAY)[-3000:]
     assert set(_changed(play).values()) == {0}
