@@ -28,6 +28,12 @@ REMAP_SIGNALS = ("SIGQUIT", "SIGINT")
 DEFAULT_CONCURRENCY = {"prefork": 2, "threads": 4, "gevent": 10, "eventlet": 10, "solo": 1}
 # Celery's worker guide: these two are implemented by the prefork pool only.
 PREFORK_ONLY_FIELDS = ("max_tasks_per_child", "max_memory_per_child")
+# Gossip (Celery's default): every worker subscribes to every other worker's events, so each of n
+# workers takes in the heartbeats of all n (one every 2 s each): n^2 deliveries through Redis, which
+# grow with the fleet and buy nothing the fleet uses (inspect and control go through pidbox; Flower
+# and the alerts read the heartbeats themselves, which still go out). Measured on the sandbox, an idle
+# prefork worker among 8 nodes: 32 CPU ticks a minute with gossip, 16 without. Off unless a worker
+# sets gossip: true (for code that relies on worker-to-worker events, such as app.control.election).
 # Green pools run Celery's blocking synloop, which waits up to 2 s in drain_events whenever the
 # prefetch window is full: with a multiplier of 1 that is after every round of `concurrency`
 # tasks (bench/README.md, "Pool scaling on green pools": gevent c=8 at 4 tasks/s for 0.1 s tasks,
@@ -88,6 +94,7 @@ MANAGED_FLAGS = {
     "-E": "events",
     "--task-events": "events",
     "--events": "events",
+    "--without-gossip": "gossip",
     "--prefetch-multiplier": "prefetch_multiplier",
     "--max-tasks-per-child": "max_tasks_per_child",
     "--max-memory-per-child": "max_memory_per_child",
@@ -126,6 +133,7 @@ FIELDS = (
     "loglevel",
     "hostname",
     "events",
+    "gossip",
     "time_limit",
     "soft_time_limit",
     "optimization",
@@ -302,6 +310,7 @@ def check_worker(worker: Any, index: int | None = None) -> tuple[dict[str, Any] 
         "loglevel": c.choice("loglevel", LOGLEVELS, "INFO", upper=True),
         "hostname": _check_hostname(c, name),
         "events": c.boolean("events", True),
+        "gossip": c.boolean("gossip", False),
         "time_limit": time_limit,
         "soft_time_limit": soft_time_limit,
         "optimization": c.choice("optimization", OPTIMIZATIONS, None),
@@ -527,11 +536,12 @@ def worker_argv(worker: Mapping[str, Any], app_module: str, celery_bin: str) -> 
     """The worker's command line as an argument list, secrets never included.
 
     ``[celery_bin, "-A", app_module, "worker", --hostname, --queues, --pool, --concurrency or
-    --autoscale, --loglevel, optional flags..., *extra_args]``, then config assignments after a
-    bare ``--`` (the worker command reads ``key=value`` there): ``worker_soft_shutdown_timeout=<s>``
-    when soft_shutdown_timeout is set (Celery has no flag for it). ``app_module`` is the fleet's
-    entry module in the roles, which merges the fleet's transport options into the app's (a
-    green pool's kombu ``max_connections`` comes from ``worker_environment``).
+    --autoscale, --loglevel, --task-events, --without-gossip, optional flags..., *extra_args]``,
+    then config assignments after a bare ``--`` (the worker command reads ``key=value`` there):
+    ``worker_soft_shutdown_timeout=<s>`` when soft_shutdown_timeout is set (Celery has no flag for
+    it). ``app_module`` is the fleet's entry module in the roles, which merges the fleet's transport
+    options into the app's (a green pool's kombu ``max_connections`` comes from
+    ``worker_environment``).
     """
     spec = normalize_worker(worker)
     problems = []
@@ -565,6 +575,8 @@ def worker_argv(worker: Mapping[str, Any], app_module: str, celery_bin: str) -> 
     argv.append(f"--loglevel={spec['loglevel']}")
     if spec["events"]:
         argv.append("--task-events")
+    if not spec["gossip"]:
+        argv.append("--without-gossip")
     optional: list[tuple[str, Callable[[Any], str]]] = [
         ("prefetch_multiplier", str),
         ("max_tasks_per_child", str),

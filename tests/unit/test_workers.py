@@ -54,6 +54,7 @@ def test_normalize_fills_every_default():
         "loglevel": "INFO",
         "hostname": "io@%h",
         "events": True,
+        "gossip": False,
         "time_limit": None,
         "soft_time_limit": None,
         "optimization": None,
@@ -175,6 +176,7 @@ INVALID = {
     "unknown remap signal": ({"remap_sigterm": "SIGKILL"}, "remap_sigterm", "not one of SIGQUIT, SIGINT"),
     "state typo": ({"state": "absnet"}, "state", "not one of present, absent"),
     "events not bool": ({"events": "yes"}, "events", "not a boolean"),
+    "gossip not bool": ({"gossip": "on"}, "gossip", "not a boolean"),
     "allow_solo not bool": ({"allow_solo": 1}, "allow_solo", "not a boolean"),
     "mdwe not bool": ({"memory_deny_write_execute": "no"}, "memory_deny_write_execute", "not a boolean"),
     "environment not a mapping": ({"environment": ["A=1"]}, "environment", "is not a mapping"),
@@ -218,6 +220,7 @@ INVALID = {
     "extra_args app": ({"extra_args": ["--app", "x"]}, "extra_args", "managed field 'celery_app_module'"),
     "extra_args hostname": ({"extra_args": ["-n", "x@y"]}, "extra_args", "managed field 'hostname'"),
     "extra_args events": ({"extra_args": ["-E"]}, "extra_args", "managed field 'events'"),
+    "extra_args gossip": ({"extra_args": ["--without-gossip"]}, "extra_args", "managed field 'gossip'"),
     "extra_args detach": ({"extra_args": ["--detach"]}, "extra_args", "escapes its process manager"),
     "extra_args purge": (
         {"extra_args": ["--purge"]},
@@ -341,6 +344,7 @@ def test_argv_minimal_worker():
         "--concurrency=2",
         "--loglevel=INFO",
         "--task-events",
+        "--without-gossip",
     ]
 
 
@@ -359,7 +363,8 @@ def test_argv_every_optional_flag_in_order():
         "loglevel": "warning",
         "hostname": "worker-training@%h",
         "events": False,
-        "extra_args": ["--without-gossip"],
+        "gossip": True,
+        "extra_args": ["--without-mingle"],
         "soft_shutdown_timeout": 10,
     }
 
@@ -379,7 +384,7 @@ def test_argv_every_optional_flag_in_order():
         "--time-limit=3600",
         "--soft-time-limit=3300.5",
         "--optimization=fair",
-        "--without-gossip",
+        "--without-mingle",
         "--",
         "worker_soft_shutdown_timeout=10",
     ]

@@ -52,6 +52,15 @@ def test_worker_recycles_children_above_declared_memory(node, worker):
 
 
 @pytest.mark.parametrize("worker", WORKERS, ids=[w["name"] for w in WORKERS])
+def test_worker_runs_without_gossip(node, worker):
+    """No worker of the scenario sets gossip: true, so none takes in the others' events (n^2 deliveries)."""
+    pid = node.main_pid(service(worker["name"]))
+    assert pid > 0, f"{service(worker['name'])} is not running"
+    argv = node.read(f"/proc/{pid}/cmdline").split("\x00")
+    assert "--without-gossip" in argv, argv
+
+
+@pytest.mark.parametrize("worker", WORKERS, ids=[w["name"] for w in WORKERS])
 def test_worker_node_consumes_exactly_its_queues(fleet, active_queues, worker):
     node = fleet.node_name(worker)
     assert node in active_queues, f"{node} did not answer inspect active_queues"
