@@ -28,12 +28,6 @@ REMAP_SIGNALS = ("SIGQUIT", "SIGINT")
 DEFAULT_CONCURRENCY = {"prefork": 2, "threads": 4, "gevent": 10, "eventlet": 10, "solo": 1}
 # Celery's worker guide: these two are implemented by the prefork pool only.
 PREFORK_ONLY_FIELDS = ("max_tasks_per_child", "max_memory_per_child")
-# Gossip (Celery's default): every worker subscribes to every other worker's events, so each of n
-# workers takes in the heartbeats of all n (one every 2 s each): n^2 deliveries through Redis, which
-# grow with the fleet and buy nothing the fleet uses (inspect and control go through pidbox; Flower
-# and the alerts read the heartbeats themselves, which still go out). Measured on the sandbox, an idle
-# prefork worker among 8 nodes: 32 CPU ticks a minute with gossip, 16 without. Off unless a worker
-# sets gossip: true (for code that relies on worker-to-worker events, such as app.control.election).
 # Green pools run Celery's blocking synloop, which waits up to 2 s in drain_events whenever the
 # prefetch window is full: with a multiplier of 1 that is after every round of `concurrency`
 # tasks (bench/README.md, "Pool scaling on green pools": gevent c=8 at 4 tasks/s for 0.1 s tasks,
@@ -575,6 +569,12 @@ def worker_argv(worker: Mapping[str, Any], app_module: str, celery_bin: str) -> 
     argv.append(f"--loglevel={spec['loglevel']}")
     if spec["events"]:
         argv.append("--task-events")
+    # Gossip (Celery's default): every worker subscribes to every other worker's events, so each of
+    # n workers takes in the heartbeats of all n (one every 2 s each): n^2 deliveries through Redis,
+    # which grow with the fleet and buy nothing the fleet uses (inspect and control go through
+    # pidbox; Flower and the alerts read the heartbeats, which still go out). Measured on the
+    # sandbox, an idle prefork worker among 8 nodes: 32 CPU ticks a minute with gossip, 16 without.
+    # A worker sets gossip: true for code that relies on worker-to-worker events (app.control.election).
     if not spec["gossip"]:
         argv.append("--without-gossip")
     optional: list[tuple[str, Callable[[Any], str]]] = [

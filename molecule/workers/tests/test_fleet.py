@@ -41,22 +41,24 @@ def test_worker_node_runs_declared_pool_and_concurrency(fleet, stats, worker):
     assert pool["max-concurrency"] == declared_concurrency
 
 
+def running_argv(node, worker) -> list[str]:
+    """The command line of the worker's running main process."""
+    pid = node.main_pid(service(worker["name"]))
+    assert pid > 0, f"{service(worker['name'])} is not running"
+    return node.read(f"/proc/{pid}/cmdline").split("\x00")
+
+
 @pytest.mark.parametrize(
     "worker", [w for w in WORKERS if "max_memory_per_child" in w], ids=lambda w: w["name"]
 )
 def test_worker_recycles_children_above_declared_memory(node, worker):
-    pid = node.main_pid(service(worker["name"]))
-    assert pid > 0, f"{service(worker['name'])} is not running"
-    argv = node.read(f"/proc/{pid}/cmdline").split("\x00")
-    assert f"--max-memory-per-child={worker['max_memory_per_child']}" in argv
+    assert f"--max-memory-per-child={worker['max_memory_per_child']}" in running_argv(node, worker)
 
 
 @pytest.mark.parametrize("worker", WORKERS, ids=[w["name"] for w in WORKERS])
 def test_worker_runs_without_gossip(node, worker):
     """No worker of the scenario sets gossip: true, so none takes in the others' events (n^2 deliveries)."""
-    pid = node.main_pid(service(worker["name"]))
-    assert pid > 0, f"{service(worker['name'])} is not running"
-    argv = node.read(f"/proc/{pid}/cmdline").split("\x00")
+    argv = running_argv(node, worker)
     assert "--without-gossip" in argv, argv
 
 
