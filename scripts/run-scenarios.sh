@@ -4,8 +4,9 @@
 #   [JOBS=N] scripts/run-scenarios.sh [scenario ...]   (default: every directory in molecule/ with a molecule.yml)
 #
 # Each scenario runs the full `molecule test` sequence; a failure does not stop the others, so one
-# run reports every broken scenario. Per-scenario logs go to .cache/molecule-logs/<scenario>.log and
-# the last lines of a failed one are printed. Exit status is non-zero if any scenario failed.
+# run reports every broken scenario. Per-scenario logs go to .cache/molecule-logs/<scenario>.log; a
+# failed one is also kept as <scenario>.failed-<run id>.log, and its failed tests' assertion messages
+# and last lines are printed. Exit status is non-zero if any scenario failed.
 #
 # JOBS=N (default 1: one after another) runs up to N scenarios at once. Scenarios share nothing
 # (each has its own container, network and Molecule ephemeral directory names), so any two can
@@ -132,9 +133,18 @@ run_one() {
   if [ "$rc" -eq 0 ]; then
     printf '=== %s: PASSED in %d s\n' "$s" $((SECONDS - start))
   else
-    # One write, so the lines of a scenario still running elsewhere do not split it.
-    report=$(printf '=== %s: FAILED in %d s (log: %s); last lines:\n' "$s" $((SECONDS - start)) "$logs/$s.log"
-      tail -n 60 "$logs/$s.log")
+    # The log of a failed run is kept under its run's name too: the next run of the scenario in
+    # this tree (a retry alone) writes $s.log again, and the failure's evidence went with it.
+    kept="$logs/$s.failed-${run_id//:/}.log"
+    cp "$logs/$s.log" "$kept"
+    # One write, so the lines of a scenario still running elsewhere do not split it. The failed tests'
+    # names and assertion messages (pytest's "E" lines: a loss's task ids and trail) come first: the
+    # log's last lines are pytest's durations and Molecule's destroy, and CI keeps only this output.
+    report=$(printf '=== %s: FAILED in %d s (log: %s); the failures:\n' "$s" $((SECONDS - start)) "$kept"
+      sed -n '/^=\+ FAILURES =\+$/,/^=\+ [a-z].* =\+$/{/^_\{3,\} .* _\{3,\}$/p;/^E /p;/^[^ ].*:[0-9]\+: [A-Za-z.]*Error$/p}' \
+        "$kept" | head -n 150
+      printf '=== %s: last lines:\n' "$s"
+      tail -n 60 "$kept")
     printf '%s\n' "$report"
   fi
 }

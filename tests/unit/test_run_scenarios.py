@@ -24,7 +24,17 @@ for action in create converge verify; do
   echo "INFO     [$s > $action] Executed: Successful"
 done
 echo "$s $(date +%s.%N) end" >>"$STARTS"
-case " $FAIL " in *" $s "*) echo "boom in $s"; exit 1 ;; esac
+case " $FAIL " in *" $s "*)
+  # pytest's report of a failed test, then more output than the report's last lines hold.
+  printf '%s\n' "=================================== FAILURES ===================================" \
+    "______________________________ test_lost_in_$s ______________________________" \
+    "" "    def test_lost_in_$s():" ">       assert lost == 0" "E       AssertionError: $s lost 2: ids a, b" \
+    "E       assert 2 == 0" "" "tests/test_$s.py:7: AssertionError" \
+    "============================= slowest 10 durations =============================" \
+    "E not an assertion of a failed test"
+  for i in $(seq 1 80); do echo "destroy line $i"; done
+  echo "boom in $s"; exit 1 ;;
+esac
 exit 0
 """
 
@@ -102,6 +112,30 @@ def test_one_after_another_by_default_with_the_summary_and_the_record(project):
     assert "boom in beta" in (logs / "beta.log").read_text()
     (run_row,) = rows(logs / "runs.tsv")
     assert (run_row["passed"], run_row["failed"]) == ("alpha gamma", "beta")
+
+
+def test_a_failure_is_reported_with_its_assertions_and_its_log_kept(project):
+    assert run(project, FAIL="beta").returncode == 1
+    logs = project / ".cache" / "molecule-logs"
+    (kept,) = logs.glob("beta.failed-*.log")
+    # A second run of the scenario alone (a retry) writes beta.log again, not the kept one.
+    result = run(project, "beta", FAIL="")
+    assert result.returncode == 0
+    assert "boom in beta" not in (logs / "beta.log").read_text()
+    assert "boom in beta" in kept.read_text()
+    assert list(logs.glob("beta.failed-*.log")) == [kept]
+
+    report = run(project, FAIL="beta").stdout
+    failures = report[report.index("=== beta: FAILED in") : report.index("=== beta: last lines:")]
+    # The failed test, its assertion and where it failed, ahead of the 60 last lines, which no
+    # longer reach back to them; nothing of pytest's later sections.
+    assert "the failures:" in failures and "beta.failed-" in failures
+    assert "test_lost_in_beta" in failures
+    assert "E       AssertionError: beta lost 2: ids a, b" in failures
+    assert "tests/test_beta.py:7: AssertionError" in failures
+    assert "not an assertion" not in failures and "assert lost == 0" not in failures
+    last = report[report.index("=== beta: last lines:") :]
+    assert "boom in beta" in last and "AssertionError" not in last
 
 
 def test_jobs_runs_scenarios_at_once_longest_first_by_the_last_record(project):
