@@ -1,0 +1,148 @@
+"""Callback plugin of the test harness: AnsiballZ payloads kept from one ansible-playbook run to the next.
+
+Every ``ansible-playbook`` run builds the payload of each module it uses once (the module and the
+module_utils it imports, found by parsing their source: 0.1-0.25 CPU-s a module on this machine) in
+a cache directory that lives as long as the run (``<local_tmp>/ansible-local-*/ansiballz_cache``).
+A no-op ``site.yml`` of the sandbox uses 18 modules and spends 1.6 of its 13 controller CPU-s on
+them; the suite runs such playbooks about 120 times. This plugin points that directory at one kept
+under the project's ``.cache``, keyed by everything a payload is built from, so a run reuses what an
+earlier run with the same inputs built: ansible-core's and the collections' versions (the modules
+and module_utils they ship), and the content of every module and module_utils directory the run can
+take a module from (``library``, ``module_utils``, each role's, the playbook's). A change to any of
+them is another key, hence another directory: a payload is never reused for other sources.
+
+Ansible still decides everything else: its own file names in that directory carry the module's
+name, the compression and the extensions, and it writes each payload under its lock, atomically.
+Enabled in ``.config/molecule/config.yml`` only: the project's ``ansible.cfg`` stays stock for users.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ansible import constants as C
+from ansible.plugins.callback import CallbackBase
+from ansible.release import __version__ as ANSIBLE_CORE_VERSION
+
+DOCUMENTATION = r"""
+name: celery_fleet_ansiballz_cache
+type: aggregate
+short_description: Keep AnsiballZ module payloads across ansible-playbook runs, keyed by their sources
+description:
+  - Points the run's AnsiballZ cache directory at a directory kept between runs, named after a digest
+    of ansible-core's and the collections' versions and of the content of every module and
+    module_utils directory the run can load a module from.
+  - Keeps the newest O(keep) such directories.
+requirements:
+  - enabled in callbacks_enabled
+options:
+  cache_dir:
+    description: Where the kept payload directories live (created 0700).
+    type: path
+    default: ~
+    env:
+      - name: CELERY_FLEET_ANSIBALLZ_CACHE
+  keep:
+    description: How many keyed directories to keep (the newest by use).
+    type: int
+    default: 4
+"""
+
+# The project's root, for the default cache directory (<project>/.cache/ansiballz).
+PROJECT = Path(__file__).resolve().parents[3]
+
+
+def _files(directory: Path) -> Iterable[Path]:
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if not name.endswith((".pyc", ".pyo")):
+                yield Path(root) / name
+
+
+def source_dirs(module_paths: Iterable[str], role_paths: Iterable[str], playbook_dir: str) -> list[Path]:
+    """Every directory a run can take a module or a module_utils file from, outside the packages."""
+    found: list[Path] = [Path(p) for p in module_paths]
+    for roles in role_paths:
+        if Path(roles).is_dir():
+            for role in sorted(Path(roles).iterdir()):
+                found += [role / "library", role / "module_utils"]
+    found += [Path(playbook_dir) / "library", Path(playbook_dir) / "module_utils"]
+    return sorted({p.resolve() for p in found if p.is_dir()})
+
+
+def key(directories: Iterable[Path], versions: dict[str, str]) -> str:
+    """A digest of the versions and of every file (path and content) in the directories."""
+    digest = hashlib.sha256()
+    for name in sorted(versions):
+        digest.update(f"{name}={versions[name]}\n".encode())
+    for directory in directories:
+        digest.update(f"dir {directory}\n".encode())
+        for path in _files(directory):
+            digest.update(f"file {path.relative_to(directory)}\n".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:32]
+
+
+def versions(collection_roots: Iterable[str]) -> dict[str, str]:
+    """What the packaged modules and module_utils come from: ansible-core's version, and each
+    collection's MANIFEST.json (its version and the checksum of its file list) wherever Ansible can
+    load one from (the collections paths and ansible_collections on sys.path)."""
+    found = {"ansible-core": ANSIBLE_CORE_VERSION}
+    for root in collection_roots:
+        for manifest in sorted(Path(root, "ansible_collections").glob("*/*/MANIFEST.json")):
+            found[str(manifest)] = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    return found
+
+
+def prune(cache_dir: Path, keep: int) -> None:
+    """Remove all but the ``keep`` keyed directories used last."""
+    keyed = sorted(
+        (d for d in cache_dir.iterdir() if d.is_dir() and not d.is_symlink()),
+        key=lambda d: d.stat().st_mtime,
+        reverse=True,
+    )
+    for old in keyed[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def attach(run_cache: Path, cache_dir: Path, digest: str, keep: int) -> Path | None:
+    """Make ``run_cache`` (the run's ansiballz_cache, not created yet) a link to the kept directory
+    of ``digest``; the kept directory, or None when the run already has its own directory."""
+    if run_cache.exists() or run_cache.is_symlink():
+        return None
+    cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    kept = cache_dir / digest
+    kept.mkdir(mode=0o700, exist_ok=True)
+    os.utime(kept)  # the newest by use: prune() keeps it
+    run_cache.parent.mkdir(parents=True, exist_ok=True)
+    run_cache.symlink_to(kept, target_is_directory=True)
+    prune(cache_dir, keep)
+    return kept
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "celery_fleet_ansiballz_cache"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def v2_playbook_on_start(self, playbook: Any) -> None:
+        configured = self.get_option("cache_dir")
+        cache_dir = Path(configured) if configured else PROJECT / ".cache" / "ansiballz"
+        directories = source_dirs(
+            [*(C.DEFAULT_MODULE_PATH or []), *(C.DEFAULT_MODULE_UTILS_PATH or [])],
+            C.DEFAULT_ROLES_PATH or [],
+            playbook._basedir,
+        )
+        digest = key(directories, versions([*C.COLLECTIONS_PATHS, *sys.path]))
+        run_cache = Path(C.DEFAULT_LOCAL_TMP) / "ansiballz_cache"
+        kept = attach(run_cache, cache_dir, digest, self.get_option("keep"))
+        if kept is not None:
+            self._display.vvv(f"AnsiballZ payloads kept in {kept}")
