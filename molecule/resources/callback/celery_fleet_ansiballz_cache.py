@@ -6,10 +6,11 @@ a cache directory that lives as long as the run (``<local_tmp>/ansible-local-*/a
 A no-op ``site.yml`` of the sandbox uses 18 modules and spends 1.6 of its 13 controller CPU-s on
 them; the suite runs such playbooks about 120 times. This plugin points that directory at one kept
 under the project's ``.cache``, keyed by everything a payload is built from, so a run reuses what an
-earlier run with the same inputs built: ansible-core's and the collections' versions (the modules
-and module_utils they ship), and the content of every module and module_utils directory the run can
-take a module from (``library``, ``module_utils``, each role's, the playbook's). A change to any of
-them is another key, hence another directory: a payload is never reused for other sources.
+earlier run with the same inputs built: ansible-core's version and every collection's MANIFEST.json
+(the modules and module_utils they ship), and the content of every module and module_utils
+directory the run can take a module from (``library``, ``module_utils``, each role's, the
+playbook's). A change to any of them is another key, hence another directory: a payload is never
+reused for other sources.
 
 Ansible still decides everything else: its own file names in that directory carry the module's
 name, the compression and the extensions, and it writes each payload under its lock, atomically.
@@ -30,13 +31,19 @@ from ansible import constants as C
 from ansible.plugins.callback import CallbackBase
 from ansible.release import __version__ as ANSIBLE_CORE_VERSION
 
+# The project's root: lib/ for the tree digest, .cache/ansiballz for the kept payloads by default.
+PROJECT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(PROJECT / "lib"))
+
+from celery_fleet.hoststate import tree_digest  # noqa: E402
+
 DOCUMENTATION = r"""
 name: celery_fleet_ansiballz_cache
 type: aggregate
 short_description: Keep AnsiballZ module payloads across ansible-playbook runs, keyed by their sources
 description:
   - Points the run's AnsiballZ cache directory at a directory kept between runs, named after a digest
-    of ansible-core's and the collections' versions and of the content of every module and
+    of ansible-core's version, every collection's MANIFEST.json and the content of every module and
     module_utils directory the run can load a module from.
   - Keeps the newest O(keep) such directories.
 requirements:
@@ -54,17 +61,6 @@ options:
     default: 4
 """
 
-# The project's root, for the default cache directory (<project>/.cache/ansiballz).
-PROJECT = Path(__file__).resolve().parents[3]
-
-
-def _files(directory: Path) -> Iterable[Path]:
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
-            if not name.endswith((".pyc", ".pyo")):
-                yield Path(root) / name
-
 
 def source_dirs(module_paths: Iterable[str], role_paths: Iterable[str], playbook_dir: str) -> list[Path]:
     """Every directory a run can take a module or a module_utils file from, outside the packages."""
@@ -78,15 +74,12 @@ def source_dirs(module_paths: Iterable[str], role_paths: Iterable[str], playbook
 
 
 def key(directories: Iterable[Path], versions: dict[str, str]) -> str:
-    """A digest of the versions and of every file (path and content) in the directories."""
+    """A digest of the versions and of every file (path and content) in the directories
+    (lib/celery_fleet/hoststate.py's tree digest, as the unchanged-host skip reads the code)."""
     digest = hashlib.sha256()
     for name in sorted(versions):
         digest.update(f"{name}={versions[name]}\n".encode())
-    for directory in directories:
-        digest.update(f"dir {directory}\n".encode())
-        for path in _files(directory):
-            digest.update(f"file {path.relative_to(directory)}\n".encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    digest.update(tree_digest([str(d) for d in directories]).encode())
     return digest.hexdigest()[:32]
 
 
