@@ -10,10 +10,11 @@
 #
 # JOBS=N (default 1: one after another) runs up to N scenarios at once. Scenarios share nothing
 # (each has its own container, network and Molecule ephemeral directory names), so any two can
-# overlap. They start longest first, by the last recorded time of each (the `total` rows of
-# phases.tsv, else molecule/expected-seconds.tsv; a scenario neither knows counts as the longest),
-# and each free slot takes the next:
-# the lanes end close together. The summary line lists the scenarios in the order given.
+# overlap. By the last recorded time of each (the `total` rows of phases.tsv, else
+# molecule/expected-seconds.tsv; a scenario neither knows counts as the longest), the N longest
+# start first and each free slot takes the next in the order scripts/plan-lanes.py finds for the
+# others: the one that ends the last lane soonest, so no short scenario is left running alone on
+# 2 cores at the end. The summary line lists the scenarios in the order given.
 #
 # Phase timings (read by bench/b_suite.py, benchmark 7): Molecule prints "[<scenario> > <action>]
 # Executing" and "... Executed: <result>" lines without a time, so each line of its output is
@@ -155,15 +156,14 @@ order=("${scenarios[@]}")
 if [ "$jobs" -gt 1 ] && [ ${#scenarios[@]} -gt 1 ]; then
   # Longest first; a scenario never recorded (-1) first of all; ties keep the order given.
   mapfile -t order < <(
-    i=0
     for s in "${scenarios[@]}"; do
       t=$(last_seconds "$s")
       [ "$t" -lt 0 ] && t=999999
-      printf '%s\t%s\t%s\n' "$t" "$i" "$s"
-      i=$((i + 1))
-    done | sort -t $'\t' -k1,1nr -k2,2n | cut -f3
+      printf '%s\t%s\n' "$t" "$s"
+    done | "${PYTHON:-python3}" scripts/plan-lanes.py "$jobs"
   )
-  printf '=== %d at a time, longest first: %s\n' "$jobs" "${order[*]}"
+  [ ${#order[@]} -eq ${#scenarios[@]} ] || { echo "run-scenarios: scripts/plan-lanes.py failed" >&2; exit 2; }
+  printf '=== %d at a time, longest first, then packed: %s\n' "$jobs" "${order[*]}"
 fi
 
 state=$(mktemp -d)

@@ -1,5 +1,6 @@
 """scripts/run-scenarios.sh with a stand-in for Molecule: the summary line, failures, the phase
-record benchmark 7 reads, and JOBS=N (scenarios at once, longest first)."""
+record benchmark 7 reads, and JOBS=N (scenarios at once, longest first, the rest in the order that
+ends soonest: scripts/plan-lanes.py, tested in test_plan_lanes.py)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ exit 0
 def project(tmp_path: Path) -> Path:
     (tmp_path / "scripts").mkdir()
     shutil.copy(TOP / "scripts" / "run-scenarios.sh", tmp_path / "scripts")
+    shutil.copy(TOP / "scripts" / "plan-lanes.py", tmp_path / "scripts")
     for name in ("alpha", "beta", "gamma"):
         (tmp_path / "molecule" / name).mkdir(parents=True)
         (tmp_path / "molecule" / name / "molecule.yml").write_text("---\n")
@@ -146,7 +148,7 @@ def test_jobs_runs_scenarios_at_once_longest_first_by_the_last_record(project):
 
     result = run(project, JOBS="2", FAIL="alpha", **sleeps)
 
-    assert "=== 2 at a time, longest first: gamma alpha beta" in result.stdout
+    assert "=== 2 at a time, longest first, then packed: gamma alpha beta" in result.stdout
     # gamma (2 s) beside alpha (1 s): each started before the other ended, whatever the machine's
     # load (a bound on the wall time, 2.9 s, failed once on a busy machine at 3.1 s); beta after one
     # of them ended (two at a time).
@@ -169,7 +171,7 @@ def test_a_scenario_never_recorded_goes_first(project):
     result = run(project, JOBS="3")
 
     assert result.returncode == 0
-    assert "=== 3 at a time, longest first: gamma alpha beta" in result.stdout
+    assert "=== 3 at a time, longest first, then packed: gamma alpha beta" in result.stdout
 
 
 def test_a_fresh_clone_orders_by_the_committed_estimates(project):
@@ -180,7 +182,25 @@ def test_a_fresh_clone_orders_by_the_committed_estimates(project):
     result = run(project, JOBS="2")
 
     assert result.returncode == 0, result.stdout
-    assert "=== 2 at a time, longest first: gamma beta alpha" in result.stdout
+    assert "=== 2 at a time, longest first, then packed: gamma beta alpha" in result.stdout
+
+
+def test_the_rest_start_in_the_order_that_ends_soonest(project):
+    # Two lanes: gamma (480 s) and beta (390) first. Longest first then (alpha 370 after beta, delta
+    # 320 after gamma, epsilon 190 after alpha) ends at 950 s; delta before alpha ends at 900.
+    for name in ("delta", "epsilon"):
+        (project / "molecule" / name).mkdir()
+        (project / "molecule" / name / "molecule.yml").write_text("---\n")
+    (project / "molecule" / "expected-seconds.tsv").write_text(
+        "alpha\t370\nbeta\t390\ngamma\t480\ndelta\t320\nepsilon\t190\n"
+    )
+
+    result = run(project, JOBS="2")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "=== 2 at a time, longest first, then packed: gamma beta delta alpha epsilon" in result.stdout
+    assert sorted(started(project)[:2]) == ["beta", "gamma"]
+    assert started(project)[2:] == ["delta", "alpha", "epsilon"]
 
 
 def test_jobs_must_be_a_number(project):
