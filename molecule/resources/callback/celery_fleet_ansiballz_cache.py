@@ -14,7 +14,8 @@ reused for other sources.
 
 Ansible still decides everything else: its own file names in that directory carry the module's
 name, the compression and the extensions, and it writes each payload under its lock, atomically.
-Enabled in ``.config/molecule/config.yml`` only: the project's ``ansible.cfg`` stays stock for users.
+Enabled in ``.config/molecule/config.yml`` and for the plays of the unit stage (``tests/conftest.py``,
+by environment) only: the project's ``ansible.cfg`` stays stock for users.
 """
 
 from __future__ import annotations
