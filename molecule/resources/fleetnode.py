@@ -40,6 +40,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 if str(PROJECT / "lib") not in sys.path:
     sys.path.insert(0, str(PROJECT / "lib"))
 
+import execshell  # noqa: E402  (molecule/resources, this module's directory, is on sys.path)
 from celery_fleet.diagnose import up_for  # noqa: E402  (lib/ is put on sys.path just above)
 from celery_fleet.layout import app_layout, inspect_reply  # noqa: E402
 from celery_fleet.workers import node_name, normalize_worker  # noqa: E402
@@ -120,7 +121,12 @@ class UnitStamps(NamedTuple):
 
 
 class Node:
-    """One host of a scenario, reached with ``docker exec`` into its container."""
+    """One host of a scenario, reached with ``docker exec`` into its container: one kept exec per
+    container and thread serves every command (molecule/resources/execshell.py), as one SSH
+    connection serves an :class:`SshNode`'s."""
+
+    # Commands go through execshell's kept shells; False: one process per command from argv().
+    kept_shell = True
 
     def __init__(
         self,
@@ -159,7 +165,17 @@ class Node:
         secret_env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run a shell command as root; the caller reads returncode. ``secret_env`` values travel in
-        the exec's environment (only their names are in argv)."""
+        the kept shell's request on its stdin (execshell), or in the environment of the command's own
+        process (only their names are in argv)."""
+        if self.kept_shell:
+            return execshell.run(
+                self.container,
+                self.argv(command, tuple(secret_env or ())),
+                command,
+                stdin=stdin if stdin is not None else "",
+                timeout=timeout,
+                env=secret_env,
+            )
         env = {**os.environ, **secret_env} if secret_env else None
         return subprocess.run(
             self.argv(command, tuple(secret_env or ())),
@@ -382,6 +398,8 @@ class SshNode(Node):
     ``config`` is the SSH client configuration of the scenario (host name, address, key, known host);
     one multiplexed connection serves the whole run.
     """
+
+    kept_shell = False  # ssh's own multiplexed connection (ssh_argv)
 
     def __init__(self, host: str, *, config: Path, **kwargs: Any) -> None:
         super().__init__(host, **kwargs)
