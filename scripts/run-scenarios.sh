@@ -154,7 +154,8 @@ jobs=${JOBS:-1}
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "run-scenarios: JOBS must be a positive number, not '$jobs'" >&2; exit 2; }
 order=("${scenarios[@]}")
 if [ "$jobs" -gt 1 ] && [ ${#scenarios[@]} -gt 1 ]; then
-  # Longest first; a scenario never recorded (-1) first of all; ties keep the order given.
+  # The JOBS longest first, the rest packed (plan-lanes.py); a scenario never recorded (-1) counts
+  # as the longest; ties keep the order given.
   mapfile -t order < <(
     for s in "${scenarios[@]}"; do
       t=$(last_seconds "$s")

@@ -74,10 +74,10 @@ class ShellLost(Exception):
 class Shell:
     """One kept ``docker exec`` into ``container`` running the agent."""
 
-    def __init__(self, container: str, docker: str = "docker") -> None:
+    def __init__(self, container: str) -> None:
         self.container = container
         self.proc = subprocess.Popen(
-            [docker, "exec", "-i", container, "python3", "-c", AGENT],
+            ["docker", "exec", "-i", container, "python3", "-c", AGENT],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             # docker's own errors ("... is not running"); the agent writes nothing there.
@@ -155,7 +155,6 @@ class Shell:
 
 
 _idle: dict[str, list[Shell]] = {}
-_busy: set[Shell] = set()  # shells running a command now
 _lock = threading.Lock()
 
 
@@ -165,18 +164,14 @@ def _take(container: str) -> Shell:
         while shells:
             shell = shells.pop()
             if shell.alive():
-                _busy.add(shell)
                 return shell
             shell.close()
-    shell = Shell(container)
-    with _lock:
-        _busy.add(shell)
-    return shell
+    return Shell(container)
 
 
 def _give(shell: Shell) -> None:
+    """Back to the idle ones if it still runs; a shell that ended is closed."""
     with _lock:
-        _busy.discard(shell)
         if shell.alive():
             _idle.setdefault(shell.container, []).append(shell)
             return
@@ -204,7 +199,8 @@ def run(
                 return subprocess.CompletedProcess(argv, returncode, "", lost.stderr or str(lost))
             continue
         except subprocess.TimeoutExpired:
-            shell.close()
+            # The agent killed the command and answered (the shell serves the next one), or it was
+            # stuck and Shell.run ended it.
             _give(shell)
             raise
         _give(shell)

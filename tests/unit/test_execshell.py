@@ -55,7 +55,7 @@ def test_status_output_stdin_and_secret_environment():
     result = run("echo out; echo err >&2; exit 3")
     assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
     assert run("cat", stdin="line 1\nline 2").stdout == "line 1\nline 2"
-    secret = run('printf %s "$CF_SECRET"', env={"CF_SECRET": "s3cr3t"})
+    secret = run('printf %s "$CF_SECRET"', env={"CF_SECRET": "s3cr3t"})  # TEST ONLY
     assert secret.stdout == "s3cr3t"
     assert "s3cr3t" not in " ".join(secret.args)
 
@@ -89,6 +89,8 @@ def test_a_command_past_its_timeout_is_killed_with_its_children(tmp_path):
         run(f"(sleep 2; touch {marker}) & sleep 3", timeout=0.5)
     time.sleep(2.5)
     assert not marker.exists()
+    # The agent killed the command and answered: its shell serves the next command.
+    assert len(execshell._idle["c1"]) == 1
     assert run("echo next").stdout == "next\n"
 
 
@@ -100,11 +102,19 @@ def test_a_shell_that_ended_between_commands_is_replaced():
     assert run("echo again").stdout == "again\n"
 
 
-def test_a_shell_lost_under_its_command_fails_it_as_docker_exec_did():
+def test_a_shell_lost_under_its_command_fails_it_as_docker_exec_did(monkeypatch):
+    taken: list = []
+    take = execshell._take
+
+    def recorded(container: str):
+        taken.append(take(container))
+        return taken[-1]
+
+    monkeypatch.setattr(execshell, "_take", recorded)
+
     def kill_the_shell() -> None:
         time.sleep(0.5)
-        (shell,) = [s for s in list(execshell._busy) if s.container == "c1"]
-        shell.proc.kill()
+        taken[-1].proc.kill()
 
     killer = threading.Thread(target=kill_the_shell)
     killer.start()
