@@ -3,11 +3,15 @@ never reused for other sources."""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
 import json
 import os
 import subprocess
 import sys
+import zipfile
+import zipimport
 from pathlib import Path
 
 import pytest
@@ -150,11 +154,24 @@ def _run(project: Path, answer: str) -> tuple[str, list[str]]:
     return result.stdout, keys
 
 
+def _kept_zip(path: Path) -> bytes:
+    """The base64 zip of a payload Ansible kept (its own pickle of ansible-core's _CachedModule)."""
+    import pickle  # Ansible's own cache format, read back only here
+
+    with path.open("rb") as kept:
+        return pickle.load(kept).zip_data  # a file this test's run just wrote
+
+
 def test_a_run_reuses_the_payloads_of_the_same_sources_and_never_others(project):
     out, keys = _run(project, "first")
     assert "ANSWER=first" in out
     [first] = keys
-    assert (project / "kept" / first / "ansible.legacy.answer_module-ZIP_DEFLATED-none").exists()
+    kept_payload = project / "kept" / first / "ansible.legacy.answer_module-ZIP_DEFLATED-none"
+    assert kept_payload.exists()
+    # The kept payload carries the bytecode of the module and of what it imports.
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(_kept_zip(kept_payload)))) as z:
+        names = set(z.namelist())
+    assert {"ansible/legacy/answer_module.pyc", "ansible/module_utils/basic.pyc"} <= names
     # The same sources: the same keyed directory, nothing new built.
     before = {p.name: p.stat().st_mtime_ns for p in (project / "kept" / first).iterdir()}
     out, keys = _run(project, "first")
@@ -167,3 +184,68 @@ def test_a_run_reuses_the_payloads_of_the_same_sources_and_never_others(project)
     # The run's own temporary directory is gone, the kept payloads are not.
     assert not list((project / "tmp").glob("ansible-local-*"))
     assert all((project / "kept" / k).is_dir() for k in keys)
+
+
+def _payload(files: dict[str, str]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return base64.b64encode(out.getvalue())
+
+
+def _unpack(payload: bytes, path: Path) -> Path:
+    path.write_bytes(base64.b64decode(payload))
+    return path
+
+
+def _import(archive: Path, name: str) -> tuple[object, str]:
+    """What a module of the zip computes, and the file name its code was compiled with (the
+    archive's own path when zipimport compiled the source, the name inside it from a .pyc)."""
+    package = "".join(f"{part}/" for part in name.split(".")[:-1])
+    code = zipimport.zipimporter(f"{archive}/{package}").get_code(name)
+    scope: dict[str, object] = {}
+    exec(code, scope)  # the test's own one-line module
+    return scope["VALUE"], code.co_filename
+
+
+def test_payloads_carry_checked_bytecode_that_zipimport_uses(tmp_path):
+    payload = cache.with_bytecode(
+        _payload({"pkg/__init__.py": "", "pkg/mod.py": "VALUE = 6 * 7\n", "pkg/broken.py": "def (:\n"})
+    )
+    archive = _unpack(payload, tmp_path / "payload.zip")
+    with zipfile.ZipFile(archive) as z:
+        names = set(z.namelist())
+        assert {"pkg/__init__.pyc", "pkg/mod.pyc"} <= names
+        # What does not compile here is left to the target, as before.
+        assert "pkg/broken.py" in names and "pkg/broken.pyc" not in names
+        assert z.getinfo("pkg/mod.pyc").compress_type == zipfile.ZIP_DEFLATED
+        pyc = z.read("pkg/mod.pyc")
+    assert pyc[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(pyc[4:8], "little") == 0b11  # hash-based, checked
+    value, filename = _import(archive, "pkg.mod")
+    assert value == 42
+    assert filename == "pkg/mod.py"  # the bytecode ran, not a compilation of the source
+
+
+def test_bytecode_of_other_source_or_python_is_not_used(tmp_path):
+    payload = cache.with_bytecode(_payload({"mod.py": "VALUE = 1\n"}))
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(payload))) as z:
+        pyc = z.read("mod.pyc")
+    # The source changed after its bytecode was made: the check against the source rejects it.
+    stale = tmp_path / "stale.zip"
+    with zipfile.ZipFile(stale, "w") as z:
+        z.writestr("mod.py", "VALUE = 2\n")
+        z.writestr("mod.pyc", pyc)
+    assert _import(stale, "mod") == (2, str(stale / "mod.py"))
+    # Another Python's magic number (trixie's 3.13 reading bookworm's): the source is compiled.
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(other, "w") as z:
+        z.writestr("mod.py", "VALUE = 3\n")
+        z.writestr("mod.pyc", b"\0\0\r\n" + pyc[4:])
+    assert _import(other, "mod") == (3, str(other / "mod.py"))
+
+
+def test_the_key_follows_the_payload_format():
+    assert cache.versions([])["payload"] == cache.PAYLOAD_FORMAT
+    assert cache.versions([])["python"] == sys.version

@@ -14,21 +14,37 @@ reused for other sources.
 
 Ansible still decides everything else: its own file names in that directory carry the module's
 name, the compression and the extensions, and it writes each payload under its lock, atomically.
+
+Each payload it keeps also carries bytecode: beside every ``.py`` of the zip, the ``.pyc`` the
+controller's Python compiles from it (hash-based and checked, so the target's ``zipimport`` uses it
+only when it matches that source and that Python version: bookworm's 3.11 does, trixie's 3.13 finds
+another magic number and compiles the source, as without this). A module run imports its payload
+from a zip in a temporary directory, where Python can cache no bytecode: it compiled
+``module_utils/basic.py`` and the rest on every run, ~95 of a ``stat`` run's 240 ms of CPU in a
+bookworm container (147 ms with the bytecode). The code that runs is the same; only its compilation
+moves to the controller, once per kept payload.
 Enabled in ``.config/molecule/config.yml`` and for the plays of the unit stage (``tests/conftest.py``,
 by environment) only: the project's ``ansible.cfg`` stays stock for users.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
+import importlib.util
+import io
+import marshal
 import os
 import shutil
 import sys
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ansible import constants as C
+from ansible.executor import module_common
 from ansible.plugins.callback import CallbackBase
 from ansible.release import __version__ as ANSIBLE_CORE_VERSION
 
@@ -47,6 +63,8 @@ description:
     of ansible-core's version, every collection's MANIFEST.json and the content of every module and
     module_utils directory the run can load a module from.
   - Keeps the newest O(keep) such directories.
+  - Adds to each payload it keeps the checked hash-based bytecode of its Python files, compiled by the
+    controller's Python (used on a target whose Python has the same magic number, ignored elsewhere).
 requirements:
   - enabled in callbacks_enabled
 options:
@@ -88,11 +106,65 @@ def versions(collection_roots: Iterable[str]) -> dict[str, str]:
     """What the packaged modules and module_utils come from: ansible-core's version, and each
     collection's MANIFEST.json (its version and the checksum of its file list) wherever Ansible can
     load one from (the collections paths and ansible_collections on sys.path)."""
-    found = {"ansible-core": ANSIBLE_CORE_VERSION}
+    found = {
+        "ansible-core": ANSIBLE_CORE_VERSION,
+        "python": sys.version,
+        "payload": PAYLOAD_FORMAT,
+    }
     for root in collection_roots:
         for manifest in sorted(Path(root, "ansible_collections").glob("*/*/MANIFEST.json")):
             found[str(manifest)] = hashlib.sha256(manifest.read_bytes()).hexdigest()
     return found
+
+
+# Part of the key: a change to what a kept payload holds (the bytecode below) is another directory.
+PAYLOAD_FORMAT = "bytecode-1"
+
+
+def with_bytecode(zip_data: bytes) -> bytes:
+    """A payload's base64 zip with, beside each ``.py``, its checked hash-based ``.pyc`` (PEP 552)
+    as the controller's Python compiles it, named as ``zipimport`` looks for it (``x.py`` ->
+    ``x.pyc``). A file that does not compile here is left to the target, as it was."""
+    source_zip = zipfile.ZipFile(io.BytesIO(base64.b64decode(zip_data)))
+    names = set(source_zip.namelist())
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target_zip:
+        for info in source_zip.infolist():
+            body = source_zip.read(info)
+            target_zip.writestr(info, body)
+            if not info.filename.endswith(".py") or f"{info.filename}c" in names:
+                continue
+            try:
+                code = compile(body, info.filename, "exec", dont_inherit=True, optimize=0)
+            except (SyntaxError, ValueError):
+                continue
+            pyc = zipfile.ZipInfo(f"{info.filename}c", info.date_time)
+            pyc.compress_type = info.compress_type
+            pyc.external_attr = info.external_attr
+            flags = 0b11  # hash-based, checked against the source
+            target_zip.writestr(
+                pyc,
+                importlib.util.MAGIC_NUMBER
+                + flags.to_bytes(4, "little")
+                + importlib.util.source_hash(body)
+                + marshal.dumps(code),
+            )
+    return base64.b64encode(out.getvalue())
+
+
+def keep_bytecode() -> None:
+    """Make every payload this run writes to the cache carry its bytecode (once per process: the
+    forked task workers inherit it)."""
+    cached_module = module_common._CachedModule
+    if getattr(cached_module.dump, "celery_fleet_bytecode", False):
+        return
+    dump = cached_module.dump
+
+    def dump_with_bytecode(self: Any, path: str) -> None:
+        dump(dataclasses.replace(self, zip_data=with_bytecode(self.zip_data)), path)
+
+    dump_with_bytecode.celery_fleet_bytecode = True  # type: ignore[attr-defined]
+    cached_module.dump = dump_with_bytecode
 
 
 def prune(cache_dir: Path, keep: int) -> None:
@@ -139,4 +211,5 @@ class CallbackModule(CallbackBase):
         run_cache = Path(C.DEFAULT_LOCAL_TMP) / "ansiballz_cache"
         kept = attach(run_cache, cache_dir, digest, self.get_option("keep"))
         if kept is not None:
+            keep_bytecode()
             self._display.vvv(f"AnsiballZ payloads kept in {kept}")
