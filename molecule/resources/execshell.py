@@ -19,44 +19,62 @@ container that is not running answers with docker's own exit status and message 
 running"), as before. A command still running after its timeout is killed with its process group
 and :class:`subprocess.TimeoutExpired` raised, as ``subprocess.run`` does. Secrets travel in the request
 on the shell's stdin, never in argv.
+
+Ansible's own commands use the same shells through a multiplexer process (:func:`serve`, :func:`ask`;
+the end of this file says why and how): there the agent runs the given argv itself with bytes in and
+out and no time limit, as ``docker exec -i <container> argv...`` did.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
+import fcntl
 import json
+import math
 import os
 import select
+import socket
+import socketserver
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # Runs in the container (Python 3 is there for Ansible). No word in it may match the tests' pgrep
 # patterns (the app's, Celery's, Flower's, Redis's process names): it shows in `ps`.
 AGENT = r"""
-import json, os, signal, subprocess, sys
+import base64, json, os, signal, subprocess, sys
 for line in sys.stdin:
     req = json.loads(line)
     sys.stdout.write("{}\n")
     sys.stdout.flush()
     env = dict(os.environ, **req["env"])
-    proc = subprocess.Popen(["bash", "-c", req["cmd"]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+    binary = req.get("binary", False)
+    stdin = base64.b64decode(req["stdin"]) if binary else req["stdin"].encode()
+    proc = subprocess.Popen(req.get("argv") or ["bash", "-c", req["cmd"]], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
     try:
-        out, err = proc.communicate(req["stdin"].encode(), timeout=req["timeout"])
+        out, err = proc.communicate(stdin, timeout=req["timeout"])
         expired = False
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         expired = True
-    reply = {"rc": proc.returncode, "out": out.decode(errors="replace"),
-             "err": err.decode(errors="replace"), "expired": expired}
-    sys.stdout.write(json.dumps(reply) + "\n")
+    if binary:
+        out, err = base64.b64encode(out).decode(), base64.b64encode(err).decode()
+    else:
+        out, err = out.decode(errors="replace"), err.decode(errors="replace")
+    # A command killed by a signal: 128 + its number, as docker exec reports it.
+    rc = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+    sys.stdout.write(json.dumps({"rc": rc, "out": out, "err": err, "expired": expired}) + "\n")
     sys.stdout.flush()
-"""
-# How long past a command's own timeout the agent may take to answer before the shell is dropped.
+"""  # How long past a command's own timeout the agent may take to answer before the shell is dropped.
 GRACE = 30.0
 LOST = 137  # what `docker exec` returns when the container goes away under its command
 
@@ -69,6 +87,10 @@ class ShellLost(Exception):
         super().__init__(f"{container}: {stderr.strip() or 'the shell ended'}")
         self.returncode = returncode
         self.stderr = stderr
+
+
+class Stuck(Exception):
+    """The agent neither answered nor ended in time: the shell was ended."""
 
 
 class Shell:
@@ -115,7 +137,7 @@ class Shell:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            ready, _, _ = select.select([fd], [], [], left)
+            ready, _, _ = select.select([fd], [], [], left if left != math.inf else None)
             if not ready:
                 continue
             chunk = os.read(fd, 1 << 16)
@@ -125,14 +147,14 @@ class Shell:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line
 
-    def run(
-        self, argv: list[str], command: str, stdin: str, timeout: float, env: Mapping[str, str]
-    ) -> subprocess.CompletedProcess[str]:
-        """Run ``command``; ``argv`` is only what the result and a timeout report as the command."""
-        request = json.dumps({"cmd": command, "stdin": stdin, "env": dict(env), "timeout": timeout})
+    def exchange(self, request: Mapping[str, Any], timeout: float | None) -> dict[str, Any] | None:
+        """Send one request; the agent's reply, or None when the exec ended under the command (the
+        container stopped or restarted). ShellLost when no agent took the request (nothing ran);
+        Stuck when the agent neither answered nor ended ``GRACE`` seconds past ``timeout`` (None:
+        no limit)."""
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(request.encode() + b"\n")
+            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
             raise self.lost() from exc
@@ -140,18 +162,40 @@ class Shell:
         # before that ran nothing, and the command goes to another shell.
         if not self._readline(time.monotonic() + GRACE):
             raise self.lost()
-        line = self._readline(time.monotonic() + timeout + GRACE)
-        if line is None:  # the agent neither answered nor ended: stuck
+        line = self._readline(time.monotonic() + timeout + GRACE if timeout is not None else math.inf)
+        if line is None:
             self.close()
-            raise subprocess.TimeoutExpired(argv, timeout)
-        if not line:  # the exec ended (the container stopped or restarted under the command)
+            raise Stuck(self.container)
+        if not line:
             self.close()
+            return None
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def run(
+        self, argv: list[str], command: str, stdin: str, timeout: float, env: Mapping[str, str]
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``command``; ``argv`` is only what the result and a timeout report as the command."""
+        request = {"cmd": command, "stdin": stdin, "env": dict(env), "timeout": timeout}
+        try:
+            reply = self.exchange(request, timeout)
+        except Stuck:
+            raise subprocess.TimeoutExpired(argv, timeout) from None
+        if reply is None:
             gone = f"{self.container}: the exec ended under the command"
             return subprocess.CompletedProcess(argv, LOST, "", gone)
-        reply = json.loads(line)
         if reply["expired"]:
             raise subprocess.TimeoutExpired(argv, timeout, output=reply["out"], stderr=reply["err"])
         return subprocess.CompletedProcess(argv, reply["rc"], reply["out"], reply["err"])
+
+    def run_argv(self, argv: list[str], stdin: bytes) -> tuple[int, bytes, bytes]:
+        """Run ``argv`` itself (no shell of the agent's own) with no time limit, bytes in and out:
+        what ``docker exec -i <container> argv...`` answers."""
+        request = {"argv": argv, "binary": True, "stdin": _b64(stdin), "env": {}, "timeout": None}
+        reply = self.exchange(request, None)
+        if reply is None:
+            return LOST, b"", f"{self.container}: the exec ended under the command".encode()
+        return reply["rc"], base64.b64decode(reply["out"]), base64.b64decode(reply["err"])
 
 
 _idle: dict[str, list[Shell]] = {}
@@ -178,6 +222,25 @@ def _give(shell: Shell) -> None:
     shell.close()
 
 
+def _on_a_shell(container: str, call: Callable[[Shell], T], lost: Callable[[int, str], T]) -> T:
+    """``call`` on an idle shell of the container; sent once more to a new shell when no agent took
+    it; ``lost(returncode, message)`` when the second shell ended too (docker's own status and
+    message: "... is not running")."""
+    for attempt in (1, 2):
+        shell = _take(container)
+        try:
+            return call(shell)
+        except ShellLost as ended:
+            if attempt == 2:
+                returncode = ended.returncode if ended.returncode not in (None, 0, -9) else LOST
+                return lost(returncode, ended.stderr or str(ended))
+        finally:
+            # Back to the idle ones if it still runs (an agent that killed a timed-out command and
+            # answered serves the next one); a shell that ended is closed.
+            _give(shell)
+    raise AssertionError("unreachable")
+
+
 def run(
     container: str,
     argv: list[str],
@@ -188,24 +251,21 @@ def run(
     env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``bash -c command`` as root in ``container`` through a kept shell (see the module's text)."""
-    for attempt in (1, 2):
-        shell = _take(container)
-        try:
-            result = shell.run(argv, command, stdin, timeout, env or {})
-        except ShellLost as lost:
-            _give(shell)
-            if attempt == 2:
-                returncode = lost.returncode if lost.returncode not in (None, 0, -9) else LOST
-                return subprocess.CompletedProcess(argv, returncode, "", lost.stderr or str(lost))
-            continue
-        except subprocess.TimeoutExpired:
-            # The agent killed the command and answered (the shell serves the next one), or it was
-            # stuck and Shell.run ended it.
-            _give(shell)
-            raise
-        _give(shell)
-        return result
-    raise AssertionError("unreachable")
+    return _on_a_shell(
+        container,
+        lambda shell: shell.run(argv, command, stdin, timeout, env or {}),
+        lambda returncode, message: subprocess.CompletedProcess(argv, returncode, "", message),
+    )
+
+
+def run_argv(container: str, argv: list[str], stdin: bytes = b"") -> tuple[int, bytes, bytes]:
+    """``argv`` in ``container`` through a kept shell, as ``docker exec -i container argv...``
+    answers it: exit status, stdout, stderr (bytes), no time limit."""
+    return _on_a_shell(
+        container,
+        lambda shell: shell.run_argv(argv, stdin),
+        lambda returncode, message: (returncode, b"", message.encode()),
+    )
 
 
 def close_all() -> None:
@@ -218,3 +278,151 @@ def close_all() -> None:
 
 
 atexit.register(close_all)
+
+
+# The multiplexer: kept shells for Ansible's own commands. Ansible forks a new process for every task
+# and host, so a connection plugin cannot keep a shell itself; the harness's docker connection
+# (molecule/resources/callback/celery_fleet_kept_exec.py) asks this long-lived process instead, over a
+# UNIX socket, as ssh's ControlPersist keeps one connection for the processes of a run. One request
+# per connection: a JSON line (container, argv, stdin in base64); the multiplexer acknowledges it with
+# an empty line before it runs it, then answers with one JSON line (rc, stdout, stderr in base64).
+# It ends after IDLE seconds without a request, removing its socket first: a client that connected
+# meanwhile gets no acknowledgement (nothing ran) and starts another.
+IDLE = 120.0
+START_TIMEOUT = 15.0
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def serve(path: str, idle: float = IDLE) -> None:
+    """Answer requests on the UNIX socket ``path`` until ``idle`` seconds pass without one."""
+    busy = 0
+    last = time.monotonic()
+    state = threading.Lock()
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            nonlocal busy, last
+            with state:
+                busy += 1
+            try:
+                line = self.rfile.readline()
+                if not line:
+                    return
+                request = json.loads(line)
+                self.wfile.write(b"\n")
+                self.wfile.flush()
+                rc, out, err = run_argv(
+                    request["container"], request["argv"], base64.b64decode(request["stdin"])
+                )
+                reply = {
+                    "rc": rc,
+                    "out": base64.b64encode(out).decode(),
+                    "err": base64.b64encode(err).decode(),
+                }
+                with contextlib.suppress(OSError):  # the client went away (its task was killed)
+                    self.wfile.write(json.dumps(reply).encode() + b"\n")
+            finally:
+                with state:
+                    busy -= 1
+                    last = time.monotonic()
+
+    server = socketserver.ThreadingUnixStreamServer(path, Handler)
+
+    def idle_out() -> None:
+        while True:
+            time.sleep(min(1.0, idle))
+            with state:
+                if busy == 0 and time.monotonic() - last > idle:
+                    os.unlink(path)
+                    break
+        server.shutdown()
+
+    threading.Thread(target=idle_out, daemon=True).start()
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()  # waits for the requests in flight
+        close_all()
+
+
+class MultiplexerError(Exception):
+    """The multiplexer could not be reached or started, or ended under a command."""
+
+
+def _start(path: str) -> None:
+    """Start a multiplexer on ``path`` in a session of its own (no stdio of the caller's: a run that
+    waits for its children's output does not wait for it)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # a socket left by one that died
+    with open(f"{path}.log", "ab") as log:
+        subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "serve", path, str(IDLE)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def _connect(path: str) -> socket.socket:
+    """A connection to the multiplexer on ``path``, started when none answers (under a lock: one
+    start for the processes that find none at once)."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    info = os.stat(directory)
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise MultiplexerError(f"{directory} must be this user's own, mode 0700")
+    deadline = time.monotonic() + START_TIMEOUT
+    started = False
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+        if time.monotonic() > deadline:
+            raise MultiplexerError(f"no multiplexer answers on {path} (see {path}.log)")
+        if not started:
+            with open(f"{path}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    probe.connect(path)
+                except (FileNotFoundError, ConnectionRefusedError):
+                    _start(path)
+                finally:
+                    probe.close()
+            started = True
+        time.sleep(0.05)
+
+
+def ask(path: str, container: str, argv: list[str], stdin: bytes = b"") -> tuple[int, bytes, bytes]:
+    """``argv`` in ``container`` through the multiplexer on ``path`` (started when none runs): exit
+    status, stdout, stderr, as ``docker exec -i container argv...`` answers."""
+    request = json.dumps({"container": container, "argv": argv, "stdin": _b64(stdin)})
+    for _ in range(3):
+        with _connect(path) as sock, sock.makefile("rwb") as stream:
+            try:
+                stream.write(request.encode() + b"\n")
+                stream.flush()
+                if not stream.readline():
+                    continue  # not taken (that multiplexer was ending): nothing ran
+            except (BrokenPipeError, ConnectionResetError):
+                continue
+            line = stream.readline()
+        if not line:
+            raise MultiplexerError(f"the multiplexer on {path} ended under {argv!r} in {container}")
+        reply = json.loads(line)
+        return reply["rc"], base64.b64decode(reply["out"]), base64.b64decode(reply["err"])
+    raise MultiplexerError(f"no multiplexer on {path} took {argv!r} for {container}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (3, 4) or sys.argv[1] != "serve":
+        sys.exit(f"usage: {sys.argv[0]} serve SOCKET [IDLE-SECONDS]")
+    serve(sys.argv[2], float(sys.argv[3]) if len(sys.argv) == 4 else IDLE)

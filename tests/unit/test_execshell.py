@@ -8,8 +8,11 @@ tested without Docker.
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -128,3 +131,118 @@ def test_a_container_that_is_not_running_answers_as_docker_does():
     result = run("echo x", container="stopped")
     assert result.returncode == 1
     assert "is not running" in result.stderr
+
+
+# The multiplexer (execshell.serve / execshell.ask): Ansible's commands through kept shells.
+
+
+@pytest.fixture
+def mux(monkeypatch):
+    """A socket path of this test's own (short: UNIX socket paths are limited to ~108 bytes); the
+    multiplexers started on it are stopped afterwards."""
+    directory = tempfile.mkdtemp(prefix="cf-mux-")
+    path = os.path.join(directory, "mux.sock")
+    monkeypatch.setattr(execshell, "IDLE", 30.0)
+    yield path
+    subprocess.run(["pkill", "-f", f"serve {path}"], check=False)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def mux_pids(path: str) -> set[str]:
+    found = subprocess.run(["pgrep", "-f", f"serve {path}"], capture_output=True, text=True, check=False)
+    return set(found.stdout.split())
+
+
+def test_the_multiplexer_starts_on_first_use_and_answers_as_docker_exec(mux):
+    # Bytes that are no text either way: stdin, stdout and stderr arrive as they are.
+    blob = bytes(range(256)) * 4
+    rc, out, err = execshell.ask(mux, "c1", ["/bin/sh", "-c", "cat; printf '\\377' >&2; exit 4"], blob)
+    assert (rc, out, err) == (4, blob, b"\xff")
+    (pid,) = mux_pids(mux)
+    # The same multiplexer and the same kept shell serve the next commands.
+    shells = {execshell.ask(mux, "c1", ["/bin/sh", "-c", "echo $PPID"])[1] for _ in range(10)}
+    assert mux_pids(mux) == {pid}
+    assert len(shells) == 1
+    # The argv as given, no shell of the agent's own in between.
+    assert execshell.ask(mux, "c1", ["printf", "%s|", "a b", "$HOME"])[1] == b"a b|$HOME|"
+    # A command killed by a signal: 128 + its number, as docker exec says.
+    assert execshell.ask(mux, "c1", ["/bin/sh", "-c", "kill -9 $$"])[0] == 137
+    assert oct(os.stat(os.path.dirname(mux)).st_mode & 0o777) == oct(0o700)
+
+
+def test_commands_at_once_run_at_once(mux):
+    execshell.ask(mux, "c1", ["true"])
+    answers: list[bytes] = []
+
+    def one() -> None:
+        answers.append(execshell.ask(mux, "c1", ["/bin/sh", "-c", "sleep 0.6; echo t"])[1])
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [b"t\n"] * 4
+    assert time.monotonic() - began < 1.8
+
+
+def test_processes_that_find_no_multiplexer_at_once_start_one(mux):
+    answers: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(execshell.ask(mux, "c1", ["true"])[0]))
+        for _ in range(5)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [0] * 5
+    assert len(mux_pids(mux)) == 1
+
+
+def test_a_stopped_container_and_a_lost_exec_answer_as_docker_does(mux):
+    rc, _, err = execshell.ask(mux, "stopped", ["true"])
+    assert rc == 1 and b"is not running" in err
+
+    # The container went away under the command (its exec ended): 137.
+    def kill_the_agents() -> None:
+        time.sleep(0.5)
+        # This multiplexer's shells only (the stand-in docker execs the agent in their place).
+        for pid in mux_pids(mux):
+            subprocess.run(["pkill", "-9", "-P", pid], check=False)
+
+    killer = threading.Thread(target=kill_the_agents)
+    killer.start()
+    rc, out, _ = execshell.ask(mux, "c1", ["/bin/sh", "-c", "sleep 5; echo done"])
+    killer.join()
+    assert (rc, out) == (execshell.LOST, b"")
+    assert execshell.ask(mux, "c1", ["echo", "back"])[1] == b"back\n"
+
+
+def test_it_ends_when_idle_and_another_starts_on_the_next_command(mux, monkeypatch):
+    monkeypatch.setattr(execshell, "IDLE", 1.0)
+    execshell.ask(mux, "c1", ["true"])
+    (first,) = mux_pids(mux)
+    deadline = time.monotonic() + 10
+    while mux_pids(mux) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not mux_pids(mux) and not os.path.exists(mux)
+    assert execshell.ask(mux, "c1", ["echo", "again"])[1] == b"again\n"
+    assert mux_pids(mux) - {first}
+
+
+def test_a_multiplexer_that_died_is_replaced(mux):
+    execshell.ask(mux, "c1", ["true"])
+    subprocess.run(["pkill", "-9", "-f", f"serve {mux}"], check=True)
+    time.sleep(0.2)
+    assert os.path.exists(mux)  # its socket is left behind
+    assert execshell.ask(mux, "c1", ["echo", "again"])[1] == b"again\n"
+
+
+def test_a_socket_directory_others_can_enter_is_refused(tmp_path):
+    open_dir = tmp_path / "open"
+    open_dir.mkdir(mode=0o755)
+    open_dir.chmod(0o755)
+    with pytest.raises(execshell.MultiplexerError, match="0700"):
+        execshell.ask(str(open_dir / "mux.sock"), "c1", ["true"])

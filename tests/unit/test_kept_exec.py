@@ -1,0 +1,137 @@
+"""molecule/resources/callback/celery_fleet_kept_exec.py: the docker connection's commands and file
+transfers go through the kept shells of the multiplexer; what it cannot carry keeps docker exec.
+
+A stand-in `docker` on PATH logs each call and runs the command on this machine, so a real
+ansible-playbook run with `community.docker.docker` is tested without Docker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parents[2]
+PLUGIN_DIR = TOP / "molecule" / "resources" / "callback"
+
+FAKE_DOCKER = """#!/usr/bin/env bash
+echo "$*" | cut -c1-60 >> "$FAKE_DOCKER_LOG"
+[ "$1" = exec ] || { echo "fake docker: unexpected $*" >&2; exit 2; }
+shift
+while [ "$1" = -e ]; do export "$2"; shift 2; done
+[ "$1" = -i ] || { echo "fake docker: unexpected $*" >&2; exit 2; }
+shift 2
+exec "$@"
+"""
+
+PLAY = """- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Run a command
+      ansible.builtin.command: echo "hello from $MARK"
+      register: said
+      changed_when: false
+    - name: Put a file (a transfer, then the copy module)
+      ansible.builtin.copy:
+        content: "{{ inventory_hostname }}\\n\\u00e9\\n"
+        dest: "{{ out_dir }}/{{ inventory_hostname }}.txt"
+        mode: "0600"
+    - name: Show what was said
+      ansible.builtin.debug:
+        msg: "SAID {{ inventory_hostname }}: {{ said.stdout }}"
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "play.yml").write_text(PLAY)
+    python = sys.executable
+    (tmp_path / "inventory.yml").write_text(
+        "all:\n"
+        "  vars:\n"
+        "    ansible_connection: community.docker.docker\n"
+        f"    ansible_python_interpreter: {python}\n"
+        f"    out_dir: {tmp_path / 'out'}\n"
+        "  hosts:\n"
+        "    kept: {}\n"
+        # Extra environment for the exec: the multiplexer does not carry it, docker exec does.
+        "    own:\n"
+        "      ansible_docker_extra_env: {MARK: own-exec}\n"
+    )
+    directory = tempfile.mkdtemp(prefix="cf-kept-")
+    socket_path = os.path.join(directory, "mux.sock")
+    yield tmp_path, bin_dir, socket_path
+    subprocess.run(["pkill", "-f", f"serve {socket_path}"], check=False)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _play(
+    tmp_path: Path, bin_dir: Path, socket_path: str, *, callbacks: str
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin",
+        "FAKE_DOCKER_LOG": str(tmp_path / "docker.log"),
+        "MARK": "the-environment",
+        "ANSIBLE_CALLBACK_PLUGINS": str(PLUGIN_DIR),
+        "ANSIBLE_CALLBACKS_ENABLED": callbacks,
+        "ANSIBLE_PIPELINING": "true",
+        "ANSIBLE_LOCAL_TMP": str(tmp_path / "tmp"),
+        "ANSIBLE_REMOTE_TMP": str(tmp_path / "remote-tmp"),
+        "CELERY_FLEET_KEPT_EXEC_SOCKET": socket_path,
+    }
+    env.pop("ANSIBLE_CONFIG", None)
+    if not callbacks:
+        del env["ANSIBLE_CALLBACKS_ENABLED"]
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory.yml", "play.yml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def _calls(tmp_path: Path, host: str) -> list[str]:
+    log = tmp_path / "docker.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [line for line in lines if f"-i {host} " in line]
+
+
+def test_commands_and_files_go_through_kept_shells(project):
+    tmp_path, bin_dir, socket_path = project
+    result = _play(tmp_path, bin_dir, socket_path, callbacks="celery_fleet_kept_exec")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SAID kept: hello from the-environment" in result.stdout
+    assert "SAID own: hello from own-exec" in result.stdout
+    for host in ("kept", "own"):
+        assert (tmp_path / "out" / f"{host}.txt").read_text() == f"{host}\n\u00e9\n"
+    # kept: one docker exec, the agent's, for every command and transfer of the run.
+    kept = _calls(tmp_path, "kept")
+    assert len(kept) == 1 and "python3 -c" in kept[0], kept
+    # own: the extra environment needs docker exec -e, one per command, as without the plugin.
+    own = _calls(tmp_path, "own")
+    assert len(own) >= 4 and all(
+        call.startswith("exec -e MARK=own-exec -i own /bin/sh -c") for call in own
+    ), own
+
+
+def test_without_the_plugin_every_command_is_a_docker_exec(project):
+    tmp_path, bin_dir, socket_path = project
+    result = _play(tmp_path, bin_dir, socket_path, callbacks="")
+    assert result.returncode == 0, result.stdout + result.stderr
+    kept = _calls(tmp_path, "kept")
+    assert len(kept) >= 4 and all(call.startswith("exec -i kept /bin/sh -c") for call in kept), kept
+    assert not os.path.exists(socket_path)
