@@ -268,6 +268,19 @@ def run_argv(container: str, argv: list[str], stdin: bytes = b"") -> tuple[int, 
     )
 
 
+def sweep() -> None:
+    """Close the idle shells whose exec ended (their container stopped or is gone), and forget
+    containers with none left."""
+    with _lock:
+        ended = [shell for group in _idle.values() for shell in group if not shell.alive()]
+        for container in list(_idle):
+            _idle[container] = [shell for shell in _idle[container] if shell.alive()]
+            if not _idle[container]:
+                del _idle[container]
+    for shell in ended:
+        shell.close()
+
+
 def close_all() -> None:
     """End every kept shell (the containers' end does it too)."""
     with _lock:
@@ -334,6 +347,7 @@ def serve(path: str, idle: float = IDLE) -> None:
     def idle_out() -> None:
         while True:
             time.sleep(min(1.0, idle))
+            sweep()  # a scenario's destroyed containers leave ended shells behind
             with state:
                 if busy == 0 and time.monotonic() - last > idle:
                     os.unlink(path)

@@ -246,3 +246,14 @@ def test_a_socket_directory_others_can_enter_is_refused(tmp_path):
     open_dir.chmod(0o755)
     with pytest.raises(execshell.MultiplexerError, match="0700"):
         execshell.ask(str(open_dir / "mux.sock"), "c1", ["true"])
+
+
+def test_sweep_closes_the_shells_whose_exec_ended():
+    assert run("true").returncode == 0
+    assert run("true", container="c2").returncode == 0
+    (shell,) = execshell._idle["c2"]
+    shell.proc.kill()
+    shell.proc.wait()
+    execshell.sweep()
+    assert "c2" not in execshell._idle
+    assert len(execshell._idle["c1"]) == 1
