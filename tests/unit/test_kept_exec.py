@@ -7,6 +7,7 @@ ansible-playbook run with `community.docker.docker` is tested without Docker.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -135,3 +136,16 @@ def test_without_the_plugin_every_command_is_a_docker_exec(project):
     kept = _calls(tmp_path, "kept")
     assert len(kept) >= 4 and all(call.startswith("exec -i kept /bin/sh -c") for call in kept), kept
     assert not os.path.exists(socket_path)
+
+
+def test_the_default_socket_is_the_users_and_follows_the_multiplexers_code(monkeypatch):
+    spec = importlib.util.spec_from_file_location("kept_exec", PLUGIN_DIR / "celery_fleet_kept_exec.py")
+    assert spec and spec.loader
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    path = plugin.default_socket()
+    assert f"celery-fleet-kept-exec-{os.getuid()}" in path and len(path) < 100
+    assert plugin.default_socket() == path
+    # Another version of execshell.py: another multiplexer.
+    monkeypatch.setattr(plugin.execshell, "__file__", str(PLUGIN_DIR / "celery_fleet_kept_exec.py"))
+    assert plugin.default_socket() != path

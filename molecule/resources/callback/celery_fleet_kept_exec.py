@@ -23,6 +23,7 @@ a file stays ``docker cp``. Enabled in ``.config/molecule/config.yml`` only: the
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shlex
@@ -70,7 +71,10 @@ LARGEST_FILE = 16 * 1024 * 1024
 
 
 def default_socket() -> str:
-    return os.path.join(tempfile.gettempdir(), f"celery-fleet-kept-exec-{os.getuid()}", "mux.sock")
+    """The user's multiplexer socket for this version of execshell.py: a checkout with other code
+    never talks to a multiplexer another one started (it ends only when idle)."""
+    version = hashlib.sha256(Path(execshell.__file__).read_bytes()).hexdigest()[:12]
+    return os.path.join(tempfile.gettempdir(), f"celery-fleet-kept-exec-{os.getuid()}", f"mux-{version}.sock")
 
 
 def keeps(connection: Any, sudoable: bool) -> bool:
