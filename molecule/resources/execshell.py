@@ -74,9 +74,19 @@ for line in sys.stdin:
     rc = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
     sys.stdout.write(json.dumps({"rc": rc, "out": out, "err": err, "expired": expired}) + "\n")
     sys.stdout.flush()
-"""  # How long past a command's own timeout the agent may take to answer before the shell is dropped.
+"""
+# How long past a command's own timeout the agent may take to answer before the shell is dropped.
 GRACE = 30.0
 LOST = 137  # what `docker exec` returns when the container goes away under its command
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unpacked(reply: Mapping[str, Any]) -> tuple[int, bytes, bytes]:
+    """A binary reply's exit status, stdout and stderr (base64 in the JSON)."""
+    return reply["rc"], base64.b64decode(reply["out"]), base64.b64decode(reply["err"])
 
 
 class ShellLost(Exception):
@@ -195,7 +205,7 @@ class Shell:
         reply = self.exchange(request, None)
         if reply is None:
             return LOST, b"", f"{self.container}: the exec ended under the command".encode()
-        return reply["rc"], base64.b64decode(reply["out"]), base64.b64decode(reply["err"])
+        return _unpacked(reply)
 
 
 _idle: dict[str, list[Shell]] = {}
@@ -305,10 +315,6 @@ IDLE = 120.0
 START_TIMEOUT = 15.0
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
 def serve(path: str, idle: float = IDLE) -> None:
     """Answer requests on the UNIX socket ``path`` until ``idle`` seconds pass without one."""
     busy = 0
@@ -330,11 +336,7 @@ def serve(path: str, idle: float = IDLE) -> None:
                 rc, out, err = run_argv(
                     request["container"], request["argv"], base64.b64decode(request["stdin"])
                 )
-                reply = {
-                    "rc": rc,
-                    "out": base64.b64encode(out).decode(),
-                    "err": base64.b64encode(err).decode(),
-                }
+                reply = {"rc": rc, "out": _b64(out), "err": _b64(err)}
                 with contextlib.suppress(OSError):  # the client went away (its task was killed)
                     self.wfile.write(json.dumps(reply).encode() + b"\n")
             finally:
@@ -392,27 +394,31 @@ def _connect(path: str) -> socket.socket:
         raise MultiplexerError(f"{directory} must be this user's own, mode 0700")
     deadline = time.monotonic() + START_TIMEOUT
     started = False
-    while True:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(path)
-            return sock
-        except (FileNotFoundError, ConnectionRefusedError):
-            sock.close()
+    while (sock := _try_connect(path)) is None:
         if time.monotonic() > deadline:
             raise MultiplexerError(f"no multiplexer answers on {path} (see {path}.log)")
         if not started:
             with open(f"{path}.lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
-                probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                try:
-                    probe.connect(path)
-                except (FileNotFoundError, ConnectionRefusedError):
+                probe = _try_connect(path)
+                if probe is None:
                     _start(path)
-                finally:
+                else:
                     probe.close()
             started = True
         time.sleep(0.05)
+    return sock
+
+
+def _try_connect(path: str) -> socket.socket | None:
+    """A connection to the multiplexer on ``path``; None when none listens there."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except (FileNotFoundError, ConnectionRefusedError):
+        sock.close()
+        return None
+    return sock
 
 
 def ask(path: str, container: str, argv: list[str], stdin: bytes = b"") -> tuple[int, bytes, bytes]:
@@ -432,7 +438,7 @@ def ask(path: str, container: str, argv: list[str], stdin: bytes = b"") -> tuple
         if not line:
             raise MultiplexerError(f"the multiplexer on {path} ended under {argv!r} in {container}")
         reply = json.loads(line)
-        return reply["rc"], base64.b64decode(reply["out"]), base64.b64decode(reply["err"])
+        return _unpacked(reply)
     raise MultiplexerError(f"no multiplexer on {path} took {argv!r} for {container}")
 
 
