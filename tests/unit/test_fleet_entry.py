@@ -220,6 +220,29 @@ def test_an_app_without_options_gets_the_fleets_and_a_green_workers_pool_size(tr
     # Assert
     assert entry.app.conf["broker_transport_options"] == {"visibility_timeout": 3600, "max_connections": 30}
     assert entry.app.conf["result_backend_transport_options"] == {}
+    # One result backend for the worker's greenlets, not one per task (celery/celery#7960).
+    assert entry.app.conf["result_backend_thread_safe"] is True
+
+
+def test_a_green_worker_shares_its_result_backend_even_where_the_app_said_otherwise(tree, monkeypatch):
+    directory, write = tree
+    config = write("byo", {"visibility_timeout": 10})
+    (directory / "byo.py").write_text(
+        textwrap.dedent(APP_WITH_OPTIONS) + "app.conf['result_backend_thread_safe'] = False\n"
+    )
+
+    entry = load(monkeypatch, config, max_connections="20")
+
+    assert entry.app.conf["result_backend_thread_safe"] is True
+
+
+def test_other_pools_and_producers_keep_celerys_backend_per_thread(tree, monkeypatch):
+    # Prefork, threads, solo and a producer (python -m celery_fleet_app): no max_connections in the
+    # environment, Celery's own default stays (a backend per thread: bounded by the threads).
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+
+    assert "result_backend_thread_safe" not in entry.app.conf
 
 
 def test_the_fleets_celery_settings_are_set_over_the_apps(tree, monkeypatch):

@@ -8,7 +8,8 @@ timeout), the Redis ACL depends on them (the key prefix, when scoping is on), gr
 them (kombu's ``max_connections``, per worker in ``CELERY_FLEET_MAX_CONNECTIONS``) and a Sentinel
 client needs them (``master_name``, ``sentinel_kwargs``, failover settings); every other key the app
 set stays. With Sentinel the file also has ``settings``: Celery settings set over the app's (the
-result backend's socket timeouts). The deploy's verification reads the options back from each running worker.
+result backend's socket timeouts). A green-pool worker keeps one result backend for all its greenlets
+(``green_pool_settings``). The deploy's verification reads the options back from each running worker.
 
 It also makes a worker stop when asked while it cannot reach or log into the broker
 (``shutdown_aware_events``): Celery's event heartbeat retries its publish forever, holding the
@@ -338,12 +339,30 @@ def pool_processes_exit_promptly(seconds: float = POOL_EXIT_WAIT) -> bool:
     return True
 
 
+def green_pool_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Celery settings of a green-pool worker (gevent, eventlet: the worker's unit sets
+    ``CELERY_FLEET_MAX_CONNECTIONS`` for these pools only): one result backend for the process.
+
+    Celery keeps its result backend per thread (``threading.local``) unless the backend says it is
+    thread safe (``result_backend_thread_safe``). A green pool runs each task in a new greenlet, and
+    gevent's and eventlet's monkey patching makes ``threading.local`` per greenlet: every task built
+    a new backend, with a new connection pool, so storing its result opened a new Redis connection
+    (with Sentinel, asking a Sentinel for the master first, over TLS a handshake and the system's CA
+    bundle loaded for each: ~140 ms of CPU per task in molecule/sentinel's gevent worker, against
+    ~8 ms of the prefork worker's main process; celery/celery#7960). redis-py's connection pool is
+    safe to share (the greenlets take connections from it as threads would), and a worker's tasks
+    do not use the backend's result consumer (joining a result inside a task is refused).
+    """
+    return {"result_backend_thread_safe": True} if environ.get(MAX_CONNECTIONS_ENV, "").strip() else {}
+
+
 def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     """Merge the fleet's options into ``app.conf``, set the fleet's Celery settings, return the app.
 
     ``settings`` (only with Sentinel: the result backend's socket timeouts and health checks) are
-    Celery settings the fleet sets over the app's. The app's event dispatcher becomes
-    shutdown-aware (``shutdown_aware_events``).
+    Celery settings the fleet sets over the app's, and so are a green-pool worker's
+    (``green_pool_settings``). The app's event dispatcher becomes shutdown-aware
+    (``shutdown_aware_events``).
     """
     updates = {
         name: merged(app.conf.get(name), options) for name, options in fleet_options(config, environ).items()
@@ -351,7 +370,7 @@ def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -
     settings = config.get("settings") or {}
     if not isinstance(settings, Mapping):
         raise FleetConfigError("the fleet's 'settings' is not a JSON object of Celery settings")
-    app.conf.update({**settings, **updates})
+    app.conf.update({**settings, **green_pool_settings(environ), **updates})
     return shutdown_aware_events(app)
 
 
