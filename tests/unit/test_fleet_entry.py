@@ -65,6 +65,8 @@ FAKE_KOMBU = {
             pass
         class TimeoutError(Exception):
             pass
+        class ResponseError(Exception):
+            pass
     """,
     # What reconnects_ask_the_sentinels uses of redis-py 8.1: a Sentinel-managed connection that
     # asks the Sentinels in connect() only, while send_packed_command reconnects to the address it
@@ -508,6 +510,53 @@ def test_a_broker_that_stays_away_gets_the_last_error_after_every_delay(tree, mo
     assert sleeps == list(entry.DELIVERY_RETRY_DELAYS)
     assert sum(sleeps) == 15.0
     assert qos.failures == [] and qos.recorded == []
+
+
+def test_a_record_refused_for_lagging_replicas_is_retried_until_the_master_takes_writes(tree, monkeypatch):
+    # Arrange: the master refuses writes while its replicas lag (min-replicas-to-write), as redis-py
+    # raises it for a command of the transaction, then takes them.
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    from kombu.transport.redis import QoS
+    from redis.exceptions import ResponseError as RedisResponseError
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(entry.time, "sleep", sleeps.append)
+    refused = (
+        "Command # 1 (ZADD unacked_index 1.0 tag-1) of pipeline caused error: "
+        "NOREPLICAS Not enough good replicas to write."
+    )
+    qos = QoS([RedisResponseError(refused), RedisResponseError(refused)])
+
+    # Act
+    qos.append("message", "tag-1")
+
+    # Assert
+    assert qos.recorded == [("message", "tag-1")]
+    assert sleeps == list(entry.DELIVERY_RETRY_DELAYS[:2])
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "OOM command not allowed when used memory > 'maxmemory'.",
+        "WRONGTYPE Operation against a key holding the wrong kind of value",
+    ],
+)
+def test_other_refusals_of_the_record_are_not_retried(tree, monkeypatch, reply):
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    from kombu.transport.redis import QoS
+    from redis.exceptions import ResponseError as RedisResponseError
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(entry.time, "sleep", sleeps.append)
+    qos = QoS([RedisResponseError(reply), None])
+
+    with pytest.raises(RedisResponseError, match=reply.split()[0]):
+        qos.append("message", "tag-1")
+
+    assert sleeps == [] and qos.recorded == []
 
 
 def test_errors_other_than_a_lost_connection_are_not_retried(tree, monkeypatch):

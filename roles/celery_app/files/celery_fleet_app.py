@@ -256,6 +256,11 @@ def deliveries_survive_a_failover(delays: tuple[float, ...] = DELIVERY_RETRY_DEL
     tasks, taken by the gevent worker just before the pause, never received, no result); so can a
     master that dies between the two steps, or a single Redis restarted between them.
 
+    So can a master that refuses writes for a while because its replicas lag behind
+    (``min-replicas-to-write``: the transaction's commands answered NOREPLICAS; seen in
+    molecule/sentinel's switchover on a machine loaded to 6: 1 task lost), until they catch up or
+    the Sentinels elect another.
+
     The transaction is retried after each of ``delays`` seconds on a new connection (which, with
     Sentinel, asks the Sentinels for the master: ``reconnects_ask_the_sentinels``), so the record
     lands on the master that has the queue now and the worker runs the task. Repeating it is
@@ -270,6 +275,7 @@ def deliveries_survive_a_failover(delays: tuple[float, ...] = DELIVERY_RETRY_DEL
     try:
         from kombu.transport import redis as transport
         from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import ResponseError as RedisResponseError
         from redis.exceptions import TimeoutError as RedisTimeoutError
     except ImportError:  # no Redis transport in this virtualenv: nothing to guard
         return False
@@ -279,8 +285,11 @@ def deliveries_survive_a_failover(delays: tuple[float, ...] = DELIVERY_RETRY_DEL
             for attempt, delay in enumerate(delays, start=1):
                 try:
                     return original(self, message, delivery_tag)
-                except (RedisConnectionError, RedisTimeoutError) as exc:
-                    if waiting_cannot_help(self):
+                except (RedisConnectionError, RedisTimeoutError, RedisResponseError) as exc:
+                    # Of the errors a command answers, only a write refused for lagging replicas
+                    # passes with time (redis-py names the pipeline's command before the reply).
+                    refused = isinstance(exc, RedisResponseError) and "NOREPLICAS" not in str(exc)
+                    if refused or waiting_cannot_help(self):
                         raise
                     log.warning(
                         "recording delivery %s as unacknowledged failed (attempt %d of %d: %r); "
