@@ -3,20 +3,16 @@ the Jinja filter and test wrappers and the template lexer from the run's first p
 building them each, also after a role's plugin directory cleared the wrappers.
 
 A probe lookup (``with_probe``: run in the task process before anything there is templated) says
-what that process found; a real ansible-playbook run with and without the plugin.
+what that process found; a real ansible-playbook run (tests/conftest.py's ``ansible``, the harness's
+callback directory) with and without the plugin enabled.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-TOP = Path(__file__).resolve().parents[2]
-PLUGIN_DIR = TOP / "molecule" / "resources" / "callback"
 
 PROBE = """
 from ansible._internal._templating._jinja_bits import AnsibleEnvironment
@@ -81,22 +77,15 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _play(project: Path, callbacks: str) -> str:
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
-        "ANSIBLE_CALLBACK_PLUGINS": str(PLUGIN_DIR),
-        "ANSIBLE_CALLBACKS_ENABLED": callbacks,
-        "ANSIBLE_FORCE_COLOR": "0",
-    }
-    played = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory.ini", "play.yml"],
+def _play(ansible, project: Path, callbacks: str) -> str:
+    played = ansible(
+        "ansible-playbook",
+        "-i",
+        "inventory.ini",
+        "play.yml",
         cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
+        extra_env={"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_CALLBACKS_ENABLED": callbacks},
         timeout=240,
-        check=False,
     )
     assert played.returncode == 0, played.stdout[-3000:] + played.stderr[-2000:]
     assert "USED True" in played.stdout, played.stdout[-3000:]
@@ -104,17 +93,17 @@ def _play(project: Path, callbacks: str) -> str:
     return played.stdout
 
 
-def test_task_processes_inherit_the_wrappers_and_the_lexer(project: Path) -> None:
-    out = _play(project, "celery_fleet_warm_forks")
+def test_task_processes_inherit_the_wrappers_and_the_lexer(ansible, project: Path) -> None:
+    out = _play(ansible, project, "celery_fleet_warm_forks")
     assert "BEFORE filters=True tests=True lexers=1" in out, out[-3000:]
     # The role's directory cleared the wrappers in the first process: loaded again before the fork.
     assert "AFTER filters=True tests=True lexers=1" in out, out[-3000:]
 
 
-def test_without_the_plugin_each_task_process_builds_them(project: Path) -> None:
+def test_without_the_plugin_each_task_process_builds_them(ansible, project: Path) -> None:
     """What the plugin saves (and proof that the probe sees it): without it, a task process starts
     without the wrappers."""
-    out = _play(project, "ansible.posix.profile_tasks")
+    out = _play(ansible, project, "ansible.posix.profile_tasks")
     # (Whether the first process happened to build a lexer for templating of its own before the
     # fork depends on what it ran: not asserted.)
     assert "BEFORE filters=False tests=False" in out, out[-3000:]
