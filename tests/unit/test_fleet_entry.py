@@ -27,7 +27,7 @@ FAKE_CELERY = {
             module, _, attr = name.partition(":")
             return getattr(importlib.import_module(module), attr or "app")
     """,
-    # What shutdown_aware_events uses of Celery 5.7: the events class, its dispatcher, the
+    # What bounded_event_retries uses of Celery 5.7: the events class, its dispatcher, the
     # worker's shutdown flags and symbol_by_name.
     "celery/app/events.py": """
         class Events:
@@ -360,6 +360,22 @@ def test_a_retried_event_stops_retrying_once_the_worker_shuts_down(tree, monkeyp
         errback(ConnectionError("WRONGPASS"), 1.0)
     assert sent["type"] == "worker-heartbeat"
     assert sent["freq"] == 2.0
+
+
+def test_a_retried_event_gives_up_within_the_heartbeat_interval(tree, monkeypatch):
+    # Arrange: the heartbeat's send (retry=True, no policy); Celery's heartbeat interval is 2 s.
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+
+    # Act
+    policy = _dispatcher(entry).send("worker-heartbeat", retry=True, freq=2.0)["retry_policy"]
+
+    # Assert: kombu's Connection.ensure waits interval_start, + interval_step each time, at most
+    # interval_max, between its max_retries attempts; None would be without end.
+    retries, start, step = policy["max_retries"], policy["interval_start"], policy["interval_step"]
+    assert retries is not None and retries >= 1
+    waits = [min(start + n * step, policy["interval_max"]) for n in range(retries)]
+    assert 0 < sum(waits) < 2.0, waits
 
 
 def test_sends_without_retry_or_with_their_own_policy_are_unchanged(tree, monkeypatch):

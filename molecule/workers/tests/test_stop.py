@@ -42,7 +42,7 @@ def test_worker_is_back_after_the_stop_test(fleet, node):
 # password change the gevent worker's warm stop waited out its 600 s stop timeout). Celery's event
 # heartbeat retried its publish forever inside the event dispatcher's lock, which a green pool's
 # warm shutdown waits for; the fleet's entry module makes that retry end at shutdown
-# (roles/celery_app/files/celery_fleet_app.py shutdown_aware_events).
+# (roles/celery_app/files/celery_fleet_app.py bounded_event_retries).
 CUT_OFF = [
     next(w for w in WORKERS if w["name"] == name) for name in ("assets", "low-priority")
 ]  # gevent, prefork
@@ -53,6 +53,7 @@ LOST_BROKER = ("invalid username-password pair", "Cannot connect to redis", "Con
 # The heartbeat (every 2 s, silent) must have tried the broker during the outage for the stop to
 # meet the retry it used to wait for: the outage lasts at least this long before the stop.
 OUTAGE_SECONDS = 6
+HEARTBEAT_SECONDS = 2  # Celery's worker heartbeat interval (celery.worker.heartbeat.Heart)
 
 
 def _break_password(fleet) -> None:
@@ -66,12 +67,28 @@ def _restore_password(fleet) -> None:
     fleet.redis("ACL LOAD")  # roles/redis' users.acl, the inventory's password
 
 
+REDIS_PID = "$(systemctl show --property=MainPID --value redis-server)"
+
+
+def _stop_mid_heartbeat(fleet) -> None:
+    # Redis stops answering long enough for every worker's heartbeat (every 2 s) to be waiting for
+    # its reply, then shuts down: the heartbeat meets the lost connection before the consumer does,
+    # as when it was waiting while Redis saved its data at shutdown. The prefork worker's heartbeat
+    # runs in its event loop, which used to retry with it, silent, for the whole outage (seen once
+    # in CI with a plain stop; bounded_event_retries in roles/celery_app/files/celery_fleet_app.py).
+    freeze = HEARTBEAT_SECONDS + 1
+    fleet.node.check(f"kill -STOP {REDIS_PID} && sleep {freeze} && systemctl stop redis-server")
+
+
+def _start_redis(fleet) -> None:
+    # A Redis still frozen (the fault's stop failed) is thawed first: `start` would leave it so.
+    fleet.node.check(f'pid={REDIS_PID}; [ "$pid" -gt 0 ] && kill -CONT "$pid"; systemctl start redis-server')
+
+
 BROKER_FAULTS = {
     "wrong-password": (_break_password, _restore_password),
-    "broker-down": (
-        lambda fleet: fleet.node.check("systemctl stop redis-server"),
-        lambda fleet: fleet.node.check("systemctl start redis-server"),
-    ),
+    "broker-down": (lambda fleet: fleet.node.check("systemctl stop redis-server"), _start_redis),
+    "broker-down-mid-heartbeat": (_stop_mid_heartbeat, _start_redis),
 }
 
 
