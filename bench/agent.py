@@ -53,6 +53,10 @@ def broker_options_arg(environ: dict[str, str], max_connections: int) -> str:
     return "broker_transport_options=(json)" + json.dumps(options, separators=(",", ":"))
 
 
+# Celery reads a setting it has no declared type for only with a cast: (bool) is strtobool.
+GREEN_POOL_BACKEND_ARG = "result_backend_thread_safe=(bool)true"
+
+
 class Worker:
     """A celery worker child process: started on demand, stopped (TERM, then KILL) within bounds."""
 
@@ -66,6 +70,7 @@ class Worker:
         prefetch: int = 0,
         max_connections: int = 0,
         mingle: bool = True,
+        shared_backend: bool = True,
     ) -> None:
         env = dict(os.environ)
         env.update(set_broker(broker, "worker"))
@@ -87,7 +92,13 @@ class Worker:
         if not mingle:  # mingle waits ~1 s for other workers' replies at start, before consuming
             argv += ["--without-mingle"]
         if max_connections:  # 0: kombu's default (10 per channel)
+            # The fleet's green-pool settings, as its entry module sets them whenever the worker's
+            # unit gives CELERY_FLEET_MAX_CONNECTIONS (roles/celery_app/files/celery_fleet_app.py,
+            # green_pool_settings): also one result backend for all the greenlets (without it every
+            # task built a backend and opened a Redis connection to store its result; shared_backend
+            # False measures that, for comparison).
             argv += ["--", broker_options_arg(env, max_connections)]
+            argv += [GREEN_POOL_BACKEND_ARG] if shared_backend else []
         self.log_path = BENCH / "worker.log"
         # Where this worker's lines start in the shared log, to count its own errors afterwards.
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -220,6 +231,7 @@ def cmd_drain(args: argparse.Namespace) -> dict[str, Any]:
     worker = Worker(
         args.broker, args.pool, args.concurrency, "high_priority", prefetch=args.prefetch,
         max_connections=args.max_connections, mingle=args.mingle == "yes",
+        shared_backend=args.shared_backend == "yes",
     )  # fmt: skip
     try:
         metas = wait_results(app, ids, args.timeout)
@@ -319,6 +331,7 @@ def cmd_sleeps(args: argparse.Namespace) -> dict[str, Any]:
     worker = Worker(
         args.broker, args.pool, args.concurrency, "low_priority", prefetch=args.prefetch,
         max_connections=args.max_connections, mingle=args.mingle == "yes",
+        shared_backend=args.shared_backend == "yes",
     )  # fmt: skip
     error = None
     metas: list[dict[str, Any]] = []
@@ -403,6 +416,12 @@ def main(argv: list[str] | None = None) -> int:
             type=int,
             default=0,
             help="broker transport option max_connections; 0: kombu's",
+        )
+        p.add_argument(
+            "--shared-backend",
+            default="yes",
+            choices=["yes", "no"],
+            help="with --max-connections: result_backend_thread_safe as the fleet sets it (no: not set)",
         )
     args = parser.parse_args(argv)
     print(json.dumps(args.func(args)))

@@ -11,7 +11,8 @@ from common import Context, agent, dexec, log
 SLEEP = 0.1
 # "app": the example app's settings (worker_prefetch_multiplier = 1, task_acks_late) and kombu's
 # defaults (transport option max_connections = 10 per channel). "fix": the green-pool settings
-# celery-fleet gives every gevent/eventlet worker (lib/celery_fleet/workers.py: GREEN_*). The
+# celery-fleet gives every gevent/eventlet worker (lib/celery_fleet/workers.py: GREEN_*; the entry
+# module's green_pool_settings: result_backend_thread_safe). The
 # target is checked on what the fleet deploys: "app" for prefork, "fix" for green pools.
 # The green-pool settings measured beside them (information): the prefetch window a notch above
 # the pool size, and kombu's per-channel Redis pool above the number of greenlets that ack at once.
@@ -24,18 +25,18 @@ SIZES = [("prefork", 2), ("prefork", 8), ("prefork", 32), ("gevent", 8), ("geven
 
 @dataclass(frozen=True)
 class Config:
-    settings: str  # "app" or "fix"
+    settings: str  # "app", "fix", or "fix-unshared": the fix without its one shared result backend
     pool: str
     concurrency: int
     drain: bool = False  # a no-op ceiling instead of sleeps
 
     @property
     def prefetch(self) -> int:  # 0: the app's own worker_prefetch_multiplier (1)
-        return FIX_PREFETCH if self.settings == "fix" else 0
+        return FIX_PREFETCH if self.settings != "app" else 0
 
     @property
     def max_connections(self) -> int:  # 0: kombu's default (10)
-        return self.concurrency + FIX_EXTRA_CONNECTIONS if self.settings == "fix" else 0
+        return self.concurrency + FIX_EXTRA_CONNECTIONS if self.settings != "app" else 0
 
     @property
     def ideal(self) -> float:
@@ -46,7 +47,11 @@ class Config:
         return f"{what} {self.pool} c={self.concurrency} ({SETTINGS[self.settings]})"
 
 
-SETTINGS = {"app": "app settings", "fix": "with the fix"}
+SETTINGS = {
+    "app": "app settings",
+    "fix": "with the fix",
+    "fix-unshared": "with the fix, a result backend per task",
+}
 
 
 def deployed(cfg: Config) -> bool:
@@ -84,6 +89,7 @@ def _sample(cfg: Config, n: int, noop_n: int, cap: float, out: Outcome) -> None:
         "mingle": "no",
     }
     options |= {"prefetch": cfg.prefetch, "max_connections": cfg.max_connections}
+    options["shared_backend"] = "no" if cfg.settings == "fix-unshared" else "yes"
     try:
         if cfg.drain:
             r = agent("drain", exec_timeout=300, n=noop_n, timeout=180, **options)
@@ -119,8 +125,15 @@ def bench_pools(ctx: Context) -> str:
     # with prefetch 1 runs about `concurrency` tasks per 2 s) is measured over the tasks finished
     # by then, over the time up to then, not over all n tasks.
     cap = 8.0 if ctx.quick else 30.0
-    sleeps = [Config("app", p, c) for p, c in SIZES] + [Config("fix", p, c) for p, c in SIZES if p in GREEN]
-    ceilings = [Config("app", "prefork", 2, drain=True), Config("fix", "gevent", 100, drain=True)]
+    # "fix-unshared" (information): what the shared result backend of green pools is worth.
+    sleeps = [Config("app", p, c) for p, c in SIZES] + [
+        Config(kind, p, c) for kind in ("fix", "fix-unshared") for p, c in SIZES if p in GREEN
+    ]
+    ceilings = [
+        Config("app", "prefork", 2, drain=True),
+        Config("fix", "gevent", 100, drain=True),
+        Config("fix-unshared", "gevent", 100, drain=True),
+    ]
     configs = sleeps + ceilings
     outcomes = {cfg: Outcome() for cfg in configs}
     for rep in range(ctx.reps):
@@ -182,7 +195,7 @@ def bench_pools(ctx: Context) -> str:
     )
     path, img = ctx.chart("pools")
     series = {}
-    for settings in ("app", "fix"):
+    for settings in SETTINGS:
         for pool in ("prefork", "gevent"):
             cfgs = [
                 c for c in sleeps if c.settings == settings and c.pool == pool and outcomes[c].rates.values
@@ -199,7 +212,7 @@ def bench_pools(ctx: Context) -> str:
         "concurrency",
         "tasks/s",
         hlines={
-            f"no-op ceiling ({c.pool} c={c.concurrency})": outcomes[c].rates.median
+            f"no-op ceiling ({c.pool} c={c.concurrency}, {SETTINGS[c.settings]})": outcomes[c].rates.median
             for c in ceilings
             if outcomes[c].rates.values
         },
@@ -215,8 +228,13 @@ def bench_pools(ctx: Context) -> str:
             f"prefork acks from one thread and runs the event loop, so neither setting changes it): "
             f"`--prefetch-multiplier {FIX_PREFETCH}` and `broker_transport_options` with "
             f"`max_connections` = concurrency + {FIX_EXTRA_CONNECTIONS}, given on the worker command "
-            f"line after `--` (with the app's own transport options repeated: the value replaces them); "
-            f"celery-fleet deploys these for every gevent/eventlet worker (roles/celery_worker). "
+            f"line after `--` (with the app's own transport options repeated: the value replaces them), "
+            f"and `result_backend_thread_safe` (one result backend for all the greenlets, as the "
+            f"fleet's entry module sets it for green pools: without it each task opened a Redis "
+            f"connection to store its result); celery-fleet deploys these for every gevent/eventlet "
+            f"worker (roles/celery_worker, roles/celery_app). **With the fix, a result backend per "
+            f"task** (information): the same without `result_backend_thread_safe`, as the fleet's "
+            f"green pools ran before it set that. "
             f"The target is checked on what the fleet deploys: app settings for prefork, the fix for "
             f"gevent. A sample is bounded to {cap:.0f} s: "
             f"a configuration still running then is measured over the tasks finished by that time "
