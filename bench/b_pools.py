@@ -39,6 +39,10 @@ class Config:
         return self.concurrency + FIX_EXTRA_CONNECTIONS if self.settings != "app" else 0
 
     @property
+    def shared_backend(self) -> bool:  # result_backend_thread_safe, with the green-pool settings
+        return self.settings != "fix-unshared"
+
+    @property
     def ideal(self) -> float:
         return self.concurrency / SLEEP
 
@@ -88,8 +92,11 @@ def _sample(cfg: Config, n: int, noop_n: int, cap: float, out: Outcome) -> None:
         "stop": "kill",
         "mingle": "no",
     }
-    options |= {"prefetch": cfg.prefetch, "max_connections": cfg.max_connections}
-    options["shared_backend"] = "no" if cfg.settings == "fix-unshared" else "yes"
+    options |= {
+        "prefetch": cfg.prefetch,
+        "max_connections": cfg.max_connections,
+        "shared_backend": "yes" if cfg.shared_backend else "no",
+    }
     try:
         if cfg.drain:
             r = agent("drain", exec_timeout=300, n=noop_n, timeout=180, **options)
