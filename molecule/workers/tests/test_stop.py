@@ -49,7 +49,13 @@ CUT_OFF = [
 # Stop of an idle worker on a healthy broker: 0.6-4 s (FACTS.md); the stop timeout is 600 s.
 PROMPT_STOP_SECONDS = 30
 # What a worker logs once it lost the broker (consumer or pidbox, whichever notices first).
-LOST_BROKER = ("invalid username-password pair", "Cannot connect to redis", "Connection refused", "Error 111")
+LOST_BROKER = (
+    "invalid username-password pair",
+    "Cannot connect to redis",
+    "Connection refused",
+    "Error 111",
+    "Connection to broker lost",
+)
 # The heartbeat (every 2 s, silent) must have tried the broker during the outage for the stop to
 # meet the retry it used to wait for: the outage lasts at least this long before the stop.
 OUTAGE_SECONDS = 6
@@ -80,6 +86,20 @@ def _stop_mid_heartbeat(fleet) -> None:
     fleet.node.check(f"kill -STOP {REDIS_PID} && sleep {freeze} && systemctl stop redis-server")
 
 
+def _freeze_redis(fleet) -> None:
+    # Redis stops answering without closing a connection, as a host that is lost or cut off by the
+    # network: no reset, no refusal, only silence. Without socket timeouts the prefork worker's
+    # event loop waited in the heartbeat's publish for as long as Redis was frozen (nothing logged
+    # in 60 s, measured); the fleet gives every client a socket timeout and health checks
+    # (lib/celery_fleet/broker.py CLIENT_BROKER_OPTIONS) and the heartbeat no retry: the worker
+    # logged the lost broker 10-12 s into the freeze.
+    fleet.node.check(f"kill -STOP {REDIS_PID}")
+
+
+def _thaw_redis(fleet) -> None:
+    fleet.node.check(f"kill -CONT {REDIS_PID}")
+
+
 def _start_redis(fleet) -> None:
     # A Redis still frozen (the fault's stop failed) is thawed first: `start` would leave it so.
     fleet.node.check(f'pid={REDIS_PID}; [ "$pid" -gt 0 ] && kill -CONT "$pid"; systemctl start redis-server')
@@ -89,6 +109,7 @@ BROKER_FAULTS = {
     "wrong-password": (_break_password, _restore_password),
     "broker-down": (lambda fleet: fleet.node.check("systemctl stop redis-server"), _start_redis),
     "broker-down-mid-heartbeat": (_stop_mid_heartbeat, _start_redis),
+    "broker-frozen": (_freeze_redis, _thaw_redis),
 }
 
 
@@ -107,6 +128,7 @@ def test_worker_cut_off_from_the_broker_stops_promptly(fleet, node, fault):
     since = node.now() if fleet.manager == "systemd" else None
     before = {unit: "" if since else node.logs(unit) for unit in units}
     stops: dict[str, float] = {}
+    noticed: dict[str, float] = {}
     tool = "systemctl" if fleet.manager == "systemd" else "supervisorctl"
     try:
         brk(fleet)
@@ -119,6 +141,7 @@ def test_worker_cut_off_from_the_broker_stops_promptly(fleet, node, fault):
                 timeout=60,
                 what=f"{unit} logging that it lost the broker ({fault})",
             )
+            noticed[unit] = time.monotonic() - broke
         wait_until(
             lambda: time.monotonic() - broke >= OUTAGE_SECONDS, timeout=30, what="the outage's minimum length"
         )
@@ -137,7 +160,9 @@ def test_worker_cut_off_from_the_broker_stops_promptly(fleet, node, fault):
         for unit in units:
             node.start(unit)
     print(
-        f"{fault}: stop of workers cut off from the broker: "
+        f"{fault}: lost broker logged after "
+        + ", ".join(f"{u} {s:.1f} s" for u, s in noticed.items())
+        + "; stop of workers cut off from the broker: "
         + ", ".join(f"{u} {s:.1f} s" for u, s in stops.items())
     )
 

@@ -7,14 +7,14 @@ transport options: the fleet's keys win, because validation reasoned about them 
 timeout), the Redis ACL depends on them (the key prefix, when scoping is on), green pools need
 them (kombu's ``max_connections``, per worker in ``CELERY_FLEET_MAX_CONNECTIONS``) and a Sentinel
 client needs them (``master_name``, ``sentinel_kwargs``, failover settings); every other key the app
-set stays. With Sentinel the file also has ``settings``: Celery settings set over the app's (the
-result backend's socket timeouts). A green-pool worker keeps one result backend for all its greenlets
+set stays. The file also has ``settings``: Celery settings set over the app's (the result backend's
+socket timeouts and retries, TLS). A green-pool worker keeps one result backend for all its greenlets
 (``green_pool_settings``). The deploy's verification reads the options back from each running worker.
 
-It also bounds the event heartbeat's retries (``bounded_event_retries``): Celery's heartbeat retried
+It also ends the event heartbeat's retries (``bounded_event_retries``): Celery's heartbeat retried
 its publish forever while the broker was away, holding a prefork worker's event loop (nothing
 logged, no reconnect) or, in a green pool, the event dispatcher's lock that the warm shutdown waits
-for (no stop). And it keeps a
+for (no stop); now it tries once. And it keeps a
 worker running through a broker failover that used to stop it (``closed_connections_fail_as_such``),
 and one that used to leave it looping against the demoted master (``reconnects_ask_the_sentinels``),
 and keeps a message it took off a queue when the broker went away before it could record it as
@@ -91,10 +91,6 @@ def merged(current: Mapping[str, Any] | None, fleet: Mapping[str, Any]) -> dict[
     return {**dict(current or {}), **fleet}
 
 
-class ShuttingDown(Exception):
-    """A retried event publish gave up because the worker is shutting down."""
-
-
 def shutting_down(state: Any) -> bool:
     """Whether a warm or cold stop was asked for (``celery.worker.state``), as
     ``celery.worker.state.maybe_shutdown`` tests it: a warm stop sets should_stop to 0 (EX_OK)."""
@@ -102,24 +98,12 @@ def shutting_down(state: Any) -> bool:
 
 
 # kombu ``Connection.ensure`` options of an event sent with ``retry=True`` and no policy (the
-# heartbeat): 2 more connection attempts, 0.5 s then 1 s apart (``bounded_event_retries``).
-EVENT_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 1.0}
-
-
-def stop_retrying_when_shutting_down(exc: BaseException, interval: float) -> None:
-    """kombu errback of a retried event publish: give up once a warm or cold shutdown was asked for.
-
-    kombu calls it after every failed connection attempt (``Connection.ensure``); the exception it
-    raises ends the retries, and Celery's event dispatcher keeps the event in its offline buffer.
-    """
-    from celery.worker import state
-
-    if shutting_down(state):
-        raise ShuttingDown(f"the worker is shutting down: not retrying the event after {exc!r}")
+# heartbeat): one attempt, no retry (``bounded_event_retries``).
+EVENT_RETRY_POLICY = {"max_retries": 0}
 
 
 def bounded_event_retries(app: Any) -> Any:
-    """Give the app's event dispatcher a retry policy that is bounded and ends when the worker shuts down.
+    """Give the app's event dispatcher a retry policy for the heartbeat: one attempt, no retry.
 
     Celery 5.7's worker heartbeat (``celery.worker.heartbeat.Heart``, on unless
     ``--without-heartbeat``) publishes ``worker-heartbeat`` every 2 s with ``retry=True`` and no
@@ -137,11 +121,19 @@ def bounded_event_retries(app: Any) -> Any:
       the warm shutdown waited for that lock (``EventDispatcher.close``): the worker stopped only
       when the process manager killed it after its stop timeout (measured: 600 s).
 
-    So a send with ``retry=True`` and no policy of its own tries the broker ``EVENT_RETRY_POLICY``
-    times (about 1.5 s of waiting, under the heartbeat's 2 s) and gives up at once on a warm or cold
-    stop; the worker's dispatcher then keeps the event in its offline buffer (``buffer_while_offline``)
-    and the consumer's own reconnect loop, which logs, takes over. Sends that pass their own retry
-    policy are unchanged.
+    Retries bounded to a few attempts (stop 45: 2 more, 0.5 s and 1 s apart) were not enough once
+    every connection has a socket timeout (lib/celery_fleet/broker.py CLIENT_BROKER_OPTIONS): with a
+    broker that stops answering (frozen, host lost), each attempt waits out the timeout (5 s), so
+    each heartbeat held a prefork worker's loop 15-20 s, and it logged the lost broker 28-54 s into
+    the outage (measured, Redis under SIGSTOP); without retries it holds the loop one timeout at
+    most and the worker logged it after 10-12 s. A heartbeat lost is harmless: the next one follows
+    in 2 s.
+
+    So a send with ``retry=True`` and no policy of its own tries the broker once
+    (``EVENT_RETRY_POLICY``); when that fails the worker's dispatcher keeps the event in its
+    offline buffer (``buffer_while_offline``, sent with the next event that gets through) and the
+    consumer's own reconnect loop, which logs, takes over. No retry also means nothing for a warm
+    stop to wait for. Sends that pass their own retry policy are unchanged.
     """
     from celery.app.events import Events
     from celery.events.dispatcher import EventDispatcher
@@ -159,7 +151,7 @@ def bounded_event_retries(app: Any) -> Any:
             self, type: str, *args: Any, retry: bool = False, retry_policy: Any = None, **fields: Any
         ) -> Any:
             if retry and retry_policy is None:
-                retry_policy = {**EVENT_RETRY_POLICY, "errback": stop_retrying_when_shutting_down}
+                retry_policy = dict(EVENT_RETRY_POLICY)
             return super().send(type, *args, retry=retry, retry_policy=retry_policy, **fields)
 
     app.events_cls = type("FleetEvents", (events,), {"dispatcher_cls": BoundedRetriesDispatcher})
@@ -386,10 +378,10 @@ def green_pool_settings(environ: Mapping[str, str]) -> dict[str, Any]:
 def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     """Merge the fleet's options into ``app.conf``, set the fleet's Celery settings, return the app.
 
-    ``settings`` (only with Sentinel: the result backend's socket timeouts and health checks) are
-    Celery settings the fleet sets over the app's, and so are a green-pool worker's
-    (``green_pool_settings``). The app's event dispatcher retries a bounded number of times and not
-    once the worker shuts down (``bounded_event_retries``).
+    ``settings`` (the result backend's socket timeouts, health checks and retries; TLS) are Celery
+    settings the fleet sets over the app's, and so are a green-pool worker's
+    (``green_pool_settings``). The app's event dispatcher does not retry the heartbeat
+    (``bounded_event_retries``).
     """
     updates = {
         name: merged(app.conf.get(name), options) for name, options in fleet_options(config, environ).items()
