@@ -44,6 +44,23 @@ FAKE_CELERY = {
     "celery/worker/state.py": """
         should_stop = None
         should_terminate = None
+        class WorkerShutdown(SystemExit):
+            pass
+        def maybe_shutdown():
+            if should_stop is not None and should_stop is not False:
+                raise WorkerShutdown(should_stop)
+    """,
+    # What reconnects_back_off_refused_writes uses of Celery 5.7: the consumer's two handlers of a
+    # connection error (they log it; here they record it).
+    "celery/worker/consumer/__init__.py": "",
+    "celery/worker/consumer/consumer.py": """
+        class Consumer:
+            def __init__(self):
+                self.handled = []
+            def on_connection_error_before_connected(self, exc):
+                self.handled.append(("before", exc))
+            def on_connection_error_after_connected(self, exc):
+                self.handled.append(("after", exc))
     """,
     "celery/utils/__init__.py": "",
     "celery/utils/imports.py": """
@@ -61,12 +78,39 @@ FAKE_CELERY = {
 FAKE_KOMBU = {
     "redis/__init__.py": "",
     "redis/exceptions.py": """
-        class ConnectionError(Exception):
+        class RedisError(Exception):
+            def __init__(self, *args, status_code=None):
+                super().__init__(*args)
+                self.status_code = status_code
+        class ConnectionError(RedisError):
             pass
-        class TimeoutError(Exception):
+        class TimeoutError(RedisError):
             pass
-        class ResponseError(Exception):
+        class ResponseError(RedisError):
             pass
+    """,
+    # What refused_writes_fail_as_lost_connections uses of redis-py 8.1: the parsers' map from a
+    # reply's error code to the exception raised (BaseParser.parse_error, as redis-py has it).
+    "redis/_parsers/__init__.py": "",
+    "redis/_parsers/base.py": """
+        from redis.exceptions import ConnectionError, ResponseError
+        class NoPermissionError(ResponseError):
+            pass
+        class BaseParser:
+            EXCEPTION_CLASSES = {
+                "NOPERM": NoPermissionError,
+                "ERR": {"max number of clients reached": ConnectionError},
+            }
+            @classmethod
+            def parse_error(cls, response):
+                error_code = response.split(" ")[0]
+                if error_code in cls.EXCEPTION_CLASSES:
+                    response = response[len(error_code) + 1 :]
+                    exception_class = cls.EXCEPTION_CLASSES[error_code]
+                    if isinstance(exception_class, dict):
+                        exception_class = exception_class.get(response, ResponseError)
+                    return exception_class(response, status_code=error_code)
+                return ResponseError(response)
     """,
     # What reconnects_ask_the_sentinels uses of redis-py 8.1: a Sentinel-managed connection that
     # asks the Sentinels in connect() only, while send_packed_command reconnects to the address it
@@ -101,6 +145,17 @@ FAKE_KOMBU = {
             def _connparams(self, asynchronous=False):
                 conninfo = self.connection.client
                 return {"host": conninfo.hostname or "127.0.0.1", "asynchronous": asynchronous}
+        # What failed_event_loop_registrations_close uses: the transport's registration with the
+        # worker's event loop (here it raises the scripted error) and its close of a connection.
+        class Transport:
+            def __init__(self, failure=None):
+                self.failure, self.closed = failure, []
+            def register_with_event_loop(self, connection, loop):
+                if self.failure:
+                    raise self.failure
+                return "registered"
+            def close_connection(self, connection):
+                self.closed.append(connection)
         # What deliveries_survive_a_failover uses: QoS.append records a delivered message as
         # unacknowledged (kombu: one ZADD + HSET transaction); here it raises the scripted errors
         # first, one per attempt.
@@ -415,16 +470,18 @@ def test_a_channel_of_an_open_connection_builds_its_parameters_as_before(tree, m
     assert Channel._connparams is guarded
 
 
-def test_without_kombus_redis_transport_the_app_loads_unguarded(tree, monkeypatch):
+def test_without_kombu_and_redis_py_the_app_loads_unguarded(tree, monkeypatch):
     import shutil
 
     path, write = tree
     shutil.rmtree(path / "kombu")
+    shutil.rmtree(path / "redis")
 
     entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
 
     assert entry.closed_connections_fail_as_such() is False
     assert entry.deliveries_survive_a_failover() is False
+    assert entry.refused_writes_fail_as_lost_connections() is False
     assert entry.app.conf["broker_transport_options"]["visibility_timeout"] == 10
 
 
@@ -531,6 +588,171 @@ def test_a_record_refused_for_lagging_replicas_is_retried_until_the_master_takes
     # Assert
     assert qos.recorded == [("message", "tag-1")]
     assert sleeps == list(entry.DELIVERY_RETRY_DELAYS[:2])
+
+
+def test_a_write_refused_for_want_of_replicas_is_a_lost_connection(tree, monkeypatch):
+    # Arrange: the app loaded as every service loads it.
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    from redis._parsers.base import BaseParser
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ResponseError as RedisResponseError
+
+    # Act: the reply to a BRPOP (or any write) while too few replicas are in sync.
+    error = BaseParser.parse_error("NOREPLICAS Not enough good replicas to write.")
+
+    # Assert: kombu and Celery reconnect on a ConnectionError; a pipeline collects a ResponseError.
+    assert isinstance(error, RedisConnectionError)
+    assert isinstance(error, RedisResponseError)
+    assert error.status_code == "NOREPLICAS"
+    assert str(error) == "Not enough good replicas to write."
+    assert entry.refused_for_want_of_replicas(error)
+    # Mapped once: a second call (another app in the process) keeps the same class.
+    mapped = BaseParser.EXCEPTION_CLASSES["NOREPLICAS"]
+    assert entry.refused_writes_fail_as_lost_connections() is True
+    assert BaseParser.EXCEPTION_CLASSES["NOREPLICAS"] is mapped
+
+
+def test_a_consumer_refused_writes_waits_longer_each_time_before_it_reconnects(tree, monkeypatch):
+    # Arrange: the refusal as the consumer meets it, the worker's clock and sleep under the test.
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    from celery.worker.consumer.consumer import Consumer
+    from redis._parsers.base import BaseParser
+
+    clock = [1000.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(entry.time, "sleep", sleep)
+    monkeypatch.setattr(entry.time, "monotonic", lambda: clock[0])
+    refused = BaseParser.parse_error("NOREPLICAS Not enough good replicas to write.")
+    consumer = Consumer()
+
+    # Act: six refusals in a row, before and after the consumer counted itself connected.
+    waits = []
+    handlers = (consumer.on_connection_error_before_connected, consumer.on_connection_error_after_connected)
+    for n in range(6):
+        before = len(slept)
+        handler = handlers[n % 2]
+        handler(refused)
+        waits.append(sum(slept[before:]))
+
+    # Assert: Celery's own handler ran each time; 1, 2, 4, 8 s, then 8 s each time.
+    assert [kind for kind, _ in consumer.handled] == ["before", "after"] * 3
+    assert waits == [1, 2, 4, 8, 8, 8]
+    assert set(slept) == {1}  # one-second steps, a stop is seen within one
+
+
+def test_a_refusal_long_after_the_last_waits_the_shortest_again(tree, monkeypatch):
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    from celery.worker.consumer.consumer import Consumer
+    from redis._parsers.base import BaseParser
+
+    clock = [1000.0]
+    slept: list[float] = []
+    monkeypatch.setattr(entry.time, "sleep", lambda s: (slept.append(s), clock.__setitem__(0, clock[0] + s)))
+    monkeypatch.setattr(entry.time, "monotonic", lambda: clock[0])
+    refused = BaseParser.parse_error("NOREPLICAS Not enough good replicas to write.")
+    consumer = Consumer()
+    for _ in range(3):
+        consumer.on_connection_error_before_connected(refused)
+    clock[0] += 2 * entry.REFUSED_WRITES_WAITS[-1] + 1
+
+    # Act
+    slept.clear()
+    consumer.on_connection_error_before_connected(refused)
+
+    # Assert
+    assert sum(slept) == entry.REFUSED_WRITES_WAITS[0]
+
+
+def test_a_stop_ends_the_wait_and_other_errors_do_not_wait(tree, monkeypatch):
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    from celery.worker import state
+    from celery.worker.consumer.consumer import Consumer
+    from redis._parsers.base import BaseParser
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    slept: list[float] = []
+    monkeypatch.setattr(entry.time, "sleep", slept.append)
+    consumer = Consumer()
+
+    # Act, Assert: a lost connection of another kind is Celery's alone (it backs off itself).
+    consumer.on_connection_error_after_connected(RedisConnectionError("Connection reset by peer"))
+    assert slept == []
+    # A warm stop asked for: the wait ends before its first second.
+    monkeypatch.setattr(state, "should_stop", 0)
+    with pytest.raises(state.WorkerShutdown):
+        consumer.on_connection_error_before_connected(BaseParser.parse_error("NOREPLICAS Not enough."))
+    assert slept == []
+    assert entry.reconnects_back_off_refused_writes() is True  # guarded once
+    assert len(consumer.handled) == 2
+
+
+def test_a_connection_whose_event_loop_registration_failed_is_closed(tree, monkeypatch):
+    # Arrange: kombu restores unacked messages as it registers (a write), and the broker refuses it.
+    _, write = tree
+    load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    from kombu.transport.redis import Transport
+    from redis._parsers.base import BaseParser
+
+    refused = BaseParser.parse_error("NOREPLICAS Not enough good replicas to write.")
+    failing, working = Transport(refused), Transport()
+
+    # Act, Assert: the error goes on, the connection is closed; a registration that works is as it was.
+    with pytest.raises(type(refused)):
+        failing.register_with_event_loop("connection-1", "hub")
+    assert failing.closed == ["connection-1"]
+    assert working.register_with_event_loop("connection-2", "hub") == "registered"
+    assert working.closed == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind"),
+    [
+        ("NOPERM User worker has no permissions to run the 'brpop' command", "NoPermissionError"),
+        ("WRONGTYPE Operation against a key holding the wrong kind of value", "ResponseError"),
+        ("ERR max number of clients reached", "ConnectionError"),
+    ],
+)
+def test_other_reply_errors_are_raised_as_before(tree, monkeypatch, reply, kind):
+    # NOPERM (an ACL change) must stay loud: waiting cannot end it.
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    from redis._parsers.base import BaseParser
+
+    error = BaseParser.parse_error(reply)
+
+    assert type(error).__name__ == kind
+    assert not entry.refused_for_want_of_replicas(error)
+
+
+def test_a_record_refused_as_the_mapped_error_is_retried(tree, monkeypatch):
+    # Arrange: the refusal as redis-py raises it with the mapping in place, the pipeline's command
+    # named before the reply (redis-py's annotate_exception rewrites the message, not the class).
+    _, write = tree
+    entry = load(monkeypatch, write("byo", {"visibility_timeout": 10}))
+    from kombu.transport.redis import QoS
+    from redis._parsers.base import BaseParser
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(entry.time, "sleep", sleeps.append)
+    refused = BaseParser.parse_error("NOREPLICAS Not enough good replicas to write.")
+    refused.args = ("Command # 1 (ZADD unacked_index 1.0 tag-1) of pipeline caused error: " + str(refused),)
+    qos = QoS([refused])
+
+    # Act
+    qos.append("message", "tag-1")
+
+    # Assert
+    assert qos.recorded == [("message", "tag-1")]
+    assert sleeps == list(entry.DELIVERY_RETRY_DELAYS[:1])
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,19 @@ def _thaw_redis(fleet) -> None:
     fleet.node.check(f"kill -CONT {REDIS_PID}")
 
 
+def _refuse_writes(fleet) -> None:
+    # Redis refuses every write, BRPOP included, as a Sentinel master does while fewer replicas than
+    # min-replicas-to-write are in sync (down, or lagging): this Redis has none, so 1 is too many.
+    # The worker used to stop ("Unrecoverable error: ResponseError('NOREPLICAS ...')") and, started
+    # again, meet the refusal again until its unit failed for good (start limit); the entry module
+    # makes the refusal a lost connection (refused_writes_fail_as_lost_connections).
+    fleet.redis("CONFIG SET min-replicas-to-write 1")
+
+
+def _accept_writes(fleet) -> None:
+    fleet.redis("CONFIG SET min-replicas-to-write 0")  # roles/redis without Sentinel: 0
+
+
 def _start_redis(fleet) -> None:
     # A Redis still frozen (the fault's stop failed) is thawed first: `start` would leave it so.
     fleet.node.check(f'pid={REDIS_PID}; [ "$pid" -gt 0 ] && kill -CONT "$pid"; systemctl start redis-server')
@@ -110,6 +123,7 @@ BROKER_FAULTS = {
     "broker-down": (lambda fleet: fleet.node.check("systemctl stop redis-server"), _start_redis),
     "broker-down-mid-heartbeat": (_stop_mid_heartbeat, _start_redis),
     "broker-frozen": (_freeze_redis, _thaw_redis),
+    "writes-refused": (_refuse_writes, _accept_writes),
 }
 
 
@@ -127,6 +141,7 @@ def test_worker_cut_off_from_the_broker_stops_promptly(fleet, node, fault):
     units = [service(w["name"]) for w in CUT_OFF]
     since = node.now() if fleet.manager == "systemd" else None
     before = {unit: "" if since else node.logs(unit) for unit in units}
+    pids = {unit: node.main_pid(unit) for unit in units}
     stops: dict[str, float] = {}
     noticed: dict[str, float] = {}
     tool = "systemctl" if fleet.manager == "systemd" else "supervisorctl"
@@ -145,6 +160,9 @@ def test_worker_cut_off_from_the_broker_stops_promptly(fleet, node, fault):
         wait_until(
             lambda: time.monotonic() - broke >= OUTAGE_SECONDS, timeout=30, what="the outage's minimum length"
         )
+        # Each worker rode out the outage in the process it had: none stopped, none was restarted.
+        now = {unit: node.main_pid(unit) for unit in units}
+        assert now == pids, f"main process changed during the outage ({fault}): was {pids}, now {now}"
 
         # Act
         for unit in units:
@@ -172,3 +190,49 @@ def test_worker_cut_off_from_the_broker_stops_promptly(fleet, node, fault):
             f"{unit} took {seconds:.1f} s to stop without a broker ({fault})"
         )
     node.inspect("ping", fleet.nodes(), timeout=90)
+
+
+# What a worker's consumer logs each time it waits for a broker that refuses writes
+# (roles/celery_app/files/celery_fleet_app.py reconnects_back_off_refused_writes).
+REFUSED_WAIT = "the broker refuses writes (NOREPLICAS"
+REFUSED_AFTER_WAITS = 2  # writes accepted again after the consumer's 1 s and 2 s waits
+
+
+def test_a_worker_takes_tasks_again_in_the_same_process_once_writes_are_accepted(fleet, node):
+    # Arrange: the workers answer; their main processes.
+    node.inspect("ping", fleet.nodes(CUT_OFF), timeout=60)
+    units = [service(w["name"]) for w in CUT_OFF]
+    since = node.now() if fleet.manager == "systemd" else None
+    before = {unit: "" if since else node.logs(unit) for unit in units}
+    pids = {unit: node.main_pid(unit) for unit in units}
+
+    # Act: Redis refuses writes until each consumer waited twice, then takes them again.
+    try:
+        _refuse_writes(fleet)
+        refused = time.monotonic()
+        for unit in units:
+            wait_until(
+                lambda unit=unit: (
+                    _new_log(fleet, node, unit, since, before[unit]).count(REFUSED_WAIT)
+                    >= REFUSED_AFTER_WAITS
+                ),
+                timeout=60,
+                what=f"{unit} waiting {REFUSED_AFTER_WAITS} times for writes",
+            )
+        refused_for = time.monotonic() - refused
+    finally:
+        _accept_writes(fleet)
+    accepted = time.monotonic()
+    queues = sorted({w["queues"][0] for w in CUT_OFF})
+    report = fleet.workload("--timeout 60 queues " + " ".join(f"--queue {q}" for q in queues))
+    resumed = time.monotonic() - accepted
+    print(
+        f"writes refused {refused_for:.1f} s; a task on each of {queues} done {resumed:.1f} s after "
+        f"they were accepted again: {report['results']}"
+    )
+
+    # Assert: each queue's task ran, on the worker that ran before, in the same process.
+    for worker, queue in ((w, w["queues"][0]) for w in CUT_OFF):
+        assert report["results"][queue].get("hostname") == fleet.node_name(worker), report
+    assert {unit: node.main_pid(unit) for unit in units} == pids
+    assert all("Unrecoverable error" not in _new_log(fleet, node, u, since, before[u]) for u in units)

@@ -15,7 +15,9 @@ It also ends the event heartbeat's retries (``bounded_event_retries``): Celery's
 its publish forever while the broker was away, holding a prefork worker's event loop (nothing
 logged, no reconnect) or, in a green pool, the event dispatcher's lock that the warm shutdown waits
 for (no stop); now it tries once. And it keeps a
-worker running through a broker failover that used to stop it (``closed_connections_fail_as_such``),
+worker running while the broker refuses writes for want of replicas, which used to stop it for good
+(``refused_writes_fail_as_lost_connections``), through a broker failover that used to stop it
+(``closed_connections_fail_as_such``),
 and one that used to leave it looping against the demoted master (``reconnects_ask_the_sentinels``),
 and keeps a message it took off a queue when the broker went away before it could record it as
 unacknowledged (``deliveries_survive_a_failover``). A worker's warm stop does not wait 30 s for a
@@ -177,6 +179,7 @@ def collected(channel: Any) -> bool:
     return getattr(getattr(channel, "connection", None), "client", None) is None
 
 
+NO_REPLICAS = "NOREPLICAS"  # Redis' reply to a write while too few replicas are in sync
 CLOSED = "the channel's connection is closed (celery_fleet_app.closed_connections_fail_as_such)"
 
 
@@ -253,6 +256,141 @@ def reconnects_ask_the_sentinels() -> bool:
     return guard(SentinelManagedConnection, "send_packed_command", wrap)
 
 
+def refused_writes_fail_as_lost_connections() -> bool:
+    """Make a write the broker refuses for want of replicas (NOREPLICAS) a connection error.
+
+    A master with ``min-replicas-to-write`` (the fleet's Sentinel default: 1) refuses every write
+    while fewer replicas than that are in sync (down, or lagging more than ``min-replicas-max-lag``),
+    BRPOP included: a pop is a write. redis-py 8.1 raises that reply as a plain ``ResponseError``,
+    which kombu 5.7 counts as a channel error, and Celery 5.7 retries channel errors only with
+    ``broker_channel_error_retry``: the worker stopped with "Unrecoverable error:
+    ResponseError('NOREPLICAS ...')" (seen in molecule/sentinel under load), its service manager
+    started it again, the restarted worker met the same refusal at its first BRPOP (or binding
+    write), and after ``start_limit_burst`` starts in ``start_limit_interval_sec`` the unit stayed
+    ``failed``, still down after the replicas were back. ``broker_channel_error_retry`` is not the
+    cure: it would also retry a refusal that waiting cannot end (NOPERM after an ACL change).
+
+    So the NOREPLICAS reply is raised as an error that is both redis-py's ``ResponseError`` (what a
+    reply error is, where a pipeline collects it) and its ``ConnectionError``, as redis-py itself
+    raises WRONGPASS (``AuthenticationError``): kombu and Celery treat it as a lost connection, so
+    the consumer logs "Connection to broker lost" and reconnects until the master accepts writes
+    again; the result backend retries a result it could not store (result_backend_always_retry);
+    ``deliveries_survive_a_failover`` retries the delivery's record. Every other reply error is
+    raised as before. Returns whether the mapping is in place.
+    """
+    try:
+        from redis._parsers.base import BaseParser
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import ResponseError as RedisResponseError
+    except ImportError:  # no redis-py in this virtualenv: nothing to map
+        return False
+    if NO_REPLICAS not in BaseParser.EXCEPTION_CLASSES:
+
+        class NoReplicasError(RedisResponseError, RedisConnectionError):
+            """NOREPLICAS: the master refuses writes until enough replicas are in sync."""
+
+        BaseParser.EXCEPTION_CLASSES[NO_REPLICAS] = NoReplicasError
+    return True
+
+
+def refused_for_want_of_replicas(exc: BaseException) -> bool:
+    """Whether ``exc`` is a NOREPLICAS reply (``refused_writes_fail_as_lost_connections``)."""
+    return getattr(exc, "status_code", None) == NO_REPLICAS or NO_REPLICAS in str(exc)
+
+
+# Waits of a worker's consumer between reconnects while the broker refuses writes: doubling, then
+# the last one each time (``reconnects_back_off_refused_writes``).
+REFUSED_WRITES_WAITS = (1, 2, 4, 8)
+
+
+def reconnects_back_off_refused_writes(waits: tuple[int, ...] = REFUSED_WRITES_WAITS) -> bool:
+    """Make a worker's consumer wait before it reconnects to a broker that refuses writes.
+
+    With ``refused_writes_fail_as_lost_connections`` a NOREPLICAS reply is a lost connection, but
+    the connection itself comes back at once (reads and PING are answered): the consumer's restart
+    meets the refusal again in its first write (the BRPOP, or a write of its start), before or after
+    Celery 5.7 counts it as connected. Celery backs off only from a failed connect, so the consumer
+    restarted without a pause, 5 times a second, each time with an error and, every second, a
+    "Frequent restarts detected" traceback in the log (measured: ~150 "Connection to broker lost"
+    and ~300 "Cannot connect" lines a minute per worker).
+
+    So after Celery's own handler of either error (``on_connection_error_before_connected``,
+    ``on_connection_error_after_connected``: they log it and drop the connection), a refusal makes
+    the consumer wait ``waits`` (1, 2, 4, 8, 8... s, logged), in one-second steps that end at once
+    on a warm or cold stop (``celery.worker.state.maybe_shutdown``); the count starts again once a
+    refusal is more than twice the longest wait after the one before. Other errors are handled as
+    before. Returns whether the guard is in place.
+    """
+    try:
+        from celery.worker import state
+        from celery.worker.consumer.consumer import Consumer
+    except ImportError:  # pragma: no cover - every service of the fleet runs Celery
+        return False
+    refusals = {"count": 0, "at": float("-inf")}
+
+    def back_off() -> None:
+        now = time.monotonic()
+        if now - refusals["at"] > 2 * waits[-1]:
+            refusals["count"] = 0
+        wait = waits[min(refusals["count"], len(waits) - 1)]
+        refusals["count"] += 1
+        log.warning(
+            "the broker refuses writes (NOREPLICAS: too few replicas in sync); reconnecting in %d s", wait
+        )
+        for _ in range(wait):
+            state.maybe_shutdown()
+            time.sleep(1)
+        refusals["at"] = time.monotonic()
+
+    def wrap(original: Any) -> Any:
+        def handler(self: Any, exc: BaseException) -> Any:
+            result = original(self, exc)
+            if refused_for_want_of_replicas(exc):
+                back_off()
+            return result
+
+        return handler
+
+    guard(Consumer, "on_connection_error_before_connected", wrap)
+    guard(Consumer, "on_connection_error_after_connected", wrap)
+    return failed_event_loop_registrations_close()
+
+
+def failed_event_loop_registrations_close() -> bool:
+    """Close a Redis connection whose registration with the worker's event loop failed.
+
+    A prefork worker's consumer connects, then registers the connection with its event loop
+    (Celery 5.7 ``Consumer.connect``), and kombu 5.7's registration restores unacknowledged
+    messages at once (``MultiChannelPoller.on_poll_init``: a SET NX lock, a write). When that write
+    is refused (NOREPLICAS), the error leaves ``connect`` before the consumer holds the connection,
+    so nothing closes it: one more open socket per reconnect for as long as writes are refused
+    (measured: +1 descriptor per attempt; without the waits of ``reconnects_back_off_refused_writes``
+    a worker reached its 1024 open files within a minute and could not reconnect afterwards).
+
+    So the transport's channels (and with them their connection pools) are closed before the error
+    goes on; a registration that succeeds is unchanged. Returns whether the guard is in place.
+    """
+    try:
+        from kombu.transport import redis as transport
+    except ImportError:  # no Redis transport in this virtualenv: nothing to guard
+        return False
+
+    def wrap(original: Any) -> Any:
+        def register_with_event_loop(self: Any, connection: Any, loop: Any) -> Any:
+            try:
+                return original(self, connection, loop)
+            except Exception:
+                try:
+                    self.close_connection(connection)
+                except Exception as exc:  # the registration's error is the one to raise
+                    log.debug("closing a connection whose registration failed: %r", exc)
+                raise
+
+        return register_with_event_loop
+
+    return guard(transport.Transport, "register_with_event_loop", wrap)
+
+
 def deliveries_survive_a_failover(delays: tuple[float, ...] = DELIVERY_RETRY_DELAYS) -> bool:
     """Retry recording a delivered message as unacknowledged when the broker connection breaks.
 
@@ -297,8 +435,8 @@ def deliveries_survive_a_failover(delays: tuple[float, ...] = DELIVERY_RETRY_DEL
                     return original(self, message, delivery_tag)
                 except (RedisConnectionError, RedisTimeoutError, RedisResponseError) as exc:
                     # Of the errors a command answers, only a write refused for lagging replicas
-                    # passes with time (redis-py names the pipeline's command before the reply).
-                    refused = isinstance(exc, RedisResponseError) and "NOREPLICAS" not in str(exc)
+                    # passes with time.
+                    refused = isinstance(exc, RedisResponseError) and not refused_for_want_of_replicas(exc)
                     if refused or waiting_cannot_help(self):
                         raise
                     log.warning(
@@ -396,12 +534,16 @@ def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -
 def load(environ: Mapping[str, str]) -> Any:
     """Import the app named in the fleet's settings, as ``celery -A`` does, and configure it
     (with kombu's Redis channels and redis-py's Sentinel connections guarded:
-    ``closed_connections_fail_as_such``, ``reconnects_ask_the_sentinels``,
+    ``refused_writes_fail_as_lost_connections``, ``reconnects_back_off_refused_writes``,
+    ``closed_connections_fail_as_such``,
+    ``reconnects_ask_the_sentinels``,
     ``deliveries_survive_a_failover``; and the prefork pool's exit wait bounded:
     ``pool_processes_exit_promptly``)."""
     from celery.app.utils import find_app
 
     config = read_config(environ)
+    refused_writes_fail_as_lost_connections()
+    reconnects_back_off_refused_writes()
     closed_connections_fail_as_such()
     reconnects_ask_the_sentinels()
     deliveries_survive_a_failover()
