@@ -365,7 +365,7 @@ def failed_event_loop_registrations_close() -> bool:
     is refused (NOREPLICAS), the error leaves ``connect`` before the consumer holds the connection,
     so nothing closes it: one more open socket per reconnect for as long as writes are refused
     (measured: +1 descriptor per attempt; without the waits of ``reconnects_back_off_refused_writes``
-    a worker reached its 1024 open files within a minute and could not reconnect afterwards).
+    a worker reached its 1024 open files within 2.5 min and could not reconnect afterwards).
 
     So the transport's channels (and with them their connection pools) are closed before the error
     goes on; a registration that succeeds is unchanged. Returns whether the guard is in place.
