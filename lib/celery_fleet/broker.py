@@ -117,26 +117,21 @@ SENTINEL_TLS_KEYS = ("ssl", "ssl_cert_reqs", "ssl_ca_certs")
 # A Sentinel as clients reach it: a host name or IPv4 address and a port.
 SENTINEL_ADDRESS_RE = re.compile(r"^[A-Za-z0-9_.-]+:[0-9]{1,5}$")
 
-# What every client needs to notice a broker that is gone, direct or through Sentinel (measured
-# with Celery 5.7, kombu 5.7, redis-py 8.1, Redis 7.0; README "Broker high availability" and
-# "Troubleshooting"). A broker that closes its connections (restart, kill -9: the kernel resets
-# them) is noticed at once with the defaults. One that stops answering without closing them (a
-# frozen process, a lost host or network) left workers and producers blocked for good with the
-# defaults, which have no socket timeout: kombu's own documentation of socket_timeout says a
-# synchronous command then waits forever and the health checks never get a chance to run. A
-# prefork worker runs its event heartbeat (a publish, every 2 s) in its event loop: with Redis
-# under SIGSTOP the worker's loop waited in that publish, nothing logged, no reconnect, no time
-# limit enforced, until Redis answered again; through Sentinel, after the master's host was lost,
-# worker and producer never resumed. Socket timeouts on every connection (data node, and Sentinel:
-# redis-py gives sentinel_kwargs none of the client's socket options once sentinel_kwargs is set)
-# and kombu's health checks every 2 s (a BRPOP overdue by brpop_timeout + health_check_interval is
-# dropped) brought a failover's resume to 9.7-15 s. The result backend takes Celery's redis_*
-# settings, not its transport options, for the same socket settings.
-SOCKET_TIMEOUT = 5
-HEALTH_CHECK_INTERVAL = 2
+# What a Sentinel client needs to move to a new master without a restart (measured with Celery 5.7,
+# kombu 5.7, redis-py 8.1, Redis 7.0, down-after-milliseconds 5000; README "Broker high
+# availability"). After `kill -9` of the master the kernel resets every connection and the
+# defaults resumed in 6.1 s; a master that stops answering without closing its connections (frozen
+# process, lost host or network) left worker and producer blocked for good with the defaults
+# (no socket timeout). Socket timeouts on every connection (data node and Sentinel: redis-py gives
+# sentinel_kwargs none of the client's socket options once sentinel_kwargs is set) and kombu's
+# health checks every 2 s (a BRPOP overdue by brpop_timeout + health_check_interval is dropped)
+# brought the resume to 9.7-15 s. The result backend takes Celery's redis_* settings, not its
+# transport options, for the same socket settings.
+SENTINEL_SOCKET_TIMEOUT = 5
+SENTINEL_HEALTH_CHECK_INTERVAL = 2
 _SOCKET = {
-    "socket_timeout": SOCKET_TIMEOUT,
-    "socket_connect_timeout": SOCKET_TIMEOUT,
+    "socket_timeout": SENTINEL_SOCKET_TIMEOUT,
+    "socket_connect_timeout": SENTINEL_SOCKET_TIMEOUT,
     "socket_keepalive": True,
 }
 # Connecting to a Sentinel: 1 s, and no retry by redis-py. A host that is gone (its Sentinel with
@@ -156,20 +151,19 @@ _SOCKET = {
 # left for the next one of the list at once, and kombu's and Celery's own retries do the retrying.
 SENTINEL_CONNECT_TIMEOUT = 1
 _SENTINEL_SOCKET = {**_SOCKET, "socket_connect_timeout": SENTINEL_CONNECT_TIMEOUT, "retry": None}
-CLIENT_BROKER_OPTIONS: dict[str, Any] = {**_SOCKET, "health_check_interval": HEALTH_CHECK_INTERVAL}
-# A task that ends while the broker is away (a failover, a restart of Redis) cannot store its
-# result: by default Celery then stores FAILURE(ConnectionError) once it can and acknowledges the
-# message, so a caller sees a task that ran as failed (measured: tasks counted lost at a kill -9
-# were such). Retried instead, with Celery's backoff (full jitter, from 10 ms doubling up to
-# RESULT_RETRY_MAX_SLEEP_MS), up to RESULT_RETRIES times: about 65 s at most, 33 s on average,
-# against 7-9 s for a failover.
+SENTINEL_BROKER_OPTIONS: dict[str, Any] = {**_SOCKET, "health_check_interval": SENTINEL_HEALTH_CHECK_INTERVAL}
+# A task that ends while the master is away cannot store its result: by default Celery then stores
+# FAILURE(ConnectionError) once it can and acknowledges the message, so a caller sees a task that
+# ran as failed (measured: tasks counted lost at a kill -9 were such). Retried instead, with
+# Celery's backoff (full jitter, from 10 ms doubling up to RESULT_RETRY_MAX_SLEEP_MS), up to
+# RESULT_RETRIES times: about 65 s at most, 33 s on average, against 7-9 s for a failover.
 RESULT_RETRIES = 20
 RESULT_RETRY_MAX_SLEEP_MS = 5000
-CLIENT_CELERY_SETTINGS: dict[str, Any] = {
-    "redis_socket_timeout": SOCKET_TIMEOUT,
-    "redis_socket_connect_timeout": SOCKET_TIMEOUT,
+SENTINEL_CELERY_SETTINGS: dict[str, Any] = {
+    "redis_socket_timeout": SENTINEL_SOCKET_TIMEOUT,
+    "redis_socket_connect_timeout": SENTINEL_SOCKET_TIMEOUT,
     "redis_socket_keepalive": True,
-    "redis_backend_health_check_interval": HEALTH_CHECK_INTERVAL,
+    "redis_backend_health_check_interval": SENTINEL_HEALTH_CHECK_INTERVAL,
     "result_backend_always_retry": True,
     "result_backend_max_retries": RESULT_RETRIES,
     "result_backend_max_sleep_between_retries_ms": RESULT_RETRY_MAX_SLEEP_MS,
@@ -461,15 +455,14 @@ def connection(
     """Broker URL, result backend URL, the fleet's transport options and Celery settings of a client.
 
     Returns ``{"broker_url", "result_backend", "transport_options": {"broker", "backend"},
-    "settings"}``. Every client's broker options are those of ``transport_options`` and
-    CLIENT_BROKER_OPTIONS (socket timeouts, keepalive, health checks), its ``settings``
-    CLIENT_CELERY_SETTINGS (the result backend's). Without ``sentinels``:
-    ``redis://user:pw@host:port/db`` and ``.../<db+1>``. With ``sentinels`` ("address:port"
-    strings; ``host`` and ``port`` unused):
+    "settings"}``. Without ``sentinels``: ``redis://user:pw@host:port/db`` and ``.../<db+1>``, the
+    options of ``transport_options`` and no settings (what the roles built before Sentinel). With
+    ``sentinels`` ("address:port" strings; ``host`` and ``port`` unused):
     ``sentinel://user:pw@a1:p1/db;sentinel://user:pw@a2:p2/db;...`` for both (db+1 for the
     backend); both transport options also get ``master_name`` and ``sentinel_kwargs`` (the Sentinel
-    password and socket settings). The Sentinel password is only in the transport options:
-    roles/celery_app writes them to the fleet's config file, never to argv or the environment.
+    password and socket settings), the broker SENTINEL_BROKER_OPTIONS, and ``settings`` is
+    SENTINEL_CELERY_SETTINGS. The Sentinel password is only in the transport options: roles/celery_app
+    writes them to the fleet's config file, never to argv or the environment.
 
     With ``tls``, ``settings`` gets broker_use_ssl and redis_backend_use_ssl (``tls_settings``: the
     CA to verify the broker with, ssl_cert_reqs required, and the client certificate and key when
@@ -490,10 +483,6 @@ def connection(
     if problems:
         raise FleetError(problems)
     options = transport_options(visibility_timeout, key_prefix)
-    options["broker"].update(CLIENT_BROKER_OPTIONS)
-    settings = dict(CLIENT_CELERY_SETTINGS)
-    if tls:
-        settings.update(tls_settings(tls_ca_file, tls_cert_file, tls_key_file))
     auth = userinfo(user, password)
     if not sentinels:
         scheme = "rediss" if tls else "redis"
@@ -502,12 +491,16 @@ def connection(
             "broker_url": f"{base}/{number}",
             "result_backend": f"{base}/{number + 1}",
             "transport_options": options,
-            "settings": settings,
+            "settings": tls_settings(tls_ca_file, tls_cert_file, tls_key_file) if tls else {},
         }
     tls_kwargs = sentinel_tls_kwargs(tls_ca_file, tls_cert_file, tls_key_file) if tls else {}
     for side in ("broker", "backend"):
         options[side]["master_name"] = master_name
         options[side]["sentinel_kwargs"] = {"password": sentinel_password, **_SENTINEL_SOCKET, **tls_kwargs}
+    options["broker"].update(SENTINEL_BROKER_OPTIONS)
+    settings = dict(SENTINEL_CELERY_SETTINGS)
+    if tls:
+        settings.update(tls_settings(tls_ca_file, tls_cert_file, tls_key_file))
     return {
         "broker_url": ";".join(f"sentinel://{auth}@{address}/{number}" for address in sentinels),
         "result_backend": ";".join(f"sentinel://{auth}@{address}/{number + 1}" for address in sentinels),
@@ -529,10 +522,10 @@ def expected_broker_options(
     carries the Sentinel password (option_errors checks only that it is set); with ``tls`` as
     SECRET_SET_TLS (option_errors also checks that it has the SENTINEL_TLS_KEYS, by name).
     """
-    options = {**transport_options(visibility_timeout, key_prefix)["broker"], **CLIENT_BROKER_OPTIONS}
+    options = transport_options(visibility_timeout, key_prefix)["broker"]
     if sentinels:
         secret = SECRET_SET_TLS if tls is True else SECRET_SET
-        options.update({"master_name": master_name, "sentinel_kwargs": secret})
+        options.update({"master_name": master_name, "sentinel_kwargs": secret, **SENTINEL_BROKER_OPTIONS})
     return options
 
 

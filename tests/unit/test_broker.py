@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 from celery_fleet.broker import (
-    CLIENT_BROKER_OPTIONS,
-    CLIENT_CELERY_SETTINGS,
-    HEALTH_CHECK_INTERVAL,
     SECRET_SET,
-    SOCKET_TIMEOUT,
+    SENTINEL_BROKER_OPTIONS,
+    SENTINEL_CELERY_SETTINGS,
+    SENTINEL_SOCKET_TIMEOUT,
     acl_rulesets,
     connection,
     expected_broker_options,
@@ -134,26 +133,17 @@ def test_scoping_errors_name_the_host_whose_prefix_differs_from_the_brokers():
 SENTINELS = ["10.0.0.1:26379", "10.0.0.2:26379", "redis-3.example:26380"]
 
 
-def test_direct_connection_has_the_clients_socket_timeouts_and_health_checks():
+def test_direct_connection_is_what_the_roles_built_before_sentinel():
     # Act
     built = connection("10.0.0.9", 6380, 2, "worker", "s3cret", visibility_timeout=7200, key_prefix="cf:")
 
-    # Assert: db + 1 for the result backend, the options of transport_options; like a Sentinel
-    # client, the broker's socket timeouts and health checks and the result backend's settings
-    # (a Redis that stops answering must not hold a worker's event loop: broker.py).
-    scoped = transport_options(7200, "cf:")
+    # Assert: db + 1 for the result backend, the options of transport_options, no Celery settings.
     assert built == {
         "broker_url": "redis://worker:s3cret@10.0.0.9:6380/2",
         "result_backend": "redis://worker:s3cret@10.0.0.9:6380/3",
-        "transport_options": {
-            "broker": {**scoped["broker"], **CLIENT_BROKER_OPTIONS},
-            "backend": scoped["backend"],
-        },
-        "settings": CLIENT_CELERY_SETTINGS,
+        "transport_options": transport_options(7200, "cf:"),
+        "settings": {},
     }
-    assert built["transport_options"]["broker"]["socket_timeout"] == SOCKET_TIMEOUT
-    assert built["transport_options"]["broker"]["health_check_interval"] == HEALTH_CHECK_INTERVAL
-    assert built["settings"]["redis_socket_timeout"] == SOCKET_TIMEOUT
 
 
 def test_credentials_are_percent_encoded_like_jinjas_urlencode_with_the_slash_replaced():
@@ -189,7 +179,7 @@ def test_sentinel_connection_lists_every_sentinel_for_broker_and_backend():
     assert built["result_backend"] == built["broker_url"].replace("/0", "/1")
     sentinel_kwargs = {
         "password": "sent-pw",
-        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_timeout": SENTINEL_SOCKET_TIMEOUT,
         # A Sentinel gone with its host costs each discovery this much, not the data node's 5 s.
         "socket_connect_timeout": 1,
         "socket_keepalive": True,
@@ -202,11 +192,11 @@ def test_sentinel_connection_lists_every_sentinel_for_broker_and_backend():
             "visibility_timeout": 600,
             "master_name": "celery-fleet",
             "sentinel_kwargs": sentinel_kwargs,
-            **CLIENT_BROKER_OPTIONS,
+            **SENTINEL_BROKER_OPTIONS,
         },
         "backend": {"master_name": "celery-fleet", "sentinel_kwargs": sentinel_kwargs},
     }
-    assert built["settings"] == CLIENT_CELERY_SETTINGS
+    assert built["settings"] == SENTINEL_CELERY_SETTINGS
     # The Sentinel password is in the options only, never in a URL.
     assert "sent-pw" not in built["broker_url"] + built["result_backend"]
 
@@ -264,8 +254,7 @@ def test_expected_broker_options_hold_no_secret():
     # Assert: what a Sentinel worker runs with, the password replaced by a marker.
     built = connection("h", sentinels=SENTINELS, sentinel_password="sent-pw", visibility_timeout=600)
     assert expected == {**built["transport_options"]["broker"], "sentinel_kwargs": SECRET_SET}
-    direct = connection("h", visibility_timeout=600)["transport_options"]["broker"]
-    assert expected_broker_options(600) == direct == {"visibility_timeout": 600, **CLIENT_BROKER_OPTIONS}
+    assert expected_broker_options(600) == {"visibility_timeout": 600}
 
 
 def test_option_errors_never_print_nor_compare_a_secret_option():
@@ -308,11 +297,7 @@ def test_tls_makes_both_urls_rediss_and_every_client_verify_the_broker_with_the_
     assert built["broker_url"] == "rediss://worker:s3cret@10.0.0.9:6380/0"
     assert built["result_backend"] == "rediss://worker:s3cret@10.0.0.9:6380/1"
     ssl = {"ssl_cert_reqs": "required", "ssl_ca_certs": "/etc/celerydemo/tls/ca.crt"}
-    assert built["settings"] == {
-        **CLIENT_CELERY_SETTINGS,
-        "broker_use_ssl": ssl,
-        "redis_backend_use_ssl": ssl,
-    }
+    assert built["settings"] == {"broker_use_ssl": ssl, "redis_backend_use_ssl": ssl}
 
 
 def test_tls_with_a_client_certificate_passes_certificate_and_key():
@@ -388,7 +373,7 @@ def test_tls_through_sentinel_keeps_sentinel_urls_and_verifies_the_master_with_t
     assert built["result_backend"] == built["broker_url"].replace("/2", "/3")
     ssl = {"ssl_cert_reqs": "required", "ssl_ca_certs": "/etc/celerydemo/tls/ca.crt"}
     assert built["settings"] == {
-        **CLIENT_CELERY_SETTINGS,
+        **SENTINEL_CELERY_SETTINGS,
         "broker_use_ssl": ssl,
         "redis_backend_use_ssl": ssl,
     }
@@ -404,7 +389,7 @@ def test_tls_through_sentinel_makes_both_sides_reach_the_sentinels_over_verified
         kwargs = built["transport_options"][side]["sentinel_kwargs"]
         assert kwargs == {
             "password": "sentinel-pw",
-            "socket_timeout": SOCKET_TIMEOUT,
+            "socket_timeout": SENTINEL_SOCKET_TIMEOUT,
             "socket_connect_timeout": 1,
             "socket_keepalive": True,
             "retry": None,
@@ -415,7 +400,7 @@ def test_tls_through_sentinel_makes_both_sides_reach_the_sentinels_over_verified
         assert built["transport_options"][side]["master_name"] == "celery-fleet"
     # JSON types (the fleet's settings file): a real boolean, strings for the rest.
     assert built["transport_options"]["broker"]["sentinel_kwargs"]["ssl"] is True
-    for name, value in CLIENT_BROKER_OPTIONS.items():
+    for name, value in SENTINEL_BROKER_OPTIONS.items():
         assert built["transport_options"]["broker"][name] == value
 
 
@@ -436,7 +421,7 @@ def test_sentinel_without_tls_gets_no_tls_key():
         None, sentinels=TLS_SENTINELS, sentinel_password="sentinel-pw", tls=False, tls_ca_file="/t/ca.crt"
     )
 
-    assert built["settings"] == CLIENT_CELERY_SETTINGS
+    assert built["settings"] == SENTINEL_CELERY_SETTINGS
     for side in ("broker", "backend"):
         assert not any(key.startswith("ssl") for key in built["transport_options"][side]["sentinel_kwargs"])
 
@@ -589,7 +574,7 @@ def test_the_roles_tls_files_are_the_apps_layout():
 
 def test_a_result_stored_during_a_failover_is_retried_long_enough_but_not_forever():
     # Celery's backoff with full jitter: retry n sleeps up to min(max sleep, 10 ms * 2**n).
-    settings = CLIENT_CELERY_SETTINGS
+    settings = SENTINEL_CELERY_SETTINGS
     base_ms = 10
     caps = [
         min(settings["result_backend_max_sleep_between_retries_ms"], base_ms * 2**n)

@@ -86,20 +86,6 @@ def _stop_mid_heartbeat(fleet) -> None:
     fleet.node.check(f"kill -STOP {REDIS_PID} && sleep {freeze} && systemctl stop redis-server")
 
 
-def _freeze_redis(fleet) -> None:
-    # Redis stops answering without closing a connection, as a host that is lost or cut off by the
-    # network: no reset, no refusal, only silence. Without socket timeouts the prefork worker's
-    # event loop waited in the heartbeat's publish for as long as Redis was frozen (nothing logged
-    # in 60 s, measured); the fleet gives every client a socket timeout and health checks
-    # (lib/celery_fleet/broker.py CLIENT_BROKER_OPTIONS) and the heartbeat no retry: the worker
-    # logged the lost broker 10-12 s into the freeze.
-    fleet.node.check(f"kill -STOP {REDIS_PID}")
-
-
-def _thaw_redis(fleet) -> None:
-    fleet.node.check(f"kill -CONT {REDIS_PID}")
-
-
 def _refuse_writes(fleet) -> None:
     # Redis refuses every write, BRPOP included, as a Sentinel master does while fewer replicas than
     # min-replicas-to-write are in sync (down, or lagging): this Redis has none, so 1 is too many.
@@ -122,7 +108,6 @@ BROKER_FAULTS = {
     "wrong-password": (_break_password, _restore_password),
     "broker-down": (lambda fleet: fleet.node.check("systemctl stop redis-server"), _start_redis),
     "broker-down-mid-heartbeat": (_stop_mid_heartbeat, _start_redis),
-    "broker-frozen": (_freeze_redis, _thaw_redis),
     "writes-refused": (_refuse_writes, _accept_writes),
 }
 

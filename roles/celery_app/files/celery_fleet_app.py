@@ -7,9 +7,10 @@ transport options: the fleet's keys win, because validation reasoned about them 
 timeout), the Redis ACL depends on them (the key prefix, when scoping is on), green pools need
 them (kombu's ``max_connections``, per worker in ``CELERY_FLEET_MAX_CONNECTIONS``) and a Sentinel
 client needs them (``master_name``, ``sentinel_kwargs``, failover settings); every other key the app
-set stays. The file also has ``settings``: Celery settings set over the app's (the result backend's
-socket timeouts and retries, TLS). A green-pool worker keeps one result backend for all its greenlets
-(``green_pool_settings``). The deploy's verification reads the options back from each running worker.
+set stays. With Sentinel or TLS the file also has ``settings``: Celery settings set over the app's
+(the result backend's socket timeouts and retries with Sentinel; TLS). A green-pool worker keeps
+one result backend for all its greenlets (``green_pool_settings``). The deploy's verification
+reads the options back from each running worker.
 
 It also ends the event heartbeat's retries (``bounded_event_retries``): Celery's heartbeat retried
 its publish forever while the broker was away, holding a prefork worker's event loop (nothing
@@ -124,12 +125,13 @@ def bounded_event_retries(app: Any) -> Any:
       when the process manager killed it after its stop timeout (measured: 600 s).
 
     Retries bounded to a few attempts (stop 45: 2 more, 0.5 s and 1 s apart) were not enough once
-    every connection has a socket timeout (lib/celery_fleet/broker.py CLIENT_BROKER_OPTIONS): with a
-    broker that stops answering (frozen, host lost), each attempt waits out the timeout (5 s), so
-    each heartbeat held a prefork worker's loop 15-20 s, and it logged the lost broker 28-54 s into
-    the outage (measured, Redis under SIGSTOP); without retries it holds the loop one timeout at
-    most and the worker logged it after 10-12 s. A heartbeat lost is harmless: the next one follows
-    in 2 s.
+    a connection has a socket timeout (a Sentinel client's, lib/celery_fleet/broker.py
+    SENTINEL_BROKER_OPTIONS; measured with the same 5 s given to a direct client, since taken back:
+    README, Troubleshooting): with a broker that stops answering (frozen, host lost), each attempt
+    waits out the timeout (5 s), so each heartbeat held a prefork worker's loop 15-20 s, and it
+    logged the lost broker 28-54 s into the outage (measured, Redis under SIGSTOP); without retries
+    it holds the loop one timeout at most and the worker logged it after 10-12 s. A heartbeat lost
+    is harmless: the next one follows in 2 s.
 
     So a send with ``retry=True`` and no policy of its own tries the broker once
     (``EVENT_RETRY_POLICY``); when that fails the worker's dispatcher keeps the event in its
@@ -516,8 +518,8 @@ def green_pool_settings(environ: Mapping[str, str]) -> dict[str, Any]:
 def configure(app: Any, config: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     """Merge the fleet's options into ``app.conf``, set the fleet's Celery settings, return the app.
 
-    ``settings`` (the result backend's socket timeouts, health checks and retries; TLS) are Celery
-    settings the fleet sets over the app's, and so are a green-pool worker's
+    ``settings`` (with Sentinel the result backend's socket timeouts, health checks and retries;
+    TLS) are Celery settings the fleet sets over the app's, and so are a green-pool worker's
     (``green_pool_settings``). The app's event dispatcher does not retry the heartbeat
     (``bounded_event_retries``).
     """
