@@ -112,6 +112,16 @@ BROKER_FAULTS = {
 }
 
 
+def _watch(fleet, node) -> tuple[list[str], str | None, dict[str, str], dict[str, int]]:
+    """The CUT_OFF workers' units, where their new log lines start (a time under systemd, else
+    each log as it is now) and their main processes, once both answer."""
+    node.inspect("ping", fleet.nodes(CUT_OFF), timeout=60)
+    units = [service(w["name"]) for w in CUT_OFF]
+    since = node.now() if fleet.manager == "systemd" else None
+    before = {unit: "" if since else node.logs(unit) for unit in units}
+    return units, since, before, {unit: node.main_pid(unit) for unit in units}
+
+
 def _new_log(fleet, node, unit: str, since: str | None, before: str) -> str:
     if fleet.manager == "systemd":
         return node.logs(unit, since=since)
@@ -122,11 +132,7 @@ def _new_log(fleet, node, unit: str, since: str | None, before: str) -> str:
 def test_worker_cut_off_from_the_broker_stops_promptly(fleet, node, fault):
     # Arrange: both workers answer, then the broker refuses (or stops answering) them.
     brk, restore = BROKER_FAULTS[fault]
-    node.inspect("ping", fleet.nodes(CUT_OFF), timeout=60)
-    units = [service(w["name"]) for w in CUT_OFF]
-    since = node.now() if fleet.manager == "systemd" else None
-    before = {unit: "" if since else node.logs(unit) for unit in units}
-    pids = {unit: node.main_pid(unit) for unit in units}
+    units, since, before, pids = _watch(fleet, node)
     stops: dict[str, float] = {}
     noticed: dict[str, float] = {}
     tool = "systemctl" if fleet.manager == "systemd" else "supervisorctl"
@@ -185,11 +191,7 @@ REFUSED_AFTER_WAITS = 2  # writes accepted again after the consumer's 1 s and 2 
 
 def test_a_worker_takes_tasks_again_in_the_same_process_once_writes_are_accepted(fleet, node):
     # Arrange: the workers answer; their main processes.
-    node.inspect("ping", fleet.nodes(CUT_OFF), timeout=60)
-    units = [service(w["name"]) for w in CUT_OFF]
-    since = node.now() if fleet.manager == "systemd" else None
-    before = {unit: "" if since else node.logs(unit) for unit in units}
-    pids = {unit: node.main_pid(unit) for unit in units}
+    units, since, before, pids = _watch(fleet, node)
 
     # Act: Redis refuses writes until each consumer waited twice, then takes them again.
     try:
@@ -217,7 +219,7 @@ def test_a_worker_takes_tasks_again_in_the_same_process_once_writes_are_accepted
     )
 
     # Assert: each queue's task ran, on the worker that ran before, in the same process.
-    for worker, queue in ((w, w["queues"][0]) for w in CUT_OFF):
-        assert report["results"][queue].get("hostname") == fleet.node_name(worker), report
+    for worker in CUT_OFF:
+        assert report["results"][worker["queues"][0]].get("hostname") == fleet.node_name(worker), report
     assert {unit: node.main_pid(unit) for unit in units} == pids
     assert all("Unrecoverable error" not in _new_log(fleet, node, u, since, before[u]) for u in units)

@@ -354,8 +354,7 @@ def reconnects_back_off_refused_writes(waits: tuple[int, ...] = REFUSED_WRITES_W
         return handler
 
     guard(Consumer, "on_connection_error_before_connected", wrap)
-    guard(Consumer, "on_connection_error_after_connected", wrap)
-    return failed_event_loop_registrations_close()
+    return guard(Consumer, "on_connection_error_after_connected", wrap)
 
 
 def failed_event_loop_registrations_close() -> bool:
@@ -537,7 +536,7 @@ def load(environ: Mapping[str, str]) -> Any:
     """Import the app named in the fleet's settings, as ``celery -A`` does, and configure it
     (with kombu's Redis channels and redis-py's Sentinel connections guarded:
     ``refused_writes_fail_as_lost_connections``, ``reconnects_back_off_refused_writes``,
-    ``closed_connections_fail_as_such``,
+    ``failed_event_loop_registrations_close``, ``closed_connections_fail_as_such``,
     ``reconnects_ask_the_sentinels``,
     ``deliveries_survive_a_failover``; and the prefork pool's exit wait bounded:
     ``pool_processes_exit_promptly``)."""
@@ -546,6 +545,7 @@ def load(environ: Mapping[str, str]) -> Any:
     config = read_config(environ)
     refused_writes_fail_as_lost_connections()
     reconnects_back_off_refused_writes()
+    failed_event_loop_registrations_close()
     closed_connections_fail_as_such()
     reconnects_ask_the_sentinels()
     deliveries_survive_a_failover()
