@@ -1,13 +1,17 @@
 """molecule/resources/execshell.py: kept shells answer as one `docker exec` per command did.
 
 A stand-in `docker` on PATH runs the agent on this machine (`exec -i <container> CMD...` runs CMD;
-the container "stopped" fails as docker does), so the protocol, the timeouts and the lost shells are
-tested without Docker.
+the container "stopped" fails as docker does), so the protocol, the timeouts, the lost shells and
+the kept module runs (Ansible's pipelined module runs in a child forked from the agent, answering as
+a new interpreter did) are tested without Docker.
 """
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
+import json
 import os
 import shutil
 import subprocess
@@ -15,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -257,3 +262,151 @@ def test_sweep_closes_the_shells_whose_exec_ended():
     execshell.sweep()
     assert "c2" not in execshell._idle
     assert len(execshell._idle["c1"]) == 1
+
+
+# --- Kept module runs: Ansible's pipelined module runs in a child forked from the agent ----------
+# The payloads are built here: an AnsiballZ-shaped wrapper (the marker, ``zip_data='...'``, the zip
+# put on sys.path from a temporary directory) around a zip with stand-ins for
+# ``ansible.module_utils.basic`` and the loader, and a module that reports what it ran with: the
+# ``basic`` and the ``extra`` module_utils it imported, its parent process (the agent or a shell),
+# its argv, stdin and exit.
+
+WRAPPER = """#!/usr/bin/python3
+_ANSIBALLZ_WRAPPER = True
+
+
+def _main(zip_data, module_fqn):
+    import base64, os, shutil, sys, tempfile
+    sys.path = [p for p in sys.path if p not in ("", ".")]
+    temp = tempfile.mkdtemp(prefix="probe_payload_")
+    try:
+        path = os.path.join(temp, "payload.zip")
+        with open(path, "wb") as out:
+            out.write(base64.b64decode(zip_data))
+        sys.path.insert(0, path)
+        from ansible.module_utils._internal._ansiballz import _loader
+        _loader.run_module(module_fqn)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    _main(zip_data='ZIP', module_fqn="ansible.modules.probe")
+"""
+
+LOADER = """import runpy
+from ansible.module_utils import basic
+
+
+def run_module(module_fqn):
+    runpy.run_module(module_fqn, run_name="__main__", alter_sys=True)
+    raise RuntimeError("the module did not exit")
+"""
+
+MODULE = """import json, os, sys
+from ansible.module_utils import basic, extra
+
+with open(f"/proc/{os.getppid()}/cmdline", "rb") as cmdline:
+    parent = cmdline.read().decode(errors="replace")
+if extra.END == "raise":
+    raise ValueError("the module failed")
+print(json.dumps({
+    "basic": basic.MARK, "extra": extra.END, "forked": "kept_run" in parent,
+    "argv": sys.argv[1:], "stdin": sys.stdin.read(), "name": __name__,
+}))
+sys.stderr.write("to stderr\\n")
+sys.exit(int(extra.END))
+"""
+
+
+def payload(basic: str = "basic-1", end: str = "0") -> bytes:
+    """An AnsiballZ-shaped wrapper whose module exits with ``end`` (or raises, "raise")."""
+    files = {
+        "ansible/__init__.py": "",
+        "ansible/module_utils/__init__.py": "",
+        "ansible/module_utils/basic.py": f"MARK = {basic!r}\n",
+        "ansible/module_utils/extra.py": f"END = {end!r}\n",
+        "ansible/module_utils/_internal/__init__.py": "",
+        "ansible/module_utils/_internal/_ansiballz/__init__.py": "",
+        "ansible/module_utils/_internal/_ansiballz/_loader.py": LOADER,
+        "ansible/modules/__init__.py": "",
+        "ansible/modules/probe.py": MODULE,
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zipped:
+        for name, text in files.items():
+            zipped.writestr(name, text)
+    return WRAPPER.replace("ZIP", base64.b64encode(out.getvalue()).decode()).encode()
+
+
+PIPELINED = ["/bin/sh", "-c", f"/bin/sh -c '{sys.executable} && sleep 0'"]
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch) -> Path:
+    """Where the agent writes its temporary files (its prepared payload)."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    return tmp_path
+
+
+def module(stdin: bytes, argv: list[str] = PIPELINED) -> tuple[int, dict, str]:
+    """A module run through a kept shell: exit status, the probe's report, stderr."""
+    rc, out, err = execshell.run_argv("c1", argv, stdin)
+    return rc, json.loads(out) if out.strip() else {}, err.decode()
+
+
+@pytest.mark.usefixtures("private_tmp")
+def test_module_runs_after_the_first_are_forked_and_answer_as_a_new_interpreter() -> None:
+    first = module(payload())
+    second = module(payload())
+    for rc, result, err in (first, second):
+        assert rc == 0 and err == "to stderr\n", (rc, err)
+        assert result["basic"] == "basic-1" and result["extra"] == "0"
+        assert result["argv"] == [] and result["stdin"] == "" and result["name"] == "__main__"
+    # The first one prepared the agent and ran in a child of it too.
+    assert first[1]["forked"] and second[1]["forked"]
+
+
+@pytest.mark.usefixtures("private_tmp")
+def test_a_module_utils_file_not_imported_before_forking_comes_from_the_payload_run() -> None:
+    module(payload(end="0"))
+    rc, result, err = module(payload(end="3"))
+    assert (rc, result["extra"], result["forked"]) == (3, "3", True), err
+    rc, result, err = module(payload(end="raise"))
+    assert rc == 1 and result == {} and "ValueError: the module failed" in err, err
+
+
+@pytest.mark.usefixtures("private_tmp")
+def test_a_payload_whose_imported_sources_differ_runs_in_a_new_interpreter() -> None:
+    assert module(payload(basic="basic-1"))[1]["forked"]
+    rc, result, _ = module(payload(basic="basic-2"))
+    assert rc == 0 and result["basic"] == "basic-2" and not result["forked"]
+    # The agent still forks the payloads it prepared for.
+    assert module(payload(basic="basic-1"))[1]["forked"]
+
+
+@pytest.mark.usefixtures("private_tmp")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["/bin/sh", "-c", f"/bin/sh -c 'MARK=1 {sys.executable} && sleep 0'"],
+        ["/bin/sh", "-c", f"/bin/sh -c '{sys.executable} -E && sleep 0'"],
+        ["/bin/sh", "-c", f"{sys.executable}"],
+    ],
+    ids=["environment", "interpreter options", "not pipelined"],
+)
+def test_other_commands_run_as_before(argv: list[str]) -> None:
+    module(payload())
+    rc, result, _ = module(payload(), argv)
+    assert rc == 0 and result["basic"] == "basic-1" and not result["forked"]
+
+
+def test_the_prepared_payload_is_removed_when_the_shell_ends(private_tmp: Path) -> None:
+    module(payload())
+    assert list(private_tmp.glob("kept-module-utils-*.zip"))
+    # As in a container when its docker exec goes away: the agent's stdin ends.
+    shell = execshell._take("c1")
+    assert shell.proc.stdin is not None
+    shell.proc.stdin.close()
+    assert shell.proc.wait(timeout=10) == 0
+    assert not list(private_tmp.glob("kept-module-utils-*.zip"))

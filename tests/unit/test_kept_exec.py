@@ -45,6 +45,24 @@ PLAY = """- hosts: all
     - name: Show what was said
       ansible.builtin.debug:
         msg: "SAID {{ inventory_hostname }}: {{ said.stdout }}"
+    - name: Ask a module what ran it
+      parent_probe:
+      register: probe
+    - name: Show it
+      ansible.builtin.debug:
+        msg: "FORKED {{ inventory_hostname }}: {{ probe.forked }}"
+"""
+
+# A module that says whether the agent ran it in a child of its own (execshell.py's kept module
+# runs) or a new interpreter ran it (its parent the shell of the pipelined command).
+PARENT_PROBE = """#!/usr/bin/python
+import os
+from ansible.module_utils.basic import AnsibleModule
+
+module = AnsibleModule(argument_spec={})
+with open(f"/proc/{os.getppid()}/cmdline", "rb") as cmdline:
+    parent = cmdline.read()
+module.exit_json(changed=False, forked=b"kept_run" in parent)
 """
 
 
@@ -56,6 +74,8 @@ def project(tmp_path: Path):
     (bin_dir / "docker").chmod(0o755)
     (tmp_path / "out").mkdir()
     (tmp_path / "play.yml").write_text(PLAY)
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "parent_probe.py").write_text(PARENT_PROBE)
     python = sys.executable
     (tmp_path / "inventory.yml").write_text(
         "all:\n"
@@ -119,6 +139,10 @@ def test_commands_and_files_go_through_kept_shells(project):
     assert "SAID own: hello from own-exec" in result.stdout
     for host in ("kept", "own"):
         assert (tmp_path / "out" / f"{host}.txt").read_text() == f"{host}\n\u00e9\n"
+    # kept: Ansible's pipelined module runs are children of the agent (the module_utils imported
+    # once); own: docker exec -e, a new interpreter per module as before.
+    assert "FORKED kept: True" in result.stdout, result.stdout
+    assert "FORKED own: False" in result.stdout, result.stdout
     # kept: one docker exec, the agent's, for every command and transfer of the run.
     kept = _calls(tmp_path, "kept")
     assert len(kept) == 1 and "python3 -c" in kept[0], kept
@@ -133,6 +157,7 @@ def test_without_the_plugin_every_command_is_a_docker_exec(project):
     tmp_path, bin_dir, socket_path = project
     result = _play(tmp_path, bin_dir, socket_path, callbacks="")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "FORKED kept: False" in result.stdout, result.stdout
     kept = _calls(tmp_path, "kept")
     assert len(kept) >= 4 and all(call.startswith("exec -i kept /bin/sh -c") for call in kept), kept
     assert not os.path.exists(socket_path)

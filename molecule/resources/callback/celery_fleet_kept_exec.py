@@ -12,7 +12,10 @@ multiplexer (``molecule/resources/execshell.py``: a process started on first use
 ``docker exec -i <container> python3 -c AGENT`` per container and command at once, and ends when
 idle), which runs the same ``/bin/sh -c ...`` argv with the same stdin in the same container as
 root, with the exec's environment and working directory, and answers with its exit status, stdout
-and stderr, as ``docker exec`` did. A file goes as the stdin of the same ``dd`` command.
+and stderr, as ``docker exec`` did. A file goes as the stdin of the same ``dd`` command. A pipelined
+module run the agent runs in a child forked from itself with the module_utils every module imports
+already imported (the module and everything else from the payload being run; execshell.py's AGENT
+says when and how): ~0.15 CPU-s less in the container per module run.
 
 What the multiplexer does not carry keeps the connection's own path: a remote user (``docker exec
 -u``), extra environment, a working directory, privileged execs, docker's extra arguments
