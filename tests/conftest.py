@@ -62,11 +62,13 @@ def ansible() -> Callable[..., subprocess.CompletedProcess[str]]:
             # The harness's kept module payloads (molecule/resources/callback), as Molecule's runs
             # have them: the ~80 plays here otherwise build each module they use anew, ~15 CPU-s;
             # and its task processes inherit the Jinja plugins and lexer (celery_fleet_warm_forks)
-            # and reuse the templates compiled before them (celery_fleet_template_cache).
+            # and reuse the templates compiled before them (celery_fleet_template_cache); their
+            # local module runs are forked by an agent with the module_utils imported once
+            # (celery_fleet_kept_exec).
             "ANSIBLE_CALLBACK_PLUGINS": str(TOP / "molecule" / "resources" / "callback"),
             "ANSIBLE_CALLBACKS_ENABLED": (
                 "ansible.posix.profile_tasks,celery_fleet_ansiballz_cache,celery_fleet_warm_forks,"
-                "celery_fleet_template_cache"
+                "celery_fleet_template_cache,celery_fleet_kept_exec"
             ),
             **(extra_env or {}),
         }

@@ -73,6 +73,7 @@ import base64, json, os, signal, subprocess, sys
 # Ansible's pipelined module runs (KEPT_MODULES below): a child forked from this process once it has
 # imported the module_utils every module imports, instead of a new interpreter that imports them.
 PIPELINED = "/bin/sh -c '%s && sleep 0'"
+STARTUP_LOCALE = ("LANG", "LC_ALL", "LC_CTYPE")
 kept = {"payload": None, "files": None, "verdicts": {}, "off": False}
 
 
@@ -138,7 +139,7 @@ def kept_usable(zipped):
     return kept["verdicts"][digest]
 
 
-def kept_child(source, env, pipes):
+def kept_child(source, env, cwd, pipes):
     import atexit, builtins, io, types
     rc = 1
     try:
@@ -149,6 +150,8 @@ def kept_child(source, env, pipes):
         os.dup2(pipes[3], 2)
         for fd in set((null,) + tuple(pipes)) - {0, 1, 2}:
             os.close(fd)
+        if cwd is not None:
+            os.chdir(cwd)
         os.environ.clear()
         os.environ.update(env)
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding=sys.__stdin__.encoding,
@@ -186,7 +189,7 @@ def kept_child(source, env, pipes):
             os._exit(rc & 0xFF)
 
 
-def kept_run(argv, stdin, env, timeout):
+def kept_run(argv, stdin, env, cwd, timeout):
     import re, selectors, time
     if kept["off"] or len(argv) != 3 or argv[:2] != ["/bin/sh", "-c"]:
         return None
@@ -194,6 +197,11 @@ def kept_run(argv, stdin, env, timeout):
         return None
     found = re.fullmatch(PIPELINED % "(/[^' ]+)", argv[2])
     if not found or os.path.realpath(found.group(1)) != os.path.realpath(sys.executable):
+        return None
+    # What a new interpreter reads from its environment as it starts (sys.path, flags, the stdio
+    # encoding) must be what this one started with.
+    startup = [k for k in set(env) | set(os.environ) if k.startswith("PYTHON") or k in STARTUP_LOCALE]
+    if any(env.get(k) != os.environ.get(k) for k in startup):
         return None
     data = re.search(rb"zip_data='([A-Za-z0-9+/=]+)'", stdin)
     if not data:
@@ -212,7 +220,7 @@ def kept_run(argv, stdin, env, timeout):
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        kept_child(stdin, env, pipes)
+        kept_child(stdin, env, cwd, pipes)
     os.close(pipes[1])
     os.close(pipes[3])
     chunks = {pipes[0]: [], pipes[2]: []}
@@ -244,13 +252,14 @@ for line in sys.stdin:
     req = json.loads(line)
     sys.stdout.write("{}\n")
     sys.stdout.flush()
-    env = dict(os.environ, **req["env"])
+    env = dict(req["env"]) if req.get("env_exact") else dict(os.environ, **req["env"])
+    cwd = req.get("cwd")
     binary = req.get("binary", False)
     stdin = base64.b64decode(req["stdin"]) if binary else req["stdin"].encode()
-    done = kept_run(req["argv"], stdin, env, req["timeout"]) if binary and req.get("argv") else None
+    done = kept_run(req["argv"], stdin, env, cwd, req["timeout"]) if binary and req.get("argv") else None
     if done is None:
         proc = subprocess.Popen(req.get("argv") or ["bash", "-c", req["cmd"]], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
                                 start_new_session=True)
         try:
             out, err = proc.communicate(stdin, timeout=req["timeout"])
@@ -273,6 +282,8 @@ for line in sys.stdin:
 if kept["payload"]:
     os.unlink(kept["payload"])
 """
+# A "container" named so is this machine, its agent run by the interpreter after the prefix.
+LOCAL = "local:"
 # How long past a command's own timeout the agent may take to answer before the shell is dropped.
 GRACE = 30.0
 LOST = 137  # what `docker exec` returns when the container goes away under its command
@@ -306,8 +317,11 @@ class Shell:
 
     def __init__(self, container: str) -> None:
         self.container = container
+        # "local:<interpreter>": the agent runs on this machine under that interpreter (Ansible's
+        # local connection), instead of in a container.
+        local = container.removeprefix(LOCAL) if container.startswith(LOCAL) else None
         self.proc = subprocess.Popen(
-            ["docker", "exec", "-i", container, "python3", "-c", AGENT],
+            [local, "-c", AGENT] if local else ["docker", "exec", "-i", container, "python3", "-c", AGENT],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             # docker's own errors ("... is not running"); the agent writes nothing there.
@@ -396,10 +410,18 @@ class Shell:
             raise subprocess.TimeoutExpired(argv, timeout, output=reply["out"], stderr=reply["err"])
         return subprocess.CompletedProcess(argv, reply["rc"], reply["out"], reply["err"])
 
-    def run_argv(self, argv: list[str], stdin: bytes) -> tuple[int, bytes, bytes]:
+    def run_argv(
+        self, argv: list[str], stdin: bytes, env: Mapping[str, str] | None = None, cwd: str | None = None
+    ) -> tuple[int, bytes, bytes]:
         """Run ``argv`` itself (no shell of the agent's own) with no time limit, bytes in and out:
-        what ``docker exec -i <container> argv...`` answers."""
-        request = {"argv": argv, "binary": True, "stdin": _b64(stdin), "env": {}, "timeout": None}
+        what ``docker exec -i <container> argv...`` answers. ``env``: the whole environment instead
+        of the agent's own; ``cwd``: the working directory instead of the agent's."""
+        request: dict[str, Any] = {"argv": argv, "binary": True, "stdin": _b64(stdin), "timeout": None}
+        request["env"] = dict(env or {})
+        if env is not None:
+            request["env_exact"] = True
+        if cwd is not None:
+            request["cwd"] = cwd
         reply = self.exchange(request, None)
         if reply is None:
             return LOST, b"", f"{self.container}: the exec ended under the command".encode()
@@ -466,12 +488,18 @@ def run(
     )
 
 
-def run_argv(container: str, argv: list[str], stdin: bytes = b"") -> tuple[int, bytes, bytes]:
+def run_argv(
+    container: str,
+    argv: list[str],
+    stdin: bytes = b"",
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> tuple[int, bytes, bytes]:
     """``argv`` in ``container`` through a kept shell, as ``docker exec -i container argv...``
-    answers it: exit status, stdout, stderr (bytes), no time limit."""
+    answers it: exit status, stdout, stderr (bytes), no time limit (``env``, ``cwd``: Shell.run_argv)."""
     return _on_a_shell(
         container,
-        lambda shell: shell.run_argv(argv, stdin),
+        lambda shell: shell.run_argv(argv, stdin, env, cwd),
         lambda returncode, message: (returncode, b"", message.encode()),
     )
 
@@ -532,7 +560,11 @@ def serve(path: str, idle: float = IDLE) -> None:
                 self.wfile.write(b"\n")
                 self.wfile.flush()
                 rc, out, err = run_argv(
-                    request["container"], request["argv"], base64.b64decode(request["stdin"])
+                    request["container"],
+                    request["argv"],
+                    base64.b64decode(request["stdin"]),
+                    request.get("env"),
+                    request.get("cwd"),
                 )
                 reply = {"rc": rc, "out": _b64(out), "err": _b64(err)}
                 with contextlib.suppress(OSError):  # the client went away (its task was killed)
@@ -619,10 +651,18 @@ def _try_connect(path: str) -> socket.socket | None:
     return sock
 
 
-def ask(path: str, container: str, argv: list[str], stdin: bytes = b"") -> tuple[int, bytes, bytes]:
+def ask(
+    path: str,
+    container: str,
+    argv: list[str],
+    stdin: bytes = b"",
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> tuple[int, bytes, bytes]:
     """``argv`` in ``container`` through the multiplexer on ``path`` (started when none runs): exit
-    status, stdout, stderr, as ``docker exec -i container argv...`` answers."""
-    request = json.dumps({"container": container, "argv": argv, "stdin": _b64(stdin)})
+    status, stdout, stderr, as ``docker exec -i container argv...`` answers (``env``, ``cwd``:
+    Shell.run_argv)."""
+    request = json.dumps({"container": container, "argv": argv, "stdin": _b64(stdin), "env": env, "cwd": cwd})
     for _ in range(3):
         with _connect(path) as sock, sock.makefile("rwb") as stream:
             try:

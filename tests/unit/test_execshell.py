@@ -401,6 +401,18 @@ def test_other_commands_run_as_before(argv: list[str]) -> None:
     assert rc == 0 and result["basic"] == "basic-1" and not result["forked"]
 
 
+@pytest.mark.usefixtures("private_tmp")
+def test_an_environment_a_new_interpreter_would_start_otherwise_with_runs_as_before() -> None:
+    """The whole environment given (the local connection's way): a PYTHON* or locale variable the
+    agent did not start with means a new interpreter; any other variable is the child's."""
+    base = dict(os.environ)
+    assert module(payload())[1]["forked"]
+    rc, out, _ = execshell.run_argv("c1", PIPELINED, payload(), env={**base, "MARK": "x"})
+    assert rc == 0 and json.loads(out)["forked"]
+    rc, out, _ = execshell.run_argv("c1", PIPELINED, payload(), env={**base, "PYTHONPATH": "/nowhere"})
+    assert rc == 0 and not json.loads(out)["forked"]
+
+
 def test_the_prepared_payload_is_removed_when_the_shell_ends(private_tmp: Path) -> None:
     module(payload())
     assert list(private_tmp.glob("kept-module-utils-*.zip"))

@@ -50,7 +50,7 @@ PLAY = """- hosts: all
       register: probe
     - name: Show it
       ansible.builtin.debug:
-        msg: "FORKED {{ inventory_hostname }}: {{ probe.forked }}"
+        msg: "FORKED {{ inventory_hostname }}: {{ probe.forked }} in {{ probe.cwd }} with {{ probe.mark }}"
 """
 
 # A module that says whether the agent ran it in a child of its own (execshell.py's kept module
@@ -62,7 +62,7 @@ from ansible.module_utils.basic import AnsibleModule
 module = AnsibleModule(argument_spec={})
 with open(f"/proc/{os.getppid()}/cmdline", "rb") as cmdline:
     parent = cmdline.read()
-module.exit_json(changed=False, forked=b"kept_run" in parent)
+module.exit_json(changed=False, forked=b"kept_run" in parent, cwd=os.getcwd(), mark=os.environ.get("MARK"))
 """
 
 
@@ -88,6 +88,9 @@ def project(tmp_path: Path):
         # Extra environment for the exec: the multiplexer does not carry it, docker exec does.
         "    own:\n"
         "      ansible_docker_extra_env: {MARK: own-exec}\n"
+        # Ansible's local connection: its module runs go to an agent kept on this machine.
+        "    here:\n"
+        "      ansible_connection: local\n"
     )
     directory = tempfile.mkdtemp(prefix="cf-kept-")
     socket_path = os.path.join(directory, "mux.sock")
@@ -139,10 +142,16 @@ def test_commands_and_files_go_through_kept_shells(project):
     assert "SAID own: hello from own-exec" in result.stdout
     for host in ("kept", "own"):
         assert (tmp_path / "out" / f"{host}.txt").read_text() == f"{host}\n\u00e9\n"
+    assert not _calls(tmp_path, "here")
     # kept: Ansible's pipelined module runs are children of the agent (the module_utils imported
     # once); own: docker exec -e, a new interpreter per module as before.
     assert "FORKED kept: True" in result.stdout, result.stdout
     assert "FORKED own: False" in result.stdout, result.stdout
+    # here: the local connection's module runs, forked by a local agent, with the task process's
+    # environment and working directory.
+    assert f"FORKED here: True in {tmp_path} with the-environment" in result.stdout, result.stdout
+    assert "SAID here: hello from the-environment" in result.stdout
+    assert (tmp_path / "out" / "here.txt").read_text() == "here\n\u00e9\n"
     # kept: one docker exec, the agent's, for every command and transfer of the run.
     kept = _calls(tmp_path, "kept")
     assert len(kept) == 1 and "python3 -c" in kept[0], kept
@@ -158,6 +167,7 @@ def test_without_the_plugin_every_command_is_a_docker_exec(project):
     result = _play(tmp_path, bin_dir, socket_path, callbacks="")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FORKED kept: False" in result.stdout, result.stdout
+    assert f"FORKED here: False in {tmp_path} with the-environment" in result.stdout, result.stdout
     kept = _calls(tmp_path, "kept")
     assert len(kept) >= 4 and all(call.startswith("exec -i kept /bin/sh -c") for call in kept), kept
     assert not os.path.exists(socket_path)

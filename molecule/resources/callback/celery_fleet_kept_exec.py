@@ -15,7 +15,10 @@ root, with the exec's environment and working directory, and answers with its ex
 and stderr, as ``docker exec`` did. A file goes as the stdin of the same ``dd`` command. A pipelined
 module run the agent runs in a child forked from itself with the module_utils every module imports
 already imported (the module and everything else from the payload being run; execshell.py's AGENT
-says when and how): ~0.15 CPU-s less in the container per module run.
+says when and how): ~0.15 CPU-s less in the container per module run. The local connection's
+pipelined module runs (the unit stage's plays, the scenarios' local tasks) go the same way to an
+agent the multiplexer keeps on this machine under the module's interpreter, with the task process's
+whole environment and the connection's working directory (the unit stage: 222 -> 167 CPU-s).
 
 What the multiplexer does not carry keeps the connection's own path: a remote user (``docker exec
 -u``), extra environment, a working directory, privileged execs, docker's extra arguments
@@ -29,15 +32,18 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import shlex
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from ansible import constants as C
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.callback import CallbackBase
 from ansible.plugins.connection import BUFSIZE, ConnectionBase
+from ansible.plugins.connection import local as local_connection
 from ansible.utils.display import Display
 from ansible_collections.community.docker.plugins.connection import docker as docker_connection
 
@@ -49,6 +55,8 @@ description:
   - Makes C(community.docker.docker) send each command and file transfer to a multiplexer process
     (molecule/resources/execshell.py) that keeps one C(docker exec) per container and concurrent
     command, instead of starting a C(docker exec) per command.
+  - Makes the local connection send its pipelined module runs (no become) to an agent the same
+    multiplexer keeps on this machine under the module's interpreter.
 requirements:
   - enabled in callbacks_enabled
 options:
@@ -143,6 +151,47 @@ def kept_exec_connection(socket_path: str) -> None:
     connection_class.put_file = put_file
 
 
+# A pipelined module run as the local connection starts it: `/bin/sh -c '<python> && sleep 0'`.
+LOCAL_MODULE_RUN = re.compile(r"/bin/sh -c '(/[^' ]+) && sleep 0'")
+
+
+def kept_local_module_runs(socket_path: str) -> None:
+    """Send the local connection's pipelined module runs to an agent the multiplexer keeps on this
+    machine under the same interpreter (once per process): the module runs in a child the agent
+    forks with the module_utils every module imports already imported, with this process's whole
+    environment and the working directory the connection would give it. Anything else (a become,
+    another command) runs as before."""
+    connection_class = local_connection.Connection
+    if getattr(connection_class.exec_command, "celery_fleet_kept", False):
+        return
+    local_exec = connection_class.exec_command
+
+    def exec_command(self: Any, cmd: str, in_data: bytes | None = None, sudoable: bool = True) -> Any:
+        text = to_text(cmd, errors="surrogate_or_strict") if isinstance(cmd, (str, bytes)) else None
+        found = LOCAL_MODULE_RUN.fullmatch(text) if text is not None else None
+        becomes = sudoable and self.become is not None and bool(self.become._id)
+        if found is None or becomes or not in_data or b"_ANSIBALLZ_WRAPPER = True" not in in_data:
+            return local_exec(self, cmd, in_data=in_data, sudoable=sudoable)
+        ConnectionBase.exec_command(self, cmd, in_data=in_data, sudoable=sudoable)
+        executable = C.DEFAULT_EXECUTABLE.split()[0] if C.DEFAULT_EXECUTABLE else "/bin/sh"
+        display.vvv(f"EXEC (kept local agent) {text}", host=self._play_context.remote_addr)
+        try:
+            return execshell.ask(
+                socket_path,
+                execshell.LOCAL + found.group(1),
+                [executable, "-c", text],
+                in_data,
+                env=dict(os.environ),
+                # Ansible sets the local connection's cwd (bytes) to the playbook's directory.
+                cwd=to_text(self.cwd, errors="surrogate_or_strict") if self.cwd else os.getcwd(),
+            )
+        except (OSError, execshell.MultiplexerError) as exc:
+            raise AnsibleConnectionFailure(f"kept local agent: {exc}") from exc
+
+    exec_command.celery_fleet_kept = True  # type: ignore[attr-defined]
+    connection_class.exec_command = exec_command
+
+
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "aggregate"
@@ -151,4 +200,6 @@ class CallbackModule(CallbackBase):
 
     def set_options(self, task_keys: Any = None, var_options: Any = None, direct: Any = None) -> None:
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
-        kept_exec_connection(self.get_option("socket") or default_socket())
+        socket_path = self.get_option("socket") or default_socket()
+        kept_exec_connection(socket_path)
+        kept_local_module_runs(socket_path)
