@@ -36,6 +36,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import select
 import socket
 import socketserver
@@ -47,6 +48,19 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# Ansible's pipelined module run: the command its connections start (the interpreter in the group),
+# and the marker of the AnsiballZ wrapper it gets on stdin. The agent (below) is given both.
+MODULE_RUN = re.compile(r"/bin/sh -c '(/[^' ]+) && sleep 0'")
+WRAPPER_MARKER = b"_ANSIBALLZ_WRAPPER = True"
+
+
+def module_run_interpreter(command: str, stdin: bytes) -> str | None:
+    """The interpreter of a pipelined module run (``command`` as its connection starts it, the
+    wrapper on ``stdin``); None for any other command."""
+    found = MODULE_RUN.fullmatch(command)
+    return found.group(1) if found and WRAPPER_MARKER in stdin else None
+
 
 # Runs in the container (Python 3 is there for Ansible). No word in it may match the tests' pgrep
 # patterns (the app's, Celery's, Flower's, Redis's process names): it shows in `ps`.
@@ -67,23 +81,21 @@ T = TypeVar("T")
 # copies of every pre-imported module's source are byte for byte those imported (checked once per
 # payload); anything else runs as before. A no-op converge of the workers scenario: 4.0-4.2 -> 1.4-1.6
 # CPU-s in the container.
-AGENT = r"""
+_AGENT = r"""
 import base64, json, os, signal, subprocess, sys
 
-# Ansible's pipelined module runs (KEPT_MODULES below): a child forked from this process once it has
+# Ansible's pipelined module runs (kept_run below): a child forked from this process once it has
 # imported the module_utils every module imports, instead of a new interpreter that imports them.
-PIPELINED = "/bin/sh -c '%s && sleep 0'"
 STARTUP_LOCALE = ("LANG", "LC_ALL", "LC_CTYPE")
 kept = {"payload": None, "files": None, "verdicts": {}, "off": False}
 
 
-def kept_files(path, names):
-    # The sources of the modules imported before forking (a .pyc loaded from the zip: its .py).
-    import hashlib, zipfile
-    with zipfile.ZipFile(path) as z:
+def kept_sums(zipped, names):
+    # The digest of each named file of a payload's zip (None for one it lacks).
+    import hashlib, io, zipfile
+    with zipfile.ZipFile(io.BytesIO(zipped)) as z:
         listed = set(z.namelist())
-        sources = [n[:-1] if n.endswith(".pyc") and n[:-1] in listed else n for n in names]
-        return {n: hashlib.sha256(z.read(n)).hexdigest() for n in sources}
+        return {n: hashlib.sha256(z.read(n)).hexdigest() if n in listed else None for n in names}
 
 
 def kept_prepare(zipped):
@@ -100,7 +112,10 @@ def kept_prepare(zipped):
     prefix = path + "/"
     names = [m.__file__[len(prefix):] for m in list(sys.modules.values())
              if (getattr(m, "__file__", None) or "").startswith(prefix)]
-    kept["files"] = kept_files(path, names)
+    # The sources of the modules imported (a .pyc loaded from the zip: its .py beside it).
+    sums = kept_sums(zipped, names + [n[:-1] for n in names if n.endswith(".pyc")])
+    sources = [n[:-1] if n.endswith(".pyc") and sums[n[:-1]] else n for n in names]
+    kept["files"] = {n: sums[n] for n in sources}
     kept["payload"] = path
 
     zygote = os.getpid()
@@ -129,13 +144,10 @@ def kept_prepare(zipped):
 
 
 def kept_usable(zipped):
-    import hashlib, io, zipfile
+    import hashlib
     digest = hashlib.sha256(zipped).hexdigest()
     if digest not in kept["verdicts"]:
-        with zipfile.ZipFile(io.BytesIO(zipped)) as z:
-            listed = set(z.namelist())
-            kept["verdicts"][digest] = all(
-                n in listed and hashlib.sha256(z.read(n)).hexdigest() == s for n, s in kept["files"].items())
+        kept["verdicts"][digest] = kept_sums(zipped, kept["files"]) == kept["files"]
     return kept["verdicts"][digest]
 
 
@@ -193,9 +205,9 @@ def kept_run(argv, stdin, env, cwd, timeout):
     import re, selectors, time
     if kept["off"] or len(argv) != 3 or argv[:2] != ["/bin/sh", "-c"]:
         return None
-    if b"_ANSIBALLZ_WRAPPER = True" not in stdin:
+    if WRAPPER_MARKER not in stdin:
         return None
-    found = re.fullmatch(PIPELINED % "(/[^' ]+)", argv[2])
+    found = re.fullmatch(MODULE_RUN, argv[2])
     if not found or os.path.realpath(found.group(1)) != os.path.realpath(sys.executable):
         return None
     # What a new interpreter reads from its environment as it starts (sys.path, flags, the stdio
@@ -282,6 +294,7 @@ for line in sys.stdin:
 if kept["payload"]:
     os.unlink(kept["payload"])
 """
+AGENT = f"MODULE_RUN = {MODULE_RUN.pattern!r}\nWRAPPER_MARKER = {WRAPPER_MARKER!r}\n" + _AGENT
 # A "container" named so is this machine, its agent run by the interpreter after the prefix.
 LOCAL = "local:"
 # How long past a command's own timeout the agent may take to answer before the shell is dropped.

@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import re
 import shlex
 import tempfile
 from pathlib import Path
@@ -151,10 +150,6 @@ def kept_exec_connection(socket_path: str) -> None:
     connection_class.put_file = put_file
 
 
-# A pipelined module run as the local connection starts it: `/bin/sh -c '<python> && sleep 0'`.
-LOCAL_MODULE_RUN = re.compile(r"/bin/sh -c '(/[^' ]+) && sleep 0'")
-
-
 def kept_local_module_runs(socket_path: str) -> None:
     """Send the local connection's pipelined module runs to an agent the multiplexer keeps on this
     machine under the same interpreter (once per process): the module runs in a child the agent
@@ -168,9 +163,9 @@ def kept_local_module_runs(socket_path: str) -> None:
 
     def exec_command(self: Any, cmd: str, in_data: bytes | None = None, sudoable: bool = True) -> Any:
         text = to_text(cmd, errors="surrogate_or_strict") if isinstance(cmd, (str, bytes)) else None
-        found = LOCAL_MODULE_RUN.fullmatch(text) if text is not None else None
+        interpreter = execshell.module_run_interpreter(text, in_data or b"") if text is not None else None
         becomes = sudoable and self.become is not None and bool(self.become._id)
-        if found is None or becomes or not in_data or b"_ANSIBALLZ_WRAPPER = True" not in in_data:
+        if interpreter is None or becomes:
             return local_exec(self, cmd, in_data=in_data, sudoable=sudoable)
         ConnectionBase.exec_command(self, cmd, in_data=in_data, sudoable=sudoable)
         executable = C.DEFAULT_EXECUTABLE.split()[0] if C.DEFAULT_EXECUTABLE else "/bin/sh"
@@ -178,9 +173,9 @@ def kept_local_module_runs(socket_path: str) -> None:
         try:
             return execshell.ask(
                 socket_path,
-                execshell.LOCAL + found.group(1),
+                execshell.LOCAL + interpreter,
                 [executable, "-c", text],
-                in_data,
+                in_data or b"",
                 env=dict(os.environ),
                 # Ansible sets the local connection's cwd (bytes) to the playbook's directory.
                 cwd=to_text(self.cwd, errors="surrogate_or_strict") if self.cwd else os.getcwd(),

@@ -22,9 +22,8 @@ Jinja's, raised as before.
 
 What runs is the code Jinja generated for that source; only where it comes from changes. The entries
 are code the controller runs: the plugin uses its directory only when it and the directory above are
-the user's and writable by nobody else. Enabled in
-``.config/molecule/config.yml`` and for the plays of the unit stage (``tests/conftest.py``) only:
-the project's ``ansible.cfg`` stays stock for users.
+the user's and writable by nobody else. Enabled in ``.config/molecule/config.yml`` and for the plays
+of the unit stage (``tests/conftest.py``) only: the project's ``ansible.cfg`` stays stock for users.
 """
 
 from __future__ import annotations
