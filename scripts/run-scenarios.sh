@@ -28,6 +28,14 @@ shopt -s extglob
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 molecule=${MOLECULE:-$top/.venv/bin/molecule}
+# Every ansible-playbook of the scenarios (Molecule's, by the PATH; the tests', by this variable)
+# goes through the harness's client: runs forked from a server that imported Ansible once
+# (molecule/resources/kept_playbook.py). CELERY_FLEET_KEPT_PLAYBOOK=0 runs each anew.
+if [ -x "$(dirname "$molecule")/ansible-playbook" ]; then
+  export CELERY_FLEET_ANSIBLE_PLAYBOOK_REAL=$(dirname "$molecule")/ansible-playbook
+  export CELERY_FLEET_ANSIBLE_PLAYBOOK=$top/molecule/resources/bin/ansible-playbook
+  export PATH=$top/molecule/resources/bin:$PATH
+fi
 logs=$top/.cache/molecule-logs
 mkdir -p "$logs"
 

@@ -27,6 +27,7 @@ TOP = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # How a host of a local inventory is reached: this machine, with the tests' own Python.
 LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+KEPT_PLAYBOOK = TOP / "molecule" / "resources" / "bin" / "ansible-playbook"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -70,9 +71,12 @@ def ansible() -> Callable[..., subprocess.CompletedProcess[str]]:
                 "ansible.posix.profile_tasks,celery_fleet_ansiballz_cache,celery_fleet_warm_forks,"
                 "celery_fleet_template_cache,celery_fleet_kept_exec"
             ),
+            # ansible-playbook through the harness's client, as the scenarios run it: forked from a
+            # server that imported Ansible once (molecule/resources/kept_playbook.py).
+            "CELERY_FLEET_ANSIBLE_PLAYBOOK_REAL": str(BIN / "ansible-playbook"),
             **(extra_env or {}),
         }
-        command = [str(BIN / tool), *args]
+        command = [str(KEPT_PLAYBOOK if tool == "ansible-playbook" else BIN / tool), *args]
         return subprocess.run(
             command, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=timeout
         )

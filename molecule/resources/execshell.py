@@ -33,6 +33,8 @@ import atexit
 import base64
 import contextlib
 import fcntl
+import importlib.util
+import inspect
 import json
 import math
 import os
@@ -48,6 +50,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# The Ansible callback loads this file by its path (molecule/resources is not on its sys.path).
+_spec = importlib.util.spec_from_file_location(
+    "celery_fleet_as_main", os.path.join(os.path.dirname(__file__), "as_main.py")
+)
+_as_main = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_as_main)
 
 # Ansible's pipelined module run: the command its connections start (the interpreter in the group),
 # and the marker of the AnsiballZ wrapper it gets on stdin. The agent (below) is given both.
@@ -152,7 +161,7 @@ def kept_usable(zipped):
 
 
 def kept_child(source, env, cwd, pipes):
-    import atexit, builtins, io, types
+    import io
     rc = 1
     try:
         os.setsid()
@@ -172,33 +181,9 @@ def kept_child(source, env, cwd, pipes):
                                       errors=sys.__stdout__.errors)
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding=sys.__stderr__.encoding,
                                       errors=sys.__stderr__.errors, line_buffering=True)
-        main = types.ModuleType("__main__")
-        main.__builtins__ = builtins
-        sys.modules["__main__"] = main
-        sys.argv = [""]
-        try:
-            exec(compile(source, "<stdin>", "exec"), main.__dict__)
-            rc = 0
-        except SystemExit as end:
-            if end.code is None:
-                rc = 0
-            elif isinstance(end.code, int):
-                rc = end.code
-            else:
-                print(end.code, file=sys.stderr)
-                rc = 1
-        except BaseException:
-            sys.excepthook(*sys.exc_info())
-            rc = 1
-        if "threading" in sys.modules:
-            sys.modules["threading"]._shutdown()
-        atexit._run_exitfuncs()
+        rc = run_as_main(compile(source, "<stdin>", "exec"), [""])
     finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(rc & 0xFF)
+        exit_now(rc)
 
 
 def kept_run(argv, stdin, env, cwd, timeout):
@@ -294,7 +279,12 @@ for line in sys.stdin:
 if kept["payload"]:
     os.unlink(kept["payload"])
 """
-AGENT = f"MODULE_RUN = {MODULE_RUN.pattern!r}\nWRAPPER_MARKER = {WRAPPER_MARKER!r}\n" + _AGENT
+AGENT = (
+    f"MODULE_RUN = {MODULE_RUN.pattern!r}\nWRAPPER_MARKER = {WRAPPER_MARKER!r}\n"
+    + inspect.getsource(_as_main.run_as_main)
+    + inspect.getsource(_as_main.exit_now)
+    + _AGENT
+)
 # A "container" named so is this machine, its agent run by the interpreter after the prefix.
 LOCAL = "local:"
 # How long past a command's own timeout the agent may take to answer before the shell is dropped.

@@ -26,6 +26,7 @@ import yaml
 
 # molecule/resources holds what every scenario's tests share.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
+import kept_playbook
 from celery_fleet.layout import app_layout  # lib/ is on sys.path through fleetnode
 from celery_fleet.recap import play_section, task_section  # the fleet's tests import them from here
 from fleetnode import Node, UnitStamps, wait_until, worker_node
@@ -231,7 +232,7 @@ def ansible_playbook(
     inventory_dir = inventory or Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
     return subprocess.run(
         [
-            str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"),
+            kept_playbook.command(str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook")),
             "-i",
             str(inventory_dir),
             *args,

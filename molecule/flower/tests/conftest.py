@@ -18,6 +18,7 @@ import pytest
 
 # molecule/resources holds what every scenario's tests share.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
+import kept_playbook
 from celery_fleet.layout import app_layout  # lib/ is on sys.path through fleetnode
 from fleetnode import Node, wait_until
 from scenario_inventory import inventory_hosts, inventory_vars
@@ -163,7 +164,7 @@ def ansible_playbook(args: list[str], extra_vars: dict | None = None) -> subproc
     env["ANSIBLE_CONFIG"] = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "ansible.cfg")
     env["ANSIBLE_FORCE_COLOR"] = "0"
     venv = os.environ.get("VIRTUAL_ENV", str(PROJECT / ".venv"))
-    command = [os.path.join(venv, "bin", "ansible-playbook")]
+    command = [kept_playbook.command(os.path.join(venv, "bin", "ansible-playbook"))]
     command += ["-i", os.environ["MOLECULE_INVENTORY_FILE"], *args]
     if extra_vars is not None:
         command += ["-e", json.dumps(extra_vars)]

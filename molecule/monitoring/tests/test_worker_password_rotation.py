@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import kept_playbook
 import pytest
 import yaml
 from conftest import (
@@ -95,7 +96,7 @@ def playbook(
     started = time.monotonic()
     result = subprocess.run(
         [
-            str(PROJECT / ".venv" / "bin" / "ansible-playbook"),
+            kept_playbook.command(str(PROJECT / ".venv" / "bin" / "ansible-playbook")),
             "-i",
             str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent),
             "-i",

@@ -19,6 +19,7 @@ import pytest
 
 # molecule/resources holds what every scenario's tests share.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
+import kept_playbook
 from fleetnode import Node
 from scenario_inventory import inventory_hosts, inventory_vars
 
@@ -123,7 +124,7 @@ def run_playbook(
     converge = pathlib.Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml"
     return subprocess.run(
         [
-            str(pathlib.Path(sys.executable).parent / "ansible-playbook"),
+            kept_playbook.command(str(pathlib.Path(sys.executable).parent / "ansible-playbook")),
             "-i",
             inventory or os.environ["MOLECULE_INVENTORY_FILE"],
             str(converge),

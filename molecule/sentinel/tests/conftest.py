@@ -18,6 +18,7 @@ import pytest
 
 # molecule/resources holds what every scenario's tests share.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
+import kept_playbook
 from fleetnode import Node, wait_until
 from scenario_inventory import inventory_vars
 
@@ -164,7 +165,7 @@ def converge(playbook: Path = SCENARIO_DIR / "converge.yml", *args: str) -> subp
     env["ANSIBLE_FORCE_COLOR"] = "0"
     return subprocess.run(
         [
-            str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"),
+            kept_playbook.command(str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook")),
             "-i",
             str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent),
             str(playbook),

@@ -1,0 +1,444 @@
+"""Test harness: ansible-playbook runs forked from a process that has imported Ansible once.
+
+Every ``ansible-playbook`` starts a new interpreter that imports Ansible and reads its configuration
+before it looks at its arguments: ~0.55 of the ~1.0 CPU-s of a run of an empty play on this
+machine, and the suite runs it ~340 times (Molecule's actions, the verify stages' own runs, the unit
+stage's plays), most of them short. This module keeps, per environment and working directory, a
+server that has done that once (``import ansible.cli.playbook``: the configuration read in that
+environment and directory) and forks a child per run, as the kept exec agent does for module runs
+in the containers (execshell.py). The harness puts ``molecule/resources/bin/ansible-playbook`` (the
+client, :func:`client`) first on the PATH and names it in CELERY_FLEET_ANSIBLE_PLAYBOOK; it is
+not part of what users run.
+
+The child is the run the client would have started: the client's stdin, stdout and stderr (passed
+over the socket), its argv, its whole environment (the server's is replaced), working directory and
+umask; a fresh ``__main__`` running the real console script's source as a script; SystemExit,
+uncaught exceptions, threads and atexit handled as the interpreter ends; its exit status (or the
+signal that killed it) is the client's. SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the client go to
+the child's process group; a client that dies (a test's timeout kills it) takes the run with it.
+
+What the server computed before the fork must be what a new interpreter would compute, so a run is
+forked only when: no stdio of the client is a terminal (Ansible sizes its output to one); the
+server's key matches (the real script, the interpreter, the working directory and the environment
+but for MOLECULE_* and PYTEST_* variables, which Ansible does not read as it imports); the
+configuration file Ansible would find now is the one it read, with the same content; the real script
+and Ansible's package are unchanged. Anything else runs the real ansible-playbook as before. A server
+is started the second time a key misses (a key seen once costs nothing), serves only its own user
+(a 0700 directory, SO_PEERCRED) and ends after IDLE seconds without a run
+(CELERY_FLEET_KEPT_PLAYBOOK_IDLE), removing its socket first and its own temporary directory last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+from collections.abc import Callable
+
+IDLE = 60.0
+# Environment variables the key leaves out: set by Molecule and pytest per action or per test, not
+# read by Ansible while it imports (the child still gets them, as every other variable).
+VOLATILE = ("MOLECULE_", "PYTEST_")
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+HEADER = struct.Struct("!I")
+
+
+def command(default: str) -> str:
+    """The ansible-playbook a scenario's test runs: this client when the runner names it
+    (CELERY_FLEET_ANSIBLE_PLAYBOOK, scripts/run-scenarios.sh), else ``default``."""
+    return os.environ.get("CELERY_FLEET_ANSIBLE_PLAYBOOK") or default
+
+
+def runtime_dir() -> str:
+    return os.path.join(os.environ.get("TMPDIR") or "/tmp", f"celery-fleet-kept-playbook-{os.getuid()}")
+
+
+def private_dir(path: str) -> bool:
+    """``path`` exists (made 0700 if not) and is this user's, not readable or writable by others."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return info.st_uid == os.getuid() and not info.st_mode & 0o077 and os.path.isdir(path)
+
+
+def interpreter_of(script: str) -> str | None:
+    """The interpreter of a console script's ``#!`` line (pip writes the venv's, absolute)."""
+    try:
+        with open(script, "rb") as f:
+            first = f.readline(4096)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode(errors="replace").split()
+    return words[0] if len(words) == 1 and os.path.isabs(words[0]) else None
+
+
+def real_script() -> str | None:
+    """The ansible-playbook this client stands for: the next one on the PATH after its own directory."""
+    own = os.path.dirname(os.path.realpath(__file__))
+    for entry in os.environ.get("PATH", "").split(os.pathsep):
+        if not entry or os.path.realpath(entry) in (own, os.path.join(own, "bin")):
+            continue
+        candidate = os.path.join(entry, "ansible-playbook")
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
+
+
+def key_of(real: str, python: str, cwd: str, env: dict[str, str]) -> str:
+    kept = sorted((k, v) for k, v in env.items() if not k.startswith(VOLATILE) and k != "_")
+    return hashlib.sha256(json.dumps([real, python, cwd, kept]).encode()).hexdigest()[:24]
+
+
+def _exec_real(real: str, args: list[str]) -> None:
+    os.execv(real, [real, *args])
+
+
+def _start_server(python: str, key: str, path: str, real: str) -> None:
+    """A server for this key in a session of its own, detached from the client (two forks)."""
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        return
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        null = os.open(os.devnull, os.O_RDWR)
+        log = os.open(f"{path}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(null, 0)
+        os.dup2(null, 1)
+        os.dup2(log, 2)
+        os.execv(python, [python, os.path.abspath(__file__), "serve", key, path, real])
+    finally:
+        os._exit(127)
+
+
+def client(args: list[str]) -> None:
+    """Run ``ansible-playbook args`` through the server for this environment, or the real one."""
+    real = os.environ.get("CELERY_FLEET_ANSIBLE_PLAYBOOK_REAL") or real_script()
+    if real is None:
+        sys.exit("ansible-playbook: no ansible-playbook after the harness's on the PATH")
+    python = interpreter_of(real)
+    try:
+        ttys = [os.isatty(fd) for fd in (0, 1, 2)]
+        cwd = os.getcwd()
+    except OSError:
+        _exec_real(real, args)
+    directory = runtime_dir()
+    if (
+        python is None
+        or any(ttys)
+        or os.environ.get("CELERY_FLEET_KEPT_PLAYBOOK") == "0"
+        or not private_dir(directory)
+    ):
+        _exec_real(real, args)
+    env = dict(os.environ)
+    key = key_of(real, python, cwd, env)
+    path = os.path.join(directory, f"{key}.sock")
+    if len(os.fsencode(path)) >= 108:  # a UNIX socket's path limit (sun_path)
+        _exec_real(real, args)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        umask = os.umask(0o022)
+        os.umask(umask)
+        request = json.dumps(
+            {"key": key, "argv": [real, *args], "env": env, "cwd": cwd, "umask": umask}
+        ).encode()
+        socket.send_fds(sock, [HEADER.pack(len(request)) + request], [0, 1, 2])
+        answer = sock.recv(1)
+    except OSError:
+        answer = b""
+    if answer != b"+":
+        sock.close()
+        if answer == b"" and not os.path.exists(f"{path}.seen"):
+            # First miss: remember the key; the second starts a server for the runs after it.
+            with open(f"{path}.seen", "w"):
+                pass
+        elif answer == b"":
+            _start_server(python, key, path, real)
+        _exec_real(real, args)
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(OSError):
+            sock.sendall(bytes([signum]))
+
+    for signum in FORWARDED:
+        signal.signal(signum, forward)
+    status = b""
+    while True:
+        try:
+            chunk = sock.recv(64)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        status += chunk
+    if not status.endswith(b"\n"):
+        sys.exit("ansible-playbook: the kept ansible-playbook server ended under this run")
+    code = int(status.strip())
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+        code = 128 - code
+    sys.exit(code)
+
+
+# The server.
+
+
+def _file_digest(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+class Server:
+    def __init__(self, key: str, path: str, real: str) -> None:
+        self.key = key
+        self.path = path
+        self.real = real
+        with open(real, "rb") as f:
+            self.source = compile(f.read(), real, "exec")
+        from as_main import exit_now, run_as_main  # this file's directory: sys.path[0] until below
+
+        self.run_as_main, self.exit_now = run_as_main, exit_now
+        # What a new interpreter running the script would have as sys.path[0] and argv[0].
+        sys.path[0] = os.path.dirname(real)
+        sys.argv = [real]
+        import atexit
+
+        registered: list[tuple] = []
+        register = atexit.register
+
+        def recording(func: Callable[..., object], *args: object, **kwargs: object) -> object:
+            registered.append((func, args, kwargs))
+            return register(func, *args, **kwargs)
+
+        atexit.register = recording
+        try:
+            import ansible
+            import ansible.cli.playbook  # the configuration is read here
+        finally:
+            atexit.register = register
+        import logging
+        import multiprocessing.util
+
+        from ansible import constants
+        from ansible.config.manager import cleanup_tmp_file, find_ini_config_file
+
+        # The one process-own thing Ansible makes as it imports: its local temporary directory
+        # (DEFAULT_LOCAL_TMP, ansible-local-<pid>..., removed at exit). Each child makes its own.
+        # The standard library's own (logging, multiprocessing) are a new interpreter's too: each child
+        # runs them for itself as it ends.
+
+        expected = [
+            (cleanup_tmp_file, (constants.DEFAULT_LOCAL_TMP,), {"warn": True}),
+            (logging.shutdown, (), {}),
+            (multiprocessing.util._exit_function, (), {}),
+        ]
+        if sorted(map(repr, registered)) != sorted(map(repr, expected)):
+            raise RuntimeError(f"unexpected exit handlers after the imports: {registered!r}")
+        self.constants = constants
+        self.cleanup = cleanup_tmp_file
+        self.find_config = find_ini_config_file
+        self.config = constants.config._config_file
+        self.config_digest = _file_digest(self.config)
+        self.stamps = {p: _stamp(p) for p in (real, ansible.__file__)}
+        import threading
+
+        if threading.active_count() != 1:
+            raise RuntimeError("threads running after the imports: forking is not safe")
+
+    def current(self) -> bool:
+        """Whether a new interpreter would still import and configure Ansible as this one did."""
+        found = self.find_config()
+        return (
+            found == self.config
+            and _file_digest(found) == self.config_digest
+            and all(_stamp(p) == stamp for p, stamp in self.stamps.items())
+        )
+
+    def serve(self, idle: float = IDLE) -> None:
+        import selectors
+        import time
+
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.path)
+        os.chmod(self.path, 0o600)
+        listener.listen(16)
+        selector = selectors.DefaultSelector()
+        selector.register(listener, selectors.EVENT_READ, ("listen", None))
+        runs: dict[int, tuple[socket.socket, int]] = {}  # child pid -> (client, pidfd)
+
+        def fds() -> list[int]:
+            open_listener = [listener.fileno()] if listener.fileno() >= 0 else []
+            return [
+                *open_listener,
+                selector.fileno(),
+                *(fd for conn, pidfd in runs.values() for fd in (conn.fileno(), pidfd)),
+            ]
+
+        self.fds = fds
+        last = time.monotonic()
+        stale = False
+        while runs or not stale:
+            ready = selector.select(None if stale else 1.0)
+            for item, _ in ready:
+                kind, data = item.data
+                if kind == "listen":
+                    conn, _ = listener.accept()
+                    pid = self.take(conn, stale)
+                    if pid is None:
+                        conn.close()
+                        stale = stale or not self.current()
+                        continue
+                    pidfd = os.pidfd_open(pid)
+                    runs[pid] = (conn, pidfd)
+                    selector.register(conn, selectors.EVENT_READ, ("client", pid))
+                    selector.register(pidfd, selectors.EVENT_READ, ("child", pid))
+                elif kind == "client":
+                    conn = runs[data][0]
+                    try:
+                        got = conn.recv(64)
+                    except OSError:
+                        got = b""
+                    for signum in got or [signal.SIGKILL]:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.killpg(data, signum)
+                    if not got:
+                        selector.unregister(conn)
+                elif kind == "child":
+                    conn, pidfd = runs.pop(data)
+                    status = os.waitpid(data, 0)[1]
+                    code = os.waitstatus_to_exitcode(status)
+                    selector.unregister(pidfd)
+                    os.close(pidfd)
+                    if conn.fileno() in selector.get_map():
+                        selector.unregister(conn)
+                    with contextlib.suppress(OSError):
+                        conn.sendall(f"{code}\n".encode())
+                    conn.close()
+                    last = time.monotonic()
+            if not runs and time.monotonic() - last > idle:
+                stale = True
+            if stale and listener.fileno() in selector.get_map():
+                selector.unregister(listener)
+                os.unlink(self.path)  # a client connecting from now on finds none and runs anew
+                listener.close()
+        selector.close()
+
+    def take(self, conn: socket.socket, stale: bool) -> int | None:
+        """Read a request and fork its run; None (the client runs anew) when it is not this key's,
+        not this user's or Ansible's configuration changed."""
+        fds: list[int] = []
+        try:
+            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            uid = struct.unpack("3i", creds)[1]
+            conn.settimeout(5.0)
+            data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
+            while len(data) < HEADER.size or len(data) < HEADER.size + HEADER.unpack_from(data)[0]:
+                more = conn.recv(65536)
+                if not more:
+                    raise OSError("short request")
+                data += more
+            conn.settimeout(None)
+            request = json.loads(data[HEADER.size :])
+        except (OSError, ValueError, struct.error):
+            for fd in fds:
+                os.close(fd)
+            return None
+        if (
+            stale
+            or uid != os.getuid()
+            or len(fds) != 3
+            or request.get("key") != self.key
+            or not self.current()
+        ):
+            for fd in fds:
+                os.close(fd)
+            return None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        own = [conn.fileno(), *self.fds()]
+        pid = os.fork()
+        if pid == 0:
+            self.child(request, fds, own)
+        os.setpgid(pid, pid)  # as the child does: a signal right after the fork reaches its group
+        for fd in fds:
+            os.close(fd)
+        try:
+            conn.sendall(b"+")
+        except OSError:
+            os.killpg(pid, signal.SIGKILL)  # the client is gone: waited for as any other run
+        return pid
+
+    def child(self, request: dict, fds: list[int], own: list[int]) -> None:
+        import atexit
+
+        rc = 1
+        try:
+            os.setpgid(0, 0)
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+            for fd in own:  # the listener, the selector, every run's socket and pidfd
+                os.close(fd)
+            os.chdir(request["cwd"])
+            os.umask(request["umask"])
+            os.environ.clear()
+            os.environ.update(request["env"])
+            atexit.unregister(self.cleanup)  # the server's directory: the server removes it
+            C = self.constants
+            C.set_constant(
+                "DEFAULT_LOCAL_TMP", C.config.get_config_value("DEFAULT_LOCAL_TMP", variables=vars(C))
+            )
+            rc = self.run_as_main(self.source, request["argv"], self.real)
+        finally:
+            self.exit_now(rc)
+
+
+def serve(key: str, path: str, real: str) -> None:
+    import fcntl
+
+    lock = open(f"{path}.lock", "w")  # noqa: SIM115 (held until the process ends)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os._exit(0)  # another server for this key is starting or running
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # left by one that died
+    server = Server(key, path, real)
+    try:
+        server.serve(float(os.environ.get("CELERY_FLEET_KEPT_PLAYBOOK_IDLE") or IDLE))
+    finally:
+        server.cleanup(server.constants.DEFAULT_LOCAL_TMP, warn=False)
+    # The imports' atexit handlers are the runs' own (each child runs them); none here.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "serve":
+        serve(*sys.argv[2:5])
+    else:
+        client(sys.argv[1:])
