@@ -214,6 +214,100 @@ def _stamp(path: str) -> tuple[int, int, int] | None:
     return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
+def keep_builtin_routing(path: str) -> None:
+    """Every run parses ansible.builtin's routing (ansible_builtin_runtime.yml, ~370 KB of YAML: ~0.2
+    CPU-s here) as it loads its first plugin. Parsed once here, each child gets its own copy
+    (marshal: plain dicts, lists and strings, as the BaseLoader that parses it makes) when it asks
+    for that very content; anything else is parsed as before. Ansible's collection loader keeps this
+    function replaceable for this (its content_id argument exists "to allow other implementations to
+    cache the output")."""
+    import marshal
+
+    from ansible.utils.collection_loader import _collection_finder
+
+    parse = _collection_finder._meta_yml_to_dict
+    with open(path, "rb") as f:
+        raw = f.read()
+    kept = marshal.dumps(parse(raw, ("ansible.builtin", "runtime.yml")))
+
+    def meta_yml_to_dict(yaml_string_data: bytes | str, content_id: object) -> object:
+        if yaml_string_data == raw:
+            return marshal.loads(kept)
+        return parse(yaml_string_data, content_id)
+
+    _collection_finder._meta_yml_to_dict = meta_yml_to_dict
+
+
+class KeptDocs:
+    """Plugin documentation parsed once per server. A run reads the DOCUMENTATION of every plugin it
+    loads (all the callbacks it finds, the inventory plugins, doc fragments) with PyYAML and
+    Ansible's tagging constructor, ~5 ms each, most of a forked run's remaining CPU. Ansible's plugin
+    loader and doc-fragment code call ``yaml.load(<tagged str>, Loader=AnsibleLoader)``; here their
+    ``yaml`` is a copy of the module whose ``load`` returns, for a text (value and tags: its origin,
+    its trust) this server has parsed, its own copy of that result (pickled: the tags survive). A run
+    forked from here reports each text it had to parse (its main process only, on a pipe of its own);
+    the server parses it after the run, as the run did, and the runs after it find it. Any other
+    load, and every load before a text was learned, is PyYAML's as before."""
+
+    LIMIT = 1 << 20  # a text longer than this is not learned
+
+    def __init__(self) -> None:
+        import pickle
+        import types
+
+        import ansible.plugins.loader
+        import ansible.utils.plugin_docs
+        import yaml
+        from ansible.module_utils._internal._datatag import AnsibleTagHelper
+        from ansible.parsing.yaml.loader import AnsibleLoader
+
+        self.pickle = pickle
+        self.load = yaml.load
+        self.loader = AnsibleLoader
+        self.tags = AnsibleTagHelper.tags
+        self.untag = AnsibleTagHelper.untag
+        self.parsed: dict[tuple[str, frozenset], bytes] = {}
+        self.reporter: tuple[int, int] | None = None  # (pid, write end) in a forked run
+        proxy = types.ModuleType(yaml.__name__, yaml.__doc__)
+        proxy.__dict__.update(yaml.__dict__)
+        proxy.load = self.kept_load
+        for module in (ansible.plugins.loader, ansible.utils.plugin_docs):
+            if module.yaml is not yaml:
+                raise RuntimeError(f"{module.__name__}.yaml is not PyYAML")
+            module.yaml = proxy
+
+    def key(self, text: str) -> tuple[str, frozenset]:
+        return (self.untag(text), self.tags(text))
+
+    def kept_load(self, stream: object, Loader: type) -> object:
+        if Loader is not self.loader or not isinstance(stream, str):
+            return self.load(stream, Loader=Loader)
+        kept = self.parsed.get(self.key(stream))
+        if kept is not None:
+            return self.pickle.loads(kept)
+        result = self.load(stream, Loader=Loader)
+        if self.reporter is not None and self.reporter[0] == os.getpid() and len(stream) <= self.LIMIT:
+            with contextlib.suppress(Exception):  # not learned: the run goes on as it would
+                record = self.pickle.dumps(stream)
+                os.write(self.reporter[1], HEADER.pack(len(record)) + record)
+        return result
+
+    def learn(self, reported: bytes) -> None:
+        """Parse what a run reported (HEADER-framed pickled texts), as it parsed them."""
+        at = 0
+        while at + HEADER.size <= len(reported) and len(self.parsed) < 4096:
+            size = HEADER.unpack_from(reported, at)[0]
+            record = reported[at + HEADER.size : at + HEADER.size + size]
+            at += HEADER.size + size
+            if len(record) != size:
+                break
+            with contextlib.suppress(Exception):
+                text = self.pickle.loads(record)
+                if isinstance(text, str) and self.key(text) not in self.parsed:
+                    parsed = self.load(text, Loader=self.loader)
+                    self.parsed[self.key(text)] = self.pickle.dumps(parsed)
+
+
 class Server:
     def __init__(self, key: str, path: str, real: str) -> None:
         self.key = key
@@ -266,6 +360,10 @@ class Server:
         self.config = constants.config._config_file
         self.config_digest = _file_digest(self.config)
         self.stamps = {p: _stamp(p) for p in (real, ansible.__file__)}
+        keep_builtin_routing(
+            os.path.join(os.path.dirname(ansible.__file__), "config", "ansible_builtin_runtime.yml")
+        )
+        self.docs = KeptDocs()
         import threading
 
         if threading.active_count() != 1:
@@ -291,6 +389,7 @@ class Server:
         selector = selectors.DefaultSelector()
         selector.register(listener, selectors.EVENT_READ, ("listen", None))
         runs: dict[int, tuple[socket.socket, int]] = {}  # child pid -> (client, pidfd)
+        reports: dict[int, bytearray] = {}  # a run's report pipe (read end) -> what it sent
 
         def fds() -> list[int]:
             open_listener = [listener.fileno()] if listener.fileno() >= 0 else []
@@ -298,22 +397,28 @@ class Server:
                 *open_listener,
                 selector.fileno(),
                 *(fd for conn, pidfd in runs.values() for fd in (conn.fileno(), pidfd)),
+                *reports,
             ]
 
         self.fds = fds
         last = time.monotonic()
         stale = False
-        while runs or not stale:
+        while runs or reports or not stale:
             ready = selector.select(None if stale else 1.0)
             for item, _ in ready:
                 kind, data = item.data
                 if kind == "listen":
                     conn, _ = listener.accept()
-                    pid = self.take(conn, stale)
+                    report = os.pipe()
+                    pid = self.take(conn, stale, report)
+                    os.close(report[1])
                     if pid is None:
+                        os.close(report[0])
                         conn.close()
                         stale = stale or not self.current()
                         continue
+                    reports[report[0]] = bytearray()
+                    selector.register(report[0], selectors.EVENT_READ, ("report", None))
                     pidfd = os.pidfd_open(pid)
                     runs[pid] = (conn, pidfd)
                     selector.register(conn, selectors.EVENT_READ, ("client", pid))
@@ -329,6 +434,14 @@ class Server:
                             os.killpg(data, signum)
                     if not got:
                         selector.unregister(conn)
+                elif kind == "report":
+                    chunk = os.read(item.fd, 65536)
+                    if chunk:
+                        reports[item.fd] += chunk
+                        continue
+                    selector.unregister(item.fd)
+                    os.close(item.fd)
+                    self.docs.learn(bytes(reports.pop(item.fd)))
                 elif kind == "child":
                     conn, pidfd = runs.pop(data)
                     status = os.waitpid(data, 0)[1]
@@ -341,7 +454,7 @@ class Server:
                         conn.sendall(f"{code}\n".encode())
                     conn.close()
                     last = time.monotonic()
-            if not runs and time.monotonic() - last > idle:
+            if not runs and not reports and time.monotonic() - last > idle:
                 stale = True
             if stale and listener.fileno() in selector.get_map():
                 selector.unregister(listener)
@@ -349,7 +462,7 @@ class Server:
                 listener.close()
         selector.close()
 
-    def take(self, conn: socket.socket, stale: bool) -> int | None:
+    def take(self, conn: socket.socket, stale: bool, report: tuple[int, int]) -> int | None:
         """Read a request and fork its run; None (the client runs anew) when it is not this key's,
         not this user's or Ansible's configuration changed."""
         fds: list[int] = []
@@ -381,10 +494,10 @@ class Server:
             return None
         sys.stdout.flush()
         sys.stderr.flush()
-        own = [conn.fileno(), *self.fds()]
+        own = [conn.fileno(), report[0], *self.fds()]
         pid = os.fork()
         if pid == 0:
-            self.child(request, fds, own)
+            self.child(request, fds, own, report[1])
         os.setpgid(pid, pid)  # as the child does: a signal right after the fork reaches its group
         for fd in fds:
             os.close(fd)
@@ -394,7 +507,7 @@ class Server:
             os.killpg(pid, signal.SIGKILL)  # the client is gone: waited for as any other run
         return pid
 
-    def child(self, request: dict, fds: list[int], own: list[int]) -> None:
+    def child(self, request: dict, fds: list[int], own: list[int], report: int) -> None:
         import atexit
 
         rc = 1
@@ -402,8 +515,9 @@ class Server:
             os.setpgid(0, 0)
             for target, fd in enumerate(fds):
                 os.dup2(fd, target)
-            for fd in own:  # the listener, the selector, every run's socket and pidfd
+            for fd in own:  # the listener, the selector, every run's socket, pidfd and report pipe
                 os.close(fd)
+            self.docs.reporter = (os.getpid(), report)
             os.chdir(request["cwd"])
             os.umask(request["umask"])
             os.environ.clear()

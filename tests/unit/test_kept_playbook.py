@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import shutil
 import signal
 import subprocess
@@ -265,3 +266,111 @@ def test_the_server_ends_when_idle_and_leaves_no_socket_or_directory(kept, tmp_p
     assert wait_for(lambda: server not in servers(tmp_path), IDLE + 10)
     assert not list(runtime.glob("*.sock"))
     assert not list((tmp_path / "local").iterdir())
+
+
+def test_the_builtin_routing_parsed_once_is_each_callers_own_copy(monkeypatch):
+    """keep_builtin_routing, in this process: ansible.builtin's routing as the collection loader's
+    own function parses it, a new copy for each call; other content parsed by that function."""
+    sys.path.insert(0, str(TOP / "molecule" / "resources"))
+    import ansible
+    import kept_playbook
+    from ansible.utils.collection_loader import _collection_finder
+
+    parse = _collection_finder._meta_yml_to_dict
+    monkeypatch.setattr(_collection_finder, "_meta_yml_to_dict", parse)
+    path = Path(ansible.__file__).parent / "config" / "ansible_builtin_runtime.yml"
+    kept_playbook.keep_builtin_routing(str(path))
+    kept = _collection_finder._meta_yml_to_dict
+    assert kept is not parse
+    raw = path.read_bytes()
+    first = kept(raw, ("ansible.builtin", "runtime.yml"))
+    assert first == parse(raw, ("ansible.builtin", "runtime.yml"))
+    first["plugin_routing"].clear()
+    assert kept(path.read_bytes(), ("ansible.builtin", "runtime.yml"))["plugin_routing"]
+    assert kept(b"requires_ansible: '>=2.15'\n", ("x.y", "runtime.yml")) == {"requires_ansible": ">=2.15"}
+
+
+OPTIONS = """\
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Plugin options, as the plugins' documentation and its fragments define them
+      ansible.builtin.debug:
+        msg: >-
+          options: {{ [
+          lookup('ansible.builtin.config', 'display_ok_hosts', plugin_type='callback', plugin_name='default'),
+          lookup('ansible.builtin.config', 'result_format', plugin_type='callback', plugin_name='default'),
+          lookup('ansible.builtin.config', 'pipelining', plugin_type='connection', plugin_name='ssh'),
+          lookup('ansible.builtin.config', 'remote_tmp', plugin_type='shell', plugin_name='sh'),
+          lookup('ansible.builtin.config', 'become_exe', plugin_type='become', plugin_name='sudo'),
+          lookup('ansible.builtin.config', 'directory', plugin_type='callback', plugin_name='tree')
+          ] | to_json }}
+"""
+
+
+def test_plugin_options_from_learned_documentation_are_those_of_a_new_run(kept, tmp_path):
+    """The fourth run (forked, the documentation the third parsed learned by the server) defines
+    every plugin's options as the first (a new interpreter) did."""
+    runs = [kept(OPTIONS) for _ in range(4)]
+    for run in runs:
+        assert run.returncode == 0, run.stdout + run.stderr
+    first, last = (re.findall(r"options: (\[.*\])", run.stdout) for run in (runs[0], runs[3]))
+    assert first and first == last, (first, last)
+    assert len(servers(tmp_path)) == 1
+
+
+def test_documentation_kept_is_what_pyyaml_makes_with_its_tags():
+    """KeptDocs, in this process, on every builtin callback's and inventory plugin's documentation:
+    a text parsed once is returned as an equal copy with the same tags on every value, a new one
+    each time; a text not learned, another loader or a stream that is not text go to PyYAML."""
+    import ast
+    import importlib
+
+    sys.path.insert(0, str(TOP / "molecule" / "resources"))
+    import ansible.plugins.loader
+    import ansible.utils.plugin_docs
+    import kept_playbook
+    import yaml
+    from ansible._internal._datatag import _tags
+    from ansible.module_utils._internal._datatag import AnsibleTagHelper
+    from ansible.parsing.yaml.loader import AnsibleLoader
+
+    def same(a: object, b: object, where: str = "") -> None:
+        assert type(a) is type(b), where
+        assert AnsibleTagHelper.tags(a) == AnsibleTagHelper.tags(b), where
+        assert a == b, where
+        if isinstance(a, dict):
+            for k in a:
+                same(a[k], b[k], f"{where}/{k}")
+        elif isinstance(a, list):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                same(x, y, f"{where}[{i}]")
+
+    try:
+        docs = kept_playbook.KeptDocs()
+        assert ansible.plugins.loader.yaml.load == docs.kept_load
+        texts = []
+        for kind in ("callback", "inventory"):
+            for path in (Path(ansible.__file__).parent / "plugins" / kind).glob("*.py"):
+                for node in ast.parse(path.read_text()).body:
+                    if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "DOCUMENTATION":
+                        texts.append(
+                            _tags.Origin(path=str(path)).tag(_tags.TrustedAsTemplate().tag(node.value.value))
+                        )
+        assert len(texts) > 10
+        docs.learn(b"".join(kept_playbook.HEADER.pack(len(r)) + r for r in map(docs.pickle.dumps, texts)))
+        assert len(docs.parsed) == len(texts)
+        for text in texts:
+            fresh = yaml.load(text, Loader=AnsibleLoader)
+            kept = docs.kept_load(text, Loader=AnsibleLoader)
+            same(kept, fresh, str(AnsibleTagHelper.tags(text)))
+            assert kept is not docs.kept_load(text, Loader=AnsibleLoader)
+        # Another origin is another text: parsed anew.
+        moved = _tags.Origin(path="/elsewhere.py").tag(AnsibleTagHelper.untag(texts[0]))
+        assert docs.key(moved) not in docs.parsed
+        same(docs.kept_load(moved, Loader=AnsibleLoader), yaml.load(moved, Loader=AnsibleLoader))
+        assert docs.kept_load("a: 1", Loader=yaml.SafeLoader) == {"a": 1}
+    finally:
+        importlib.reload(ansible.utils.plugin_docs)
+        ansible.plugins.loader.yaml = yaml
+        ansible.utils.plugin_docs.yaml = yaml
