@@ -26,6 +26,10 @@ and Ansible's package are unchanged. Anything else runs the real ansible-playboo
 is started the second time a key misses (a key seen once costs nothing), serves only its own user
 (a 0700 directory, SO_PEERCRED) and ends after IDLE seconds without a run
 (CELERY_FLEET_KEPT_PLAYBOOK_IDLE), removing its socket first and its own temporary directory last.
+In the runtime directory, <key>.sock.log says when each server started, each run it forked and how
+it ended; misses.log has a line per run that went anew (the key, and whether it was the key's first).
+The server's command name is kept-playbook; each run it forks renames itself ansible-playboo, as a
+new interpreter running the script is named (ps, process accounting: a run's parent is the server).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import struct
 import sys
 from collections.abc import Callable
 
-IDLE = 60.0
+IDLE = 300.0
 # Environment variables the key leaves out: set by Molecule and pytest per action or per test, not
 # read by Ansible while it imports (the child still gets them, as every other variable).
 VOLATILE = ("MOLECULE_", "PYTEST_")
@@ -160,12 +164,15 @@ def client(args: list[str]) -> None:
         answer = b""
     if answer != b"+":
         sock.close()
-        if answer == b"" and not os.path.exists(f"{path}.seen"):
+        first = not os.path.exists(f"{path}.seen")
+        if first:
             # First miss: remember the key; the second starts a server for the runs after it.
             with open(f"{path}.seen", "w"):
                 pass
-        elif answer == b"":
+        else:
             _start_server(python, key, path, real)
+        with contextlib.suppress(OSError), open(os.path.join(directory, "misses.log"), "a") as log:
+            log.write(f"{key} {'first' if first else 'again'}\n")  # one short line: appended whole
         _exec_real(real, args)
 
     def forward(signum: int, _frame: object) -> None:
@@ -401,6 +408,7 @@ class Server:
             ]
 
         self.fds = fds
+        self.served = 0
         last = time.monotonic()
         stale = False
         while runs or reports or not stale:
@@ -452,6 +460,8 @@ class Server:
                         selector.unregister(conn)
                     with contextlib.suppress(OSError):
                         conn.sendall(f"{code}\n".encode())
+                    self.served += 1
+                    print(f"{time.strftime('%H:%M:%S')} run {data}: exit {code}", file=sys.stderr, flush=True)
                     conn.close()
                     last = time.monotonic()
             if not runs and not reports and time.monotonic() - last > idle:
@@ -518,6 +528,7 @@ class Server:
             for fd in own:  # the listener, the selector, every run's socket, pidfd and report pipe
                 os.close(fd)
             self.docs.reporter = (os.getpid(), report)
+            set_name(os.path.basename(self.real).encode())  # a new interpreter's: the script's name
             os.chdir(request["cwd"])
             os.umask(request["umask"])
             os.environ.clear()
@@ -532,8 +543,18 @@ class Server:
             self.exit_now(rc)
 
 
+def set_name(name: bytes) -> None:
+    """This process's command name (prctl PR_SET_NAME, 15 bytes at most), as ps and the kernel's
+    process accounting show it."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(15, ctypes.c_char_p(name[:15]), 0, 0, 0)
+
+
 def serve(key: str, path: str, real: str) -> None:
     import fcntl
+    import time
 
     lock = open(f"{path}.lock", "w")  # noqa: SIM115 (held until the process ends)
     try:
@@ -542,11 +563,22 @@ def serve(key: str, path: str, real: str) -> None:
         os._exit(0)  # another server for this key is starting or running
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # left by one that died
+    set_name(b"kept-playbook")  # in ps and process accounting; its runs rename themselves back
+    started = time.process_time()
     server = Server(key, path, real)
+    print(
+        f"{time.strftime('%H:%M:%S')} serving, ready in {time.process_time() - started:.2f} CPU-s",
+        file=sys.stderr,
+    )
     try:
         server.serve(float(os.environ.get("CELERY_FLEET_KEPT_PLAYBOOK_IDLE") or IDLE))
     finally:
         server.cleanup(server.constants.DEFAULT_LOCAL_TMP, warn=False)
+        print(
+            f"{time.strftime('%H:%M:%S')} ended: {server.served} runs, {len(server.docs.parsed)} texts kept",
+            file=sys.stderr,
+            flush=True,
+        )
     # The imports' atexit handlers are the runs' own (each child runs them); none here.
     os._exit(0)
 
