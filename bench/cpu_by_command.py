@@ -26,12 +26,14 @@ from dataclasses import dataclass
 TICKS = 100
 # A command name (the kernel keeps its first 15 characters) -> what it is, for the summary. A
 # forked child that did not exec keeps its parent's name (dump-acct flags it F): an Ansible worker
-# is "ansible-playboo" + F, one per task and host.
+# is "ansible-playboo" + F, one per task and host (unless its parent is no ansible-playbook: parse).
 KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("Ansible controller: worker per task and host", re.compile(r"^ansible-playboo\*$")),
     (
         "Ansible controller: ansible-playbook",
-        re.compile(r"^ansible-(playboo|galaxy|config|vault|doc|invento)$"),
+        re.compile(
+            r"^(ansible-(playboo|galaxy|config|vault|doc|invento)|ansible-playboo \(kept\)|kept-playbook)$"
+        ),
     ),
     ("Python on the hosts: modules and the app's scripts", re.compile(r"^python(3(\.\d+)?)?\*?$")),
     ("Celery: workers, beat, Flower, the celery CLI", re.compile(r"^celery\*?$")),
@@ -52,6 +54,7 @@ class Record:
 def parse(lines: Iterable[str]) -> list[Record]:
     """Records of dump-acct's text: ``command|v3|utime|stime|etime|uid|gid|mem|io|pid|ppid|flags|...``."""
     records = []
+    links = []  # (pid, ppid) of each record
     for line in lines:
         fields = [f.strip() for f in line.split("|")]
         if len(fields) < 12 or not fields[0]:
@@ -62,7 +65,19 @@ def parse(lines: Iterable[str]) -> list[Record]:
             continue
         forked = "F" in fields[11]
         records.append(Record(fields[0] + ("*" if forked else ""), cpu))
-    return records
+        links.append((fields[9], fields[10]))
+    # The harness's kept server (molecule/resources/kept_playbook.py, command name kept-playbook)
+    # forks each run, which renames itself ansible-playboo: a forked ansible-playboo whose parent is
+    # no ansible-playbook process is such a run's main process, not a task process.
+    players = {
+        pid for r, (pid, _) in zip(records, links, strict=True) if r.command.rstrip("*") == "ansible-playboo"
+    }
+    return [
+        Record("ansible-playboo (kept)", r.cpu_s)
+        if r.command == "ansible-playboo*" and ppid not in players
+        else r
+        for r, (_, ppid) in zip(records, links, strict=True)
+    ]
 
 
 def kind(command: str) -> str:

@@ -55,3 +55,23 @@ def test_summary_shares_add_up_and_rank_the_commands() -> None:
     assert "| Ansible controller: worker per task and host | 0 | 5 % |" in text
     commands = [line for line in text.splitlines() if line.startswith("| `")]
     assert [line.split("`")[1] for line in commands] == ["ansible-playboo", "celery", "apt-get"]
+
+
+def test_a_run_forked_by_the_kept_server_is_an_ansible_playbook_not_a_task_process() -> None:
+    dump = """\
+kept-playbook|v3|70.00|5.00|90000.00|0|0|90000.00|0.00|2000|1||0|__|Fri Dec  4 18:30:00 2026
+ansible-playboo|v3|20.00|5.00|300.00|0|0|90000.00|0.00|2002|2001|F|0|__|Fri Dec  4 18:30:00 2026
+ansible-playboo|v3|30.00|0.00|900.00|0|0|90000.00|0.00|2001|2000|F|0|__|Fri Dec  4 18:30:00 2026
+ansible-playboo|v3|3.00|0.00|10.00|0|0|90000.00|0.00|2003|1999||0|__|Fri Dec  4 18:30:00 2026
+"""
+    records = cpu.parse(dump.splitlines())
+
+    # The server, its run (parent 2000, the server), the run's task process, a client.
+    assert [r.command for r in records] == [
+        "kept-playbook",
+        "ansible-playboo*",
+        "ansible-playboo (kept)",
+        "ansible-playboo",
+    ]
+    assert cpu.kind("ansible-playboo (kept)").startswith("Ansible controller: ansible-playbook")
+    assert cpu.kind("kept-playbook").startswith("Ansible controller: ansible-playbook")
