@@ -6,8 +6,8 @@
 # archive downloads the binary from GitHub (the build retried for 30 s with no network: on a clean
 # clone that was 30 s of the suite spent waiting, `make lint` being the last check to end). Where the
 # package index offers no wheel, the lint says so and is skipped (once per pin: the failed attempt
-# is remembered in .cache/) — except in GitHub Actions, where it must run. The workflow's content (its scenario matrix, its make steps)
-# is checked regardless by tests/unit/test_ci_workflow.py.
+# is remembered in .cache/) — except in GitHub Actions, where it must run. The workflow's content
+# (its scenario matrix, its make steps) is checked regardless by tests/unit/test_ci_workflow.py.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)

@@ -310,9 +310,9 @@ class KeptDocs:
                 break
             with contextlib.suppress(Exception):
                 text = self.pickle.loads(record)
-                if isinstance(text, str) and self.key(text) not in self.parsed:
-                    parsed = self.load(text, Loader=self.loader)
-                    self.parsed[self.key(text)] = self.pickle.dumps(parsed)
+                key = self.key(text) if isinstance(text, str) else None
+                if key is not None and key not in self.parsed:
+                    self.parsed[key] = self.pickle.dumps(self.load(text, Loader=self.loader))
 
 
 class Server:
