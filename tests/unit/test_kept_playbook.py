@@ -28,11 +28,13 @@ IDLE = 4.0
 SERVE = "kept_playbook.py serve"
 
 # Prints, from a `pipe` lookup in the run's task process, its ancestors' command lines (the task
-# process, ansible-playbook's main process, and above it the server or the test), then the facts a
-# run takes from its client.
+# process, ansible-playbook's main process, and above it the server or the test, where it stops: the
+# processes above the test, such as a CI harness, may have anything in their arguments, and the
+# lookup decodes what it reads as UTF-8, so only printable ASCII is printed), then the facts a run
+# takes from its client.
 PROBE = r"""p=$PPID
-while [ "$p" -gt 1 ]; do
-  echo "ancestor: $(tr '\0' ' ' < /proc/$p/cmdline)"
+while [ "$p" -gt 1 ] && [ "$p" != "$PROBE_STOP" ]; do
+  echo "ancestor: $(LC_ALL=C tr -c '[:print:]' ' ' < /proc/$p/cmdline)"
   p=$(awk '{print $4}' /proc/$p/stat)
 done
 echo "mark: $MOLECULE_MARK"
@@ -88,6 +90,7 @@ def kept(tmp_path: Path) -> Iterator[Callable[..., subprocess.CompletedProcess[s
         "CELERY_FLEET_ANSIBLE_PLAYBOOK_REAL": str(REAL),
         "CELERY_FLEET_KEPT_PLAYBOOK_IDLE": str(IDLE),
         "LOCAL_TMP": str(tmp_path / "local"),
+        "PROBE_STOP": str(os.getpid()),
     }
 
     def run(text: str = PLAY, *, extra_env: dict[str, str] | None = None, **options):
