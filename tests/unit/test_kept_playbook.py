@@ -150,9 +150,11 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
 
 def test_a_run_is_forked_once_its_key_repeats_and_prints_what_a_new_one_prints(kept, tmp_path):
     first, second, third = kept(), kept(), kept()
-    # The first remembers the key, the second starts a server and runs anew, the third is forked.
-    assert [forked(first), forked(second), forked(third)] == [False, False, True]
+    # The first remembers the key, the second starts a server and waits for it, the third is forked.
+    assert [forked(first), forked(second), forked(third)] == [False, True, True]
     assert len(servers(tmp_path)) == 1
+    misses = (tmp_path / "tmp" / f"celery-fleet-kept-playbook-{os.getuid()}" / "misses.log").read_text()
+    assert [line.split()[1] for line in misses.splitlines()] == ["first", "served"]
     assert lines(third, "mark:") == lines(first, "mark:")
     task = [line for line in first.stdout.splitlines() if "TASK [" in line or "ok=" in line]
     assert task == [line for line in third.stdout.splitlines() if "TASK [" in line or "ok=" in line]
@@ -164,7 +166,7 @@ def test_a_forked_run_has_its_clients_environment_directory_umask_and_local_tmp(
     elsewhere.mkdir()
     (elsewhere / "probe.sh").write_text(PROBE)
     (elsewhere / "play.yml").write_text(PLAY)
-    assert not forked(kept(cwd=elsewhere)) and not forked(kept(cwd=elsewhere))
+    assert not forked(kept(cwd=elsewhere)) and forked(kept(cwd=elsewhere))
     result = kept(extra_env={"MOLECULE_MARK": "set for this run only"}, cwd=elsewhere, umask=0o027)
     assert forked(result)
     assert lines(result, "mark:") == ["set for this run only"]
@@ -219,14 +221,19 @@ def test_a_killed_client_takes_its_run_with_it(kept, tmp_path):
     assert wait_for(lambda: servers(tmp_path) == [server], 15)
 
 
-def test_a_changed_configuration_runs_anew_and_ends_the_server(kept, tmp_path):
+def test_a_changed_configuration_is_read_by_a_new_server_and_the_old_one_ends(kept, tmp_path):
     kept(), kept()
     assert forked(kept())
     [server] = servers(tmp_path)
     config = tmp_path / "ansible.cfg"
-    config.write_text(config.read_text() + "nocows = True\n")
-    assert not forked(kept())
+    config.write_text(config.read_text() + "callback_result_format = yaml\n")
+    result = kept()
+    # The old server declined the run and stopped listening; the client started the next one and
+    # waited for it, which read the new configuration: its run prints its result as YAML.
+    assert forked(result)
+    assert "msg: |-" in result.stdout and '"msg":' not in result.stdout, result.stdout
     assert wait_for(lambda: server not in servers(tmp_path), 10)
+    assert len(servers(tmp_path)) == 1
 
 
 def test_a_terminal_runs_anew(kept, tmp_path):
@@ -312,8 +319,8 @@ OPTIONS = """\
 
 
 def test_plugin_options_from_learned_documentation_are_those_of_a_new_run(kept, tmp_path):
-    """The fourth run (forked, the documentation the third parsed learned by the server) defines
-    every plugin's options as the first (a new interpreter) did."""
+    """The fourth run (forked, the documentation the second and third parsed learned by the
+    server) defines every plugin's options as the first (a new interpreter) did."""
     runs = [kept(OPTIONS) for _ in range(4)]
     for run in runs:
         assert run.returncode == 0, run.stdout + run.stderr
