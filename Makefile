@@ -12,7 +12,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 INVENTORIES := $(wildcard inventories/*/hosts.yml)
 
-.PHONY: help test venv sandbox-vault lint unit promtool syntax static-beside harness molecule demo demo-destroy bench clean
+.PHONY: help test venv sandbox-vault lint unit promtool syntax harness molecule demo demo-destroy bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,20 +23,10 @@ help: ## List the targets
 # once (scripts/run-scenarios.sh JOBS): on 2 cores a lane often waits (a failover, a stream, a drain)
 # while the others use the CPU; all eight passed that way in 1890 s, against about 2460 s in two lanes
 # (each scenario about 15 % slower, the whole 23 % shorter; README). `make test JOBS=1`: one after another.
-# The unit tests first (some wait for processes within seconds: not beside the scenarios), then the
-# scenarios with lint and the syntax checks beside them at the lowest CPU priority (nice 19): those
-# wait for nothing, and the scenarios leave ~15 % of the 2 cores idle (waits for failovers, services,
-# periodic tasks). Their output comes as one block when they end; any failure fails `make test`.
 test: venv ## The whole suite: lint, unit tests, syntax checks, every Molecule scenario
-	$(MAKE) --no-print-directory -j2 --output-sync=target harness unit
-	$(MAKE) --no-print-directory -j2 molecule static-beside JOBS=$(JOBS)
+	$(MAKE) --no-print-directory -j2 --output-sync=target harness lint syntax unit
+	$(MAKE) --no-print-directory molecule JOBS=$(JOBS)
 test: JOBS ?= 3
-
-static-beside: venv sandbox-vault
-	@mkdir -p .cache; echo "lint and syntax checks: beside the scenarios at nice 19 (.cache/static.log)"
-	@rc=0; nice -n 19 $(MAKE) --no-print-directory lint syntax >.cache/static.log 2>&1 || rc=$$?; \
-	  echo "=== lint and syntax checks (nice 19, beside the scenarios): $$([ $$rc = 0 ] && echo passed || echo FAILED)"; \
-	  cat .cache/static.log; exit $$rc
 
 venv: $(BIN)/.installed ## Create the controller virtualenv from requirements/controller.txt
 
