@@ -370,11 +370,11 @@ class KeptDocs:
 
 
 class Server:
-    def __init__(self, key: str, path: str, real: str) -> None:
+    def __init__(self, key: str, path: str, real: str, lock: int) -> None:
         self.key = key
         self.path = path
         self.real = real
-        self.lock = -1  # the key's lock (serve() sets it)
+        self.lock = lock  # the key's lock (_start_server took it), -1 once given up
         with open(real, "rb") as f:
             self.source = compile(f.read(), real, "exec")
         from as_main import exit_now, run_as_main  # this file's directory: sys.path[0] until below
@@ -455,8 +455,10 @@ class Server:
 
         def fds() -> list[int]:
             open_listener = [listener.fileno()] if listener.fileno() >= 0 else []
+            held_lock = [self.lock] if self.lock >= 0 else []
             return [
                 *open_listener,
+                *held_lock,
                 selector.fileno(),
                 *(fd for conn, pidfd in runs.values() for fd in (conn.fileno(), pidfd)),
                 *reports,
@@ -570,7 +572,7 @@ class Server:
             return None
         sys.stdout.flush()
         sys.stderr.flush()
-        own = [conn.fileno(), report[0], *self.fds(), *([self.lock] if self.lock >= 0 else [])]
+        own = [conn.fileno(), report[0], *self.fds()]
         pid = os.fork()
         if pid == 0:
             self.child(request, fds, own, report[1])
@@ -627,8 +629,7 @@ def serve(key: str, path: str, real: str, lock: str) -> None:
         os.unlink(path)  # left by one that died
     set_name(b"kept-playbook")  # in ps and process accounting; its runs rename themselves back
     started = time.process_time()
-    server = Server(key, path, real)
-    server.lock = int(lock)
+    server = Server(key, path, real, int(lock))
     print(
         f"{time.strftime('%H:%M:%S')} serving, ready in {time.process_time() - started:.2f} CPU-s",
         file=sys.stderr,
