@@ -20,14 +20,16 @@ help: ## List the targets
 # The checks and the harness share the 2 cores first (-j2; the Docker engine and the images, which
 # need no venv, start beside the venv; on a clean machine the images build while lint, syntax and the
 # unit tests run: they need neither Docker nor the images), and output stays grouped per target.
-# Molecule starts only once all of them passed. Three scenarios at once (scripts/run-scenarios.sh
-# JOBS): on 2 cores a lane often waits (a failover, a stream, a drain) while the others use the CPU;
-# all eight passed that way in 1890 s, against about 2460 s in two lanes (each scenario about 15 %
-# slower, the whole 23 % shorter; README). `make test JOBS=1`: one after another.
+# Molecule starts only once all of them passed. Four scenarios at once (scripts/run-scenarios.sh
+# JOBS): on 2 cores a lane often waits (a failover, a stream, a drain, a beat period) while the
+# others use the CPU. Two lanes -> three: 2460 -> 1890 s (2026-12-03). Three -> four, the same commit
+# on an idle 2-core machine (2026-12-06, README): Molecule 974 -> 799 s, the CPU idle 31 -> 17 % of
+# the run; on a slower machine whose cores three lanes already kept busy, four were no worse (1700 ->
+# 1668 s). `make test JOBS=1`: one after another.
 test: ## The whole suite: lint, unit tests, syntax checks, every Molecule scenario
 	$(MAKE) --no-print-directory -j2 --output-sync=target harness lint syntax unit
 	$(MAKE) --no-print-directory molecule JOBS=$(JOBS)
-test: JOBS ?= 3
+test: JOBS ?= 4
 
 venv: $(BIN)/.installed ## Create the controller virtualenv from requirements/controller.txt
 
@@ -88,7 +90,7 @@ images: ## Docker engine and base images (no venv needed: with -j2 they start be
 	scripts/ensure-docker.sh
 	scripts/build-images.sh
 
-molecule: venv harness sandbox-vault ## Every Molecule scenario (or S="redis workers" for some; JOBS=3: three at once), with a summary line
+molecule: venv harness sandbox-vault ## Every Molecule scenario (or S="redis workers" for some; JOBS=4: four at once), with a summary line
 	PATH=$(abspath $(BIN)):$$PATH $(if $(JOBS),JOBS=$(JOBS)) scripts/run-scenarios.sh $(S)
 
 demo: venv harness sandbox-vault ## Bring up the sandbox fleet in containers and run the example workload (SENTINEL=1: Sentinel broker + switchover)
