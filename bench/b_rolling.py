@@ -41,7 +41,7 @@ OPS = "cf-ops"
 # The unit of the baseline: a prefork worker that takes the stream's sleeps.
 BASELINE = ("cf-worker-cpu", "processing")
 # The longest task the producer sends (seconds); the stream is the fleet's only load besides beat's
-# 30 s pings, so no worker runs anything longer when the restart comes.
+# 15 s pings, so no worker runs anything longer when the restart comes.
 SLEEP = 0.5
 SLACK = 10.0
 RATE = 30.0  # tasks per second
