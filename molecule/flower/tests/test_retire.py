@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from celery_fleet.recap import play_recap  # lib/ is on sys.path through fleetnode
 from conftest import APP, BEAT_PROCESS, FLOWER_PROCESS, LAYOUT, Target, ansible_playbook
+from fleetnode import wait_until
 
 SCENARIO_CONVERGE = "molecule/flower/converge.yml"
 RETIRE_HOST = "playbooks/retire-host.yml"
@@ -147,6 +148,14 @@ def retired(host: Target, switched: dict) -> dict:
     program = f"# celery-fleet beat of app {APP}-{OTHER}\n[program:{FOREIGN_PROGRAM}]\n"
     program += "command=/bin/sleep infinity\n"
     host.sh(f"cat > {FOREIGN_PROGRAM_FILE} && supervisorctl update", stdin=program)
+    # The update starts it, STARTING until it stayed up supervisord's startsecs (1 s): a check run
+    # can end sooner than that (seen under load). Every program RUNNING first, so the states after
+    # the check say what the check did.
+    wait_until(
+        lambda: _programs(host) if set(_programs(host).values()) == {"RUNNING"} else None,
+        timeout=30,
+        what=f"every program of {HOST} RUNNING before retire-host.yml --check (supervisorctl status)",
+    )
     checked = ansible_playbook([RETIRE_HOST, "--limit", HOST, "--check"])
     programs_after_check = _programs(host)
     first = ansible_playbook([RETIRE_HOST, "--limit", HOST])
@@ -159,7 +168,7 @@ def retired(host: Target, switched: dict) -> dict:
 def test_retire_host_check_mode_reports_and_changes_nothing(host: Target, retired: dict) -> None:
     assert retired["check"].returncode == 0, retired["check"].stdout[-3000:]
     assert _recap(retired["check"])["changed"] > 0
-    assert set(retired["after_check"].values()) == {"RUNNING"}
+    assert set(retired["after_check"].values()) == {"RUNNING"}, retired["after_check"]
     # Beat, Flower, the workers and the other app's program.
     assert len(retired["after_check"]) == 3 + len(host.vars["celery_workers"])
 
