@@ -171,14 +171,14 @@ def executions(since: float) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def streaming(name: str, rate: int = 20, minimum: int = 500) -> Iterator[dict[str, Any]]:
+def streaming(name: str, rate: int = 8, minimum: int = 500) -> Iterator[dict[str, Any]]:
     """A producer on the ops host streaming tasks (probe.py stream, at least ``minimum``) while the
     block runs: entered once its first task is sent; on leaving, stopped, and the dict it yielded
     gets ``sent`` (the entries of /tmp/<name>-ids.json) and ``report`` (the producer's own).
 
-    At 20 a second the 500 take about as long as the plays they run under (the rolling restart's
-    ~20 s, the rotation's two phases ~35 s), so most of them are sent while workers restart; at 8
-    (until 2026-12-06) the stream went on ~40 s after each play."""
+    At 20 a second (tried 2026-12-06) the stream sends 20 a second for as long as the play under it
+    runs, 700-1,250 tasks when four scenarios share the cores: more CPU, where the 8 a second's
+    ~40 s after a play are only waiting."""
     ops = node(OPS)
     files = f"/tmp/{name}-ids.json /tmp/{name}-stop"
     ops.check(f"rm -f {files} /tmp/{name}-started")
