@@ -148,14 +148,16 @@ def retired(host: Target, switched: dict) -> dict:
     program = f"# celery-fleet beat of app {APP}-{OTHER}\n[program:{FOREIGN_PROGRAM}]\n"
     program += "command=/bin/sleep infinity\n"
     host.sh(f"cat > {FOREIGN_PROGRAM_FILE} && supervisorctl update", stdin=program)
+
     # The update starts it, STARTING until it stayed up supervisord's startsecs (1 s): a check run
     # can end sooner than that (seen under load). Every program RUNNING first, so the states after
     # the check say what the check did.
-    wait_until(
-        lambda: _programs(host) if set(_programs(host).values()) == {"RUNNING"} else None,
-        timeout=30,
-        what=f"every program of {HOST} RUNNING before retire-host.yml --check (supervisorctl status)",
-    )
+    def all_running() -> bool:
+        programs = _programs(host)
+        assert set(programs.values()) == {"RUNNING"}, programs  # shown if the wait runs out
+        return True
+
+    wait_until(all_running, timeout=30, what=f"every program of {HOST} RUNNING before the check run")
     checked = ansible_playbook([RETIRE_HOST, "--limit", HOST, "--check"])
     programs_after_check = _programs(host)
     first = ansible_playbook([RETIRE_HOST, "--limit", HOST])
